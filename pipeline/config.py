@@ -1,0 +1,97 @@
+"""Typed pipeline configuration, loaded from YAML with `--set a.b=c` overrides.
+
+Each stage owns its config model next to its code (`pipeline/<stage>/config.py`); this module
+only composes them. Every field has a default and a docstring, which `lmpipe config --help-fields`
+prints; an unknown key or a bad value fails with a message that names the YAML key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from pipeline.base_config import StrictModel, config_hash  # noqa: F401 (re-exported)
+from pipeline.ingest.config import IngestConfig
+
+
+class PipelineConfig(StrictModel):
+    """The whole pipeline: where to read, where to write, and one section per stage."""
+
+    inputs: list[str] = Field(default_factory=lambda: ["data/sample/*.warc.gz"])
+    """Input paths, globs or fsspec URLs (s3://, https://, file://): WARC/WET/JSONL/Parquet."""
+    run_dir: str = "runs/demo"
+    """Run directory; each stage writes into `<run_dir>/<stage>/`."""
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    """Ingestion: reading raw files into Arrow document shards."""
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the offending key."""
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid config ({origin}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        got = e.get("input")
+        detail = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        shown = "" if e["type"] == "extra_forbidden" else f" (got {got!r})"
+        lines.append(f"  `{key}`: {detail}{shown}")
+    return "\n".join(lines)
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (`3`, `[en, de]`)."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} must look like `key.path=value`")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override `{dotted}`: `{key}` is not a section")
+        node = child
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PipelineConfig:
+    """Load a PipelineConfig from a YAML file (or defaults) and apply overrides."""
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        if not Path(path).is_file():
+            raise ConfigError(f"config file not found: {path}")
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        data = loaded
+    for assignment in overrides or []:
+        apply_override(data, assignment)
+    if overrides:
+        origin += " with --set " + " ".join(overrides)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def describe_fields(model: type[BaseModel] = PipelineConfig, prefix: str = "") -> list[str]:
+    """One line per field: dotted key, type, default and description (for `lmpipe config`)."""
+    lines = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            lines.append(f"{key}: {field.description or ''}")
+            lines.extend(describe_fields(ann, prefix=f"{key}."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"  {key} = {default!r}  # {field.description or ''}")
+    return lines

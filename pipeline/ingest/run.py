@@ -1,0 +1,171 @@
+"""`run_ingest`: raw files to Arrow document shards, one work unit per input file."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from pipeline.base_config import config_hash
+from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
+from pipeline.ingest.sources import detect_format, input_fingerprint, open_input, resolve_inputs
+from pipeline.ingest.tabular import JsonlReader, ParquetReader
+from pipeline.ingest.warc import WarcReader, WholeFileGzip
+from pipeline.stage import (
+    RejectedLedger,
+    ShardWriter,
+    StageResult,
+    UnitLedger,
+    fingerprint,
+    manifest_matches,
+    prepare_stage_dir,
+    read_manifest,
+    sum_counts,
+    write_manifest,
+)
+
+STAGE = "ingest"
+Progress = Callable[[int, int, dict[str, int]], None]
+
+
+def unit_key(url: str) -> str:
+    """Output prefix of an input file: readable stem plus a hash of its full location."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", url.rstrip("/").rsplit("/", 1)[-1])[:60]
+    return f"{stem}-{hashlib.sha1(url.encode()).hexdigest()[:10]}"
+
+
+def read_events(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
+    """All events of one input file, whatever its format."""
+    fmt = detect_format(url)
+    if fmt == "jsonl":
+        with open_input(url, compression="infer") as fh:
+            yield from JsonlReader(cfg, url).read(fh)
+    elif fmt == "parquet":
+        with open_input(url, seekable=True) as fh:
+            yield from ParquetReader(cfg, url).read(fh)
+    else:
+        reader = WarcReader(cfg, url)
+        compressed = url.lower().endswith(".gz")
+        try:
+            with open_input(url) as fh:
+                yield from reader.read(fh, compressed)
+        except WholeFileGzip:
+            with open_input(url, compression="gzip") as fh:
+                yield from reader.read(fh, compressed=False)
+
+
+def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
+    """Ingest one input file into `<unit>-NNNNN.arrow` shards; returns its counts."""
+    unit = unit_key(url)
+    for stale in out_dir.rglob(f"{unit}-*.arrow"):
+        stale.unlink()  # shards of an earlier, interrupted attempt at this unit
+    docs = ShardWriter(
+        out_dir,
+        unit,
+        DOCUMENT_SCHEMA,
+        cfg.shard_max_records,
+        cfg.shard_max_bytes,
+        cfg.batch_records,
+        cfg.compression,
+    )
+    rejected = RejectedLedger(out_dir, unit, STAGE)
+    skipped: Counter[str] = Counter()
+    try:
+        for event in read_events(cfg, url):
+            if isinstance(event, Doc):
+                docs.write(event.row, nbytes=len(event.row["raw"]))
+            elif isinstance(event, Reject):
+                rejected.reject(event.id, event.url, event.reason, event.detail)
+            else:
+                skipped[event.kind] += 1
+    except Exception as exc:  # an unreadable file must not stop the run; it is recorded
+        rejected.reject(None, url, "unreadable_file", f"{type(exc).__name__}: {exc}")
+    info = {
+        "url": url,
+        "documents": docs.rows,
+        "rejected": rejected.rows,
+        "skipped": dict(skipped),
+        "reasons": dict(rejected.reasons),
+        "shards": docs.close(),
+        "rejected_shards": rejected.close(),
+    }
+    info["records_in"] = info["documents"] + info["rejected"] + sum(skipped.values())
+    UnitLedger(out_dir).mark_finished(unit, info)
+    return info
+
+
+def _run_units(cfg: IngestConfig, todo: list[dict], out_dir: Path, progress: Progress | None):
+    total_bytes = sum(fp.get("size") or 0 for fp in todo)
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=not todo)
+    done: Counter[str] = Counter()
+
+    def finished(fp: dict, info: dict) -> None:
+        bar.update(fp.get("size") or 0)
+        done.update(documents=info["documents"], rejected=info["rejected"], files=1)
+        if progress:
+            progress(done["files"], len(todo), dict(done))
+
+    if cfg.workers == 1 or len(todo) == 1:
+        for fp in todo:
+            finished(fp, ingest_file(cfg, fp["url"], out_dir))
+    else:
+        # spawn, not fork: the caller may be a threaded process (Prefect, Ray).
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=ctx) as pool:
+            futures = {pool.submit(ingest_file, cfg, fp["url"], out_dir): fp for fp in todo}
+            for fut in as_completed(futures):
+                finished(futures[fut], fut.result())
+    bar.close()
+
+
+def run_ingest(
+    cfg: IngestConfig,
+    inputs: list[str],
+    output_dir: str | Path,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable)."""
+    t0 = time.time()
+    out_dir = Path(output_dir)
+    files = resolve_inputs(inputs)
+    fps = [input_fingerprint(url) for url in files]
+    inputs_fp, chash = fingerprint(fps), config_hash(cfg)
+    if manifest_matches(out_dir, inputs_fp, chash):
+        return _result(out_dir, skipped=True)
+    prepare_stage_dir(out_dir, inputs_fp, chash)
+    ledger = UnitLedger(out_dir)
+    todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
+    _run_units(cfg, todo, out_dir, progress)
+    infos = [ledger.finished(unit_key(url)) for url in files]
+    counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")} | {
+        "files": len(files)
+    }
+    write_manifest(
+        out_dir,
+        stage=STAGE,
+        inputs=fps,
+        inputs_fingerprint=inputs_fp,
+        config_hash=chash,
+        config=cfg.model_dump(mode="json"),
+        counts=counts,
+        reasons=sum_counts(infos, "reasons"),
+        skipped_records=sum_counts(infos, "skipped"),
+        shards=[s for i in infos for s in i["shards"]],
+        output_fingerprint=fingerprint([(i["url"], i["documents"], i["shards"]) for i in infos]),
+        wall_seconds=round(time.time() - t0, 3),
+    )
+    return _result(out_dir, skipped=False)
+
+
+def _result(out_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out_dir) or {}
+    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

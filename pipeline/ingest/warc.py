@@ -1,0 +1,226 @@
+"""WARC and WET reading with fastwarc, robust to damaged files.
+
+Compressed WARCs are read one gzip member at a time (the WARC convention is one record per
+member), so a member cut off mid-file costs that record only: it is reported as `truncated_record`
+and reading resumes at the next member. A file that is one big gzip stream is streamed whole.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
+
+from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.events import Doc, Reject, Skip, document
+from pipeline.ingest.payload import RejectedPayload, classify, decode, mime_of
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+READ_CHUNK = 1 << 20
+HEAD_KEEP = 1 << 16  # bytes of an oversized record kept to read its headers
+
+
+@dataclass(slots=True)
+class Member:
+    offset: int
+    data: bytes
+    error: str | None = None
+    oversize: bool = False
+
+
+class _MemberStream:
+    """Compressed bytes of a file with the absolute offset of the first buffered byte."""
+
+    def __init__(self, fh: IO[bytes]):
+        self.fh, self.buf, self.offset = fh, b"", 0
+
+    def more(self) -> bool:
+        chunk = self.fh.read(READ_CHUNK)
+        self.buf += chunk
+        return bool(chunk)
+
+    def consume(self, n: int) -> None:
+        self.buf, self.offset = self.buf[n:], self.offset + n
+
+
+def _inflate(stream: _MemberStream, max_bytes: int) -> tuple[Member, int]:
+    """Inflate the member at the start of the buffer; returns it and its compressed length.
+
+    Memory stays bounded: at most `max_bytes` of output is kept, and the compressed bytes of an
+    oversized member are dropped as they are consumed. An oversized first member stops early.
+    """
+    start, first = stream.offset, stream.offset == 0
+    d = zlib.decompressobj(31)
+    out: list[bytes] = []
+    kept = size = pos = 0
+    error = None
+    while not d.eof:
+        if pos >= len(stream.buf):
+            if size > max_bytes:
+                stream.consume(pos)
+                pos = 0
+            if not stream.more():
+                error = "file ends inside a gzip member"
+                break
+        try:
+            piece = d.decompress(stream.buf[pos:], READ_CHUNK)
+        except zlib.error as exc:
+            error = f"gzip data error: {exc}"
+            if not out:
+                out.append(_salvage_head(stream.buf[:READ_CHUNK]))
+            break
+        pos = len(stream.buf) - len(d.unconsumed_tail)
+        size += len(piece)
+        if kept < max(max_bytes, HEAD_KEEP):
+            out.append(piece)
+            kept += len(piece)
+        if first and size > max_bytes:
+            break
+    if d.eof:
+        pos = len(stream.buf) - len(d.unused_data)
+    return Member(start, b"".join(out), error, oversize=size > max_bytes), pos
+
+
+def _salvage_head(raw: bytes) -> bytes:
+    """Inflate a damaged member in small steps to recover what precedes the damage (its headers).
+
+    zlib discards the output of a call that fails, so the failing call must be small.
+    """
+    d = zlib.decompressobj(31)
+    out = b""
+    for i in range(0, len(raw), 16):
+        try:
+            out += d.decompress(raw[i : i + 16])
+        except zlib.error:
+            break
+        if len(out) >= HEAD_KEEP or d.eof:
+            break
+    return out
+
+
+def iter_gzip_members(fh: IO[bytes], max_bytes: int) -> Iterator[Member]:
+    """Yield each gzip member inflated; after a damaged member, resynchronise on the next header.
+
+    A member larger than `max_bytes` comes back `oversize` with only its head kept in memory.
+    """
+    stream = _MemberStream(fh)
+    while stream.buf or stream.more():
+        member, used = _inflate(stream, max_bytes)
+        if member.error is None:
+            yield member
+            stream.consume(used)
+            continue
+        if member.data.startswith(b"WARC/"):
+            yield member  # a real record was damaged: report it
+        nxt = stream.buf.find(GZIP_MAGIC, 1)
+        while nxt < 0 and stream.more():
+            nxt = stream.buf.find(GZIP_MAGIC, 1)
+        if nxt < 0:
+            return
+        stream.consume(nxt)
+
+
+def _header_value(head: bytes, name: bytes) -> str | None:
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name.lower():
+            return value.strip().decode("utf-8", "replace")
+    return None
+
+
+def _clean_uri(uri: str | None) -> str | None:
+    # WARC/1.0 writers such as wget wrap the URI in angle brackets.
+    return uri.strip().strip("<>") if uri else uri
+
+
+class WarcReader:
+    """Turns the records of one WARC/WET file into Doc / Reject / Skip events."""
+
+    def __init__(self, cfg: IngestConfig, source: str):
+        self.cfg, self.source = cfg, source
+
+    def read(self, fh: IO[bytes], compressed: bool) -> Iterator[Doc | Reject | Skip]:
+        if not compressed:
+            yield from self._records(fh)
+            return
+        for member in iter_gzip_members(fh, self.cfg.max_record_bytes):
+            if member.oversize and member.offset == 0 and member.error is None:
+                # One gzip stream for the whole file: stream it, records are not separable.
+                raise WholeFileGzip()
+            if member.error or member.oversize:
+                yield self._damaged(member)
+            else:
+                yield from self._records(io.BytesIO(member.data))
+
+    def _damaged(self, member: Member) -> Reject:
+        head = member.data[:HEAD_KEEP]
+        rid = _header_value(head, b"WARC-Record-ID")
+        uri = _clean_uri(_header_value(head, b"WARC-Target-URI"))
+        if member.error:
+            return Reject(rid, uri, "truncated_record", f"at byte {member.offset}: {member.error}")
+        return Reject(rid, uri, "too_large", f"record exceeds {self.cfg.max_record_bytes} bytes")
+
+    def _records(self, fh: IO[bytes]) -> Iterator[Doc | Reject | Skip]:
+        records = iter(ArchiveIterator(fh, parse_http=True, record_types=WarcRecordType.any_type))
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as exc:  # fastwarc's errors on broken framing
+                yield Reject(None, None, "malformed_record", f"{type(exc).__name__}: {exc}")
+                return
+            yield self._event(record)
+
+    def _event(self, record: WarcRecord) -> Doc | Reject | Skip:
+        rtype = record.record_type
+        if rtype not in (WarcRecordType.response, WarcRecordType.conversion):
+            return Skip(str(rtype))
+        rid = record.record_id
+        url = _clean_uri(record.headers.get("WARC-Target-URI"))
+        if record.content_length > self.cfg.max_record_bytes:
+            return Reject(rid, url, "too_large", f"{record.content_length} bytes")
+        try:
+            if rtype == WarcRecordType.conversion:
+                return self._conversion(record, rid, url)
+            return self._response(record, rid, url)
+        except RejectedPayload as rej:
+            return Reject(rid, url, rej.reason, rej.detail)
+
+    def _conversion(self, record: WarcRecord, rid: str, url: str | None) -> Doc:
+        payload = record.reader.read()
+        if not payload.strip():
+            raise RejectedPayload("empty_body", "conversion record without text")
+        mime = mime_of(record.headers.get("Content-Type")) or "text/plain"
+        text, charset = decode(payload, "utf-8", False, self.cfg.max_replacement_ratio)
+        date = record.headers.get("WARC-Date")
+        return document(rid, url, self.source, text, mime, date, charset)
+
+    def _response(self, record: WarcRecord, rid: str, url: str | None) -> Doc:
+        http = record.http_headers
+        if http is None:
+            raise RejectedPayload("non_http_response", "response record without HTTP headers")
+        status = http.status_code
+        if status >= 400:
+            raise RejectedPayload("http_error", f"HTTP {status}")
+        if 300 <= status < 400:
+            raise RejectedPayload("http_redirect", f"HTTP {status} to {http.get('Location')}")
+        payload = record.reader.read()
+        if not payload.strip():
+            raise RejectedPayload("empty_body", f"HTTP {status} with an empty body")
+        declared = record.headers.get("WARC-Identified-Payload-Type") or http.get("Content-Type")
+        mime = classify(declared, payload, self.cfg.accept_types)
+        is_html = mime in ("text/html", "application/xhtml+xml")
+        text, charset = decode(
+            payload, record.http_charset, is_html, self.cfg.max_replacement_ratio
+        )
+        date = record.headers.get("WARC-Date")
+        return document(rid, url, self.source, text, mime, date, charset, status)
+
+
+class WholeFileGzip(Exception):
+    """Raised when a .gz WARC is a single gzip stream; the caller re-reads it streaming."""

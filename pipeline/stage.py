@@ -1,0 +1,234 @@
+"""The stage contract (DESIGN.md): shards written atomically, a rejected ledger, a manifest.
+
+A stage writes `<run_dir>/<stage>/`: output shards, `rejected/` shards (`id, url, stage, reason`,
+plus `detail`), and `manifest.json` (input fingerprints, config hash, code version, counts, drop
+reasons, wall time). Work is split into units (an input file, a shard); each finished unit leaves a
+small JSON in `_progress/`, so a killed run resumes where it stopped and gives the same shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import __version__
+
+MANIFEST = "manifest.json"
+REJECTED_DIR = "rejected"
+PROGRESS_DIR = "_progress"
+
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+@dataclass
+class StageResult:
+    """What a stage did: where its output is and what it counted."""
+
+    stage: str
+    output_dir: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False
+    """True when the manifest matched and the stage did nothing."""
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return read_manifest(self.output_dir) or {}
+
+
+def fingerprint(obj: Any) -> str:
+    """Stable short hash of any JSON-serialisable object."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
+    path = Path(stage_dir) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # a torn manifest means the stage did not finish
+
+
+def manifest_matches(stage_dir: Path, inputs_fp: str, config_hash: str) -> bool:
+    """True when the stage finished before with these inputs, this config and this code."""
+    m = read_manifest(stage_dir)
+    return bool(
+        m
+        and m.get("inputs_fingerprint") == inputs_fp
+        and m.get("config_hash") == config_hash
+        and m.get("code_version") == __version__
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def write_manifest(stage_dir: Path, **fields: Any) -> dict[str, Any]:
+    manifest = {"code_version": __version__, "written_at": time.time(), **fields}
+    write_json_atomic(Path(stage_dir) / MANIFEST, manifest)
+    return manifest
+
+
+def prepare_stage_dir(stage_dir: Path, inputs_fp: str, config_hash: str) -> None:
+    """Start (or resume) a stage directory: keep finished units only if they match this run."""
+    stage_dir = Path(stage_dir)
+    (stage_dir / MANIFEST).unlink(missing_ok=True)
+    stamp = stage_dir / PROGRESS_DIR / "_run.json"
+    want = {"inputs_fingerprint": inputs_fp, "config_hash": config_hash, "code": __version__}
+    if stamp.is_file() and json.loads(stamp.read_text()) != want:
+        # Different inputs or config: nothing in here can be reused.
+        shutil.rmtree(stage_dir)
+    (stage_dir / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+    (stage_dir / REJECTED_DIR).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stamp, want)
+    for tmp in stage_dir.rglob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)  # half-written shards of a killed run
+
+
+class UnitLedger:
+    """Remembers which work units of a stage finished, with their counts and output files."""
+
+    def __init__(self, stage_dir: Path):
+        self.dir = Path(stage_dir) / PROGRESS_DIR
+
+    def _path(self, unit: str) -> Path:
+        return self.dir / f"{unit}.json"
+
+    def finished(self, unit: str) -> dict[str, Any] | None:
+        path = self._path(unit)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def mark_finished(self, unit: str, info: dict[str, Any]) -> None:
+        write_json_atomic(self._path(unit), info)
+
+    def all(self) -> list[dict[str, Any]]:
+        return [
+            json.loads(p.read_text()) for p in sorted(self.dir.glob("*.json")) if p.stem[0] != "_"
+        ]
+
+
+class ShardWriter:
+    """Writes rows into Arrow IPC shards `<prefix>-NNNNN.arrow`, each renamed into place when whole.
+
+    Rows are buffered up to `batch_records` and flushed as one record batch, so memory stays
+    bounded; a shard closes after `max_records` rows or `max_bytes` of buffered payload.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        schema: pa.Schema,
+        max_records: int = 10_000,
+        max_bytes: int = 256 * 2**20,
+        batch_records: int = 1_000,
+        compression: str | None = "zstd",
+    ):
+        self.directory, self.prefix, self.schema = Path(directory), prefix, schema
+        self.max_records, self.max_bytes, self.batch_records = max_records, max_bytes, batch_records
+        self.options = pa.ipc.IpcWriteOptions(
+            compression=None if compression == "none" else compression
+        )
+        self.files: list[str] = []
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._tmp: Path | None = None
+        self._shard_rows = 0
+        self._shard_bytes = 0
+
+    def write(self, row: dict[str, Any], nbytes: int = 0) -> None:
+        self._buffer.append(row)
+        self._buffer_bytes += nbytes
+        self.rows += 1
+        if len(self._buffer) >= self.batch_records or self._buffer_bytes >= self.max_bytes // 4:
+            self._flush()
+        if self._shard_rows >= self.max_records or self._shard_bytes >= self.max_bytes:
+            self._close_shard()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            name = f"{self.prefix}-{len(self.files):05d}.arrow"
+            self._tmp = self.directory / f".{name}.tmp-{os.getpid()}"
+            self._writer = pa.ipc.new_file(str(self._tmp), self.schema, options=self.options)
+            self.files.append(name)
+        batch = pa.RecordBatch.from_pylist(self._buffer, schema=self.schema)
+        self._writer.write_batch(batch)
+        self._shard_rows += len(self._buffer)
+        self._shard_bytes += self._buffer_bytes
+        self._buffer, self._buffer_bytes = [], 0
+
+    def _close_shard(self) -> None:
+        self._flush()
+        if self._writer is None:
+            return
+        self._writer.close()
+        os.replace(self._tmp, self.directory / self.files[-1])
+        self._writer, self._tmp = None, None
+        self._shard_rows = self._shard_bytes = 0
+
+    def close(self) -> list[str]:
+        self._close_shard()
+        return self.files
+
+    def abort(self) -> None:
+        """Drop everything this writer produced (used when a unit fails half-way)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._tmp.unlink(missing_ok=True)
+        for name in self.files:
+            (self.directory / name).unlink(missing_ok=True)
+        self._writer, self._buffer, self.files = None, [], []
+
+
+class RejectedLedger(ShardWriter):
+    """The `rejected/` shards of a stage: one row per dropped input record with its reason."""
+
+    def __init__(
+        self, stage_dir: Path, prefix: str, stage: str, schema: pa.Schema = REJECTED_SCHEMA
+    ):
+        super().__init__(Path(stage_dir) / REJECTED_DIR, prefix, schema, max_records=100_000)
+        self.stage = stage
+        self.reasons: Counter[str] = Counter()
+
+    def reject(
+        self, id: str | None, url: str | None, reason: str, detail: str = "", **extra
+    ) -> None:
+        self.reasons[reason] += 1
+        row = {"id": id, "url": url, "stage": self.stage, "reason": reason, "detail": detail[:500]}
+        self.write({**row, **extra})
+
+
+def sum_counts(infos: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for info in infos:
+        total.update(info.get(key, {}))
+    return dict(sorted(total.items()))

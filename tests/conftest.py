@@ -1,0 +1,43 @@
+"""Shared fixtures: real sample data, small WARC builders, and one Prefect harness per session."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_WARC = REPO / "data" / "sample" / "python-docs.warc.gz"
+# Copies of ../shared/data/warc (Common Crawl, wget captures; Apache-2.0): CI needs nothing else.
+REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.gz"))
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect API for the whole session (each start costs 15-25 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def http_response_record(
+    writer, url: str, body: bytes, content_type: str = "text/html", status=200
+):
+    """Write one WARC `response` record with a real HTTP header block via warcio."""
+    from warcio.statusandheaders import StatusAndHeaders
+
+    reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error", 301: "Moved"}.get(
+        status, "X"
+    )
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    http = StatusAndHeaders(f"{status} {reason}", headers, protocol="HTTP/1.1")
+    record = writer.create_warc_record(
+        url, "response", payload=io.BytesIO(body), http_headers=http, length=len(body)
+    )
+    writer.write_record(record)
+    return record.rec_headers.get_header("WARC-Record-ID")

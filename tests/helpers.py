@@ -1,0 +1,24 @@
+"""Small test utilities."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+
+def read_shards(directory: Path) -> pa.Table:
+    """All `.arrow` shards directly in `directory`, in name order, as one table."""
+    files = sorted(str(p) for p in Path(directory).glob("*.arrow"))
+    assert files, f"no shards in {directory}"
+    return ds.dataset(files, format="arrow").to_table()
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """sha256 of every shard under `directory` (manifests and progress files excluded)."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(directory).rglob("*.arrow"))
+    }

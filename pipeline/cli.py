@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
-from pipeline.ingest.sources import InputError
+from pipeline.ingest.sources import InputError, resolve_inputs
 
 
 def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
@@ -27,10 +27,17 @@ def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
         p.add_argument("--output", help="run directory (stages write <output>/<stage>/)")
 
 
+# Data stages runnable one at a time (`lmpipe <stage>`); each runs the data flow for that stage.
+DATA_STAGE_COMMANDS = {
+    "ingest": "raw WARC/WET/JSONL/Parquet files to Arrow document shards",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _config_args(sub.add_parser("ingest", help="raw WARC/WET/JSONL/Parquet files to Arrow shards"))
+    for stage, help_text in DATA_STAGE_COMMANDS.items():
+        _config_args(sub.add_parser(stage, help=help_text))
     _config_args(sub.add_parser("data", help="ingest -> clean -> dedup into a curated corpus"))
     report = sub.add_parser("report", help="print the funnel of a run directory")
     report.add_argument("run_dir")
@@ -52,6 +59,8 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
 
 def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not stages or "ingest" in stages:
+        resolve_inputs(cfg.inputs)  # a missing input is an error before any flow starts
     from flows.data import data_flow  # Prefect is imported only when a flow runs
 
     results = data_flow(cfg, stages=stages)
@@ -75,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "config":
             cfg = resolve(args)
             print("\n".join(describe_fields()) if args.fields else cfg.model_dump_json(indent=2))
-        elif args.command == "ingest":
-            _run_data(resolve(args), ["ingest"])
+        elif args.command in DATA_STAGE_COMMANDS:
+            _run_data(resolve(args), [args.command])
         elif args.command == "data":
             _run_data(resolve(args), None)
     except (ConfigError, InputError) as err:

@@ -232,3 +232,18 @@ def sum_counts(infos: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
     for info in infos:
         total.update(info.get(key, {}))
     return dict(sorted(total.items()))
+
+
+def list_shards(stage_dir: Path) -> list[Path]:
+    """The output shards of a stage (top-level `*.arrow`, name order); `rejected/` is separate."""
+    return sorted(Path(stage_dir).glob("*.arrow"))
+
+
+def upstream_fingerprint(input_dir: Path) -> str:
+    """The `output_fingerprint` of a finished upstream stage; a clear error if it did not finish."""
+    m = read_manifest(Path(input_dir))
+    if not m or "output_fingerprint" not in m:
+        raise FileNotFoundError(
+            f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
+        )
+    return m["output_fingerprint"]

@@ -38,11 +38,22 @@ class TabularReader:
         return document(rid, url, self.source, text, "text/plain", row.get(self.cfg.date_field))
 
 
+def iter_lines(fh: IO[bytes], chunk_size: int = 1 << 16) -> Iterator[bytes]:
+    """Lines of any readable stream (some decompressors, like zstd's, have no readline)."""
+    rest = b""
+    while chunk := fh.read(chunk_size):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
 class JsonlReader(TabularReader):
     def read(self, fh: IO[bytes]) -> Iterator[Doc | Reject]:
         line_no = 0
         try:
-            for line_no, line in enumerate(fh, start=1):  # noqa: B007 (used after the loop)
+            for line_no, line in enumerate(iter_lines(fh), start=1):  # noqa: B007
                 if line.strip():
                     yield self._line_event(line, line_no)
         except (OSError, EOFError, ValueError) as exc:

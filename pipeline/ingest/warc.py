@@ -40,11 +40,12 @@ class _MemberStream:
 
     def more(self) -> bool:
         chunk = self.fh.read(READ_CHUNK)
-        self.buf += chunk
+        self.buf = bytes(self.buf) + chunk
         return bool(chunk)
 
     def consume(self, n: int) -> None:
-        self.buf, self.offset = self.buf[n:], self.offset + n
+        # A memoryview slice is free; the buffer is copied only when it is refilled.
+        self.buf, self.offset = memoryview(self.buf)[n:], self.offset + n
 
 
 def _inflate(stream: _MemberStream, max_bytes: int) -> tuple[Member, int]:
@@ -116,9 +117,9 @@ def iter_gzip_members(fh: IO[bytes], max_bytes: int) -> Iterator[Member]:
             continue
         if member.data.startswith(b"WARC/"):
             yield member  # a real record was damaged: report it
-        nxt = stream.buf.find(GZIP_MAGIC, 1)
+        nxt = bytes(stream.buf).find(GZIP_MAGIC, 1)
         while nxt < 0 and stream.more():
-            nxt = stream.buf.find(GZIP_MAGIC, 1)
+            nxt = bytes(stream.buf).find(GZIP_MAGIC, 1)
         if nxt < 0:
             return
         stream.consume(nxt)

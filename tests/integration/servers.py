@@ -66,7 +66,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def postgres():
-    """A PostgreSQL cluster on loopback with databases `prefect` and `mlflow` (yields user@host:port).
+    """A PostgreSQL cluster on loopback with databases `prefect` and `mlflow`; yields user@host:port.
 
     Its directory is a fresh world-traversable temp dir: pytest's own tmp dirs are private to root.
     """

@@ -66,9 +66,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def postgres():
-    """A PostgreSQL cluster on loopback with databases `prefect` and `mlflow`; yields user@host:port.
+    """A PostgreSQL cluster on loopback with databases `prefect` and `mlflow`.
 
-    Its directory is a fresh world-traversable temp dir: pytest's own tmp dirs are private to root.
+    Yields `user@host:port`. Its directory is a fresh world-traversable temp dir: pytest's own
+    tmp dirs are private to root, and initdb must run as `postgres`.
     """
     workdir = Path(tempfile.mkdtemp(prefix="lmpipe-pg-"))
     workdir.chmod(0o755)
@@ -80,7 +81,10 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres")
     port = free_port()
-    run = lambda cmd: subprocess.run(_as_postgres(cmd), check=True, capture_output=True)  # noqa: E731
+
+    def run(cmd: list[str]) -> None:
+        subprocess.run(_as_postgres(cmd), check=True, capture_output=True)
+
     run([pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "lmpipe", "--no-sync"])
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(

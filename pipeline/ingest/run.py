@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
 from pipeline.ingest.sources import detect_format, input_fingerprint, open_input, resolve_inputs
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import WarcReader, WholeFileGzip
+from pipeline.parallel import map_units
 from pipeline.stage import (
     RejectedLedger,
     ShardWriter,
@@ -114,16 +113,9 @@ def _run_units(cfg: IngestConfig, todo: list[dict], out_dir: Path, progress: Pro
         if progress:
             progress(done["files"], len(todo), dict(done))
 
-    if cfg.workers == 1 or len(todo) == 1:
-        for fp in todo:
-            finished(fp, ingest_file(cfg, fp["url"], out_dir))
-    else:
-        # spawn, not fork: the caller may be a threaded process (Prefect, Ray).
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(ingest_file, cfg, fp["url"], out_dir): fp for fp in todo}
-            for fut in as_completed(futures):
-                finished(futures[fut], fut.result())
+    items = [(cfg, fp["url"], out_dir) for fp in todo]
+    for i, info in map_units(ingest_file, items, cfg.workers):
+        finished(todo[i], info)
     bar.close()
 
 

@@ -1,0 +1,87 @@
+"""Where a stage's work units run: worker processes on this machine, or a Ray cluster.
+
+Stages call `map_units(fn, items, workers)`; each item is one unit (an input file, a shard) that
+`fn` turns into a small, picklable summary, writing its output to disk itself. Units are
+deterministic, so the output shards are the same whichever backend ran them.
+
+The backend is chosen once per process with `configure(...)` (the flows do it from the
+`parallel` config section): `process` (default) or `ray`, with `ray_address` naming a running
+cluster (`ray://head:10001`, `auto`) or None for a local Ray started on demand.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Literal
+
+from pipeline.base_config import StrictModel
+
+
+class ParallelConfig(StrictModel):
+    """How stages spread their work units."""
+
+    backend: Literal["process", "ray"] = "process"
+    """`process`: a pool of local worker processes; `ray`: Ray tasks (a cluster or a local Ray)."""
+    ray_address: str | None = None
+    """Ray cluster to join (`ray://host:10001`, `auto`); None starts a local Ray."""
+    ray_num_cpus: int | None = None
+    """CPUs of a local Ray (None: all of this machine's)."""
+
+
+_settings = ParallelConfig()
+
+
+def configure(cfg: ParallelConfig) -> None:
+    """Choose the backend for this process."""
+    global _settings
+    _settings = cfg
+
+
+def map_units(
+    fn: Callable[..., Any], items: list[tuple], workers: int
+) -> Iterator[tuple[int, Any]]:
+    """Run `fn(*item)` for every item; yield `(index, result)` as units finish."""
+    if not items:
+        return
+    if _settings.backend == "ray":
+        yield from _map_ray(fn, items, workers)
+    elif workers == 1 or len(items) == 1:
+        for i, item in enumerate(items):
+            yield i, fn(*item)
+    else:
+        yield from _map_processes(fn, items, workers)
+
+
+def _map_processes(fn, items, workers):
+    # spawn, not fork: the caller may be a threaded process (Prefect's engine, Ray).
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx) as pool:
+        futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
+def _map_ray(fn, items, workers):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address=_settings.ray_address,
+            num_cpus=None if _settings.ray_address else _settings.ray_num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}},
+        )
+    remote = ray.remote(num_cpus=1)(fn)
+    # At most `workers` units in flight, so a big corpus does not flood the cluster's queue.
+    pending: dict[Any, int] = {}
+    queue = list(enumerate(items))
+    while queue or pending:
+        while queue and len(pending) < max(workers, 1):
+            i, item = queue.pop(0)
+            pending[remote.remote(*item)] = i
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            yield pending.pop(ref), ray.get(ref)

@@ -36,7 +36,7 @@ def load_compose() -> dict:
 
 def test_compose_file_matches_the_compose_schema():
     schema = json.loads((REPO / "tests" / "data" / "schemas" / "compose_spec.json").read_text())
-    jsonschema.validate(load_compose(), schema)
+    jsonschema.Draft201909Validator(schema).validate(load_compose())
 
 
 def test_compose_services_wire_together():

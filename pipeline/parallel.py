@@ -5,7 +5,7 @@ Stages call `map_units(fn, items, workers)`; each item is one unit (an input fil
 deterministic, so the output shards are the same whichever backend ran them.
 
 The backend is chosen once per process with `configure(...)` (the flows do it from the
-`parallel` config section): `process` (default) or `ray`, with `ray_address` naming a running
+`parallel.executor` config key): `process` (default) or `ray`, with `ray_address` naming a running
 cluster (`ray://head:10001`, `auto`) or None for a local Ray started on demand.
 """
 
@@ -22,7 +22,7 @@ from pipeline.base_config import StrictModel
 class ParallelConfig(StrictModel):
     """How stages spread their work units."""
 
-    backend: Literal["process", "ray"] = "process"
+    executor: Literal["process", "ray"] = "process"
     """`process`: a pool of local worker processes; `ray`: Ray tasks (a cluster or a local Ray)."""
     ray_address: str | None = None
     """Ray cluster to join (`ray://host:10001`, `auto`); None starts a local Ray."""
@@ -45,7 +45,7 @@ def map_units(
     """Run `fn(*item)` for every item; yield `(index, result)` as units finish."""
     if not items:
         return
-    if _settings.backend == "ray":
+    if _settings.executor == "ray":
         yield from _map_ray(fn, items, workers)
     elif workers == 1 or len(items) == 1:
         for i, item in enumerate(items):

@@ -16,7 +16,7 @@ from tests.helpers import tree_digest
 def local_ray():
     import ray
 
-    parallel.configure(parallel.ParallelConfig(backend="ray", ray_num_cpus=2))
+    parallel.configure(parallel.ParallelConfig(executor="ray", ray_num_cpus=2))
     yield
     parallel.configure(parallel.ParallelConfig())
     ray.shutdown()
@@ -29,7 +29,7 @@ def test_ingest_on_ray_matches_worker_processes(tmp_path, local_ray):
         shutil.copy(path, inputs / path.name)
     on_ray = run_ingest(IngestConfig(workers=2), [str(inputs)], tmp_path / "ray")
 
-    parallel.configure(parallel.ParallelConfig(backend="process"))
+    parallel.configure(parallel.ParallelConfig(executor="process"))
     local = run_ingest(IngestConfig(workers=2), [str(inputs)], tmp_path / "local")
 
     assert on_ray.counts == local.counts and local.counts["documents"] == 389

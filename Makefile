@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/lmpipe data --config configs/demo.yaml
+	$(BIN)/lmpipe pretrain --config configs/demo.yaml
 	$(BIN)/lmpipe report runs/demo
 
 lint: setup
@@ -34,6 +35,8 @@ test: lint
 
 bench: setup
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/tokenize_bench.py
+	$(PY) benchmarks/train.py
 
 clean:
-	rm -rf runs .prefect mlflow.db
+	rm -rf runs .prefect mlflow.db mlruns

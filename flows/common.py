@@ -9,10 +9,10 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from pipeline.config import ConfigError
 from pipeline.ingest.sources import InputError
-from pipeline.stage import StageResult
+from pipeline.stage import MissingUpstreamError, StageResult
 
 # Bad config or a missing input fails the same way every time: retrying only wastes time.
-DETERMINISTIC_ERRORS = (ConfigError, InputError, ValueError, TypeError)
+DETERMINISTIC_ERRORS = (ConfigError, InputError, MissingUpstreamError, ValueError, TypeError)
 
 
 def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:

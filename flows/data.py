@@ -1,22 +1,34 @@
-"""The data flow: raw files -> ingest -> (clean -> dedup as they land) -> curated shards."""
+"""The data flow: raw files -> ingest -> clean -> dedup -> tokenize, with cached stages."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.caching import cache_key_fn, run_stage
 from flows.common import progress_reporter, retry_io_only, summary
+from flows.params import resolve_config
+from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
+from pipeline.dedup import run_dedup
 from pipeline.ingest import run_ingest
-from pipeline.report import render_markdown
+from pipeline.parallel import configure as configure_parallel
+from pipeline.report import reason_rows, render_markdown
+from pipeline.tokens import run_tokenize
 
-DATA_STAGES = ("ingest",)
+DATA_STAGES = ("ingest", "clean", "dedup", "tokenize")
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_io_only)
+@task(
+    name="ingest",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_io_only,
+    cache_key_fn=cache_key_fn,
+)
 def ingest_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Read the configured inputs into `<run_dir>/ingest/` document shards."""
     progress = progress_reporter("ingest")
@@ -25,12 +37,81 @@ def ingest_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     return summary(result)
 
 
+@task(
+    name="clean",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_io_only,
+    cache_key_fn=cache_key_fn,
+)
+def clean_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Clean `<run_dir>/ingest/` records into text documents in `<run_dir>/clean/`."""
+    progress = progress_reporter("clean")
+    run = Path(run_dir)
+    result = run_clean(config.clean, run / "ingest", run / "clean", progress)
+    get_run_logger().info("clean: %s%s", result.counts, " (cached)" if result.skipped else "")
+    return summary(result)
+
+
+@task(
+    name="dedup",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_io_only,
+    cache_key_fn=cache_key_fn,
+)
+def dedup_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Deduplicate `<run_dir>/clean/` into the curated corpus `<run_dir>/dedup/`."""
+    progress = progress_reporter("dedup")
+    run = Path(run_dir)
+    result = run_dedup(config.dedup, run / "clean", run / "dedup", progress)
+    get_run_logger().info("dedup: %s%s", result.counts, " (cached)" if result.skipped else "")
+    return summary(result)
+
+
+@task(
+    name="tokenize",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_io_only,
+    cache_key_fn=cache_key_fn,
+)
+def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Train the tokenizer on `<run_dir>/dedup/` and write token shards to `<run_dir>/tokenize/`."""
+    progress = progress_reporter("tokenize")
+    run = Path(run_dir)
+    result = run_tokenize(config.tokenize, run / "dedup", run / "tokenize", progress)
+    get_run_logger().info("tokenize: %s%s", result.counts, " (cached)" if result.skipped else "")
+    return summary(result)
+
+
+DataStage = Literal["ingest", "clean", "dedup", "tokenize"]
+
+
 @flow(name="lmpipe-data", log_prints=True)
-def data_flow(config: PipelineConfig, stages: list[str] | None = None) -> dict[str, Any]:
-    """Ingest (then clean and dedup) the configured inputs into `config.run_dir`."""
+def data_flow(
+    config: PipelineConfig | None = None,
+    stages: list[DataStage] | None = None,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Raw inputs to token shards: ingest -> clean -> dedup -> tokenize, in `config.run_dir`.
+
+    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
+    worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+    """
+    config = resolve_config(config, config_path, overrides)
     wanted = stages or list(DATA_STAGES)
+    configure_parallel(config.parallel)  # worker processes, or Ray when the config says so
+    tasks = {"ingest": ingest_task, "clean": clean_task, "dedup": dedup_task}
+    tasks["tokenize"] = tokenize_task
     results: dict[str, Any] = {}
-    if "ingest" in wanted:
-        results["ingest"] = ingest_task(config, config.run_dir)
-    create_markdown_artifact(render_markdown(Path(config.run_dir)), key="data-report")
+    for stage in DATA_STAGES:
+        if stage in wanted:
+            results[stage] = run_stage(tasks[stage], config, config.run_dir)
+    run = Path(config.run_dir)
+    create_markdown_artifact(render_markdown(run), key="data-report", description="data funnel")
+    rows = reason_rows(run)
+    if rows:
+        create_table_artifact(rows, key="data-rejections", description="rejections per reason")
     return results

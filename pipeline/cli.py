@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
+from pipeline.registry import cli as registry_cli
 
 
 def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
@@ -30,6 +31,9 @@ def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
 # Data stages runnable one at a time (`lmpipe <stage>`); each runs the data flow for that stage.
 DATA_STAGE_COMMANDS = {
     "ingest": "raw WARC/WET/JSONL/Parquet files to Arrow document shards",
+    "clean": "HTML to text, language ID, quality filters and PII redaction of <run>/ingest",
+    "dedup": "exact + MinHash LSH dedup of <run>/clean into the curated corpus <run>/dedup",
+    "tokenize": "train the BPE tokenizer on <run>/dedup and write token shards",
 }
 
 
@@ -39,6 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, help_text in DATA_STAGE_COMMANDS.items():
         _config_args(sub.add_parser(stage, help=help_text))
     _config_args(sub.add_parser("data", help="ingest -> clean -> dedup into a curated corpus"))
+    pretrain = sub.add_parser("pretrain", help="pretrain the model on <run>/tokenize (Lightning)")
+    _config_args(pretrain, io=False)
+    pretrain.add_argument("--output", help="run directory (reads <output>/tokenize)")
+    for name, help_text, reads in (
+        ("finetune", "fine-tune <run>/pretrain on instruction data (full or LoRA)", "pretrain"),
+        ("evaluate", "score base vs fine-tuned model, sample answers, decide the gate", "finetune"),
+    ):
+        stage = sub.add_parser(name, help=help_text)
+        _config_args(stage, io=False)
+        stage.add_argument("--output", help=f"run directory (reads <output>/{reads})")
+    run = sub.add_parser("run", help="the whole pipeline: raw inputs to a registered model")
+    _config_args(run)
+    run.add_argument("--stages", nargs="+", help="only these stages (default: all)")
+    serve = sub.add_parser("serve", help="create the Prefect deployments and run their flow runs")
+    _config_args(serve, io=False)
+    serve.add_argument("--limit", type=int, help="run at most this many flow runs at a time")
+    registry_cli.add_commands(sub, _config_args)
     report = sub.add_parser("report", help="print the funnel of a run directory")
     report.add_argument("run_dir")
     report.add_argument("--markdown", action="store_true", help="print markdown instead")
@@ -71,6 +92,39 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     print_report(Path(cfg.run_dir))
 
 
+def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.train import training_flow
+    from pipeline.train.launch import TrainingFailed, TrainingTimeout
+
+    try:
+        results = training_flow(cfg, stages=stages)
+    except (TrainingFailed, TrainingTimeout, FileNotFoundError) as err:
+        print(f"lmpipe: {stages[0]} failed: {err}", file=sys.stderr)
+        return 1
+    for stage, res in results.items():
+        print(f"{stage}: {res['counts']} -> {res['output_dir']}")
+    return 0
+
+
+def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not stages or "ingest" in stages:
+        resolve_inputs(cfg.inputs)  # a missing input is an error before any flow starts
+    from flows.pipeline import pipeline_flow
+
+    state = pipeline_flow(cfg, stages=stages, return_state=True)
+    from pipeline.report import print_report
+
+    print_report(Path(cfg.run_dir))
+    if not state.is_completed():
+        print(
+            f"lmpipe: the pipeline flow ended {state.type.value}: {state.message}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -88,6 +142,19 @@ def main(argv: list[str] | None = None) -> int:
             _run_data(resolve(args), [args.command])
         elif args.command == "data":
             _run_data(resolve(args), None)
+        elif args.command == "run":
+            return _run_pipeline(resolve(args), args.stages)
+        elif args.command == "serve":
+            from flows.deploy import serve_deployments
+
+            serve_deployments(resolve(args), limit=args.limit)
+        elif args.command in ("pretrain", "finetune", "evaluate"):
+            return _run_training(resolve(args), [args.command])
+        elif args.command == "register":
+            args.overrides += registry_cli.register_overrides(args)
+            return _run_training(resolve(args), ["register"])
+        elif args.command in ("promote", "generate", "export-hf"):
+            return registry_cli.run_command(args, resolve(args))
     except (ConfigError, InputError) as err:
         print(f"lmpipe: error: {err}", file=sys.stderr)
         return 2

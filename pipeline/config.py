@@ -14,7 +14,26 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.base_config import StrictModel, config_hash  # noqa: F401 (re-exported)
+from pipeline.clean.config import CleanConfig
+from pipeline.dedup.config import DedupConfig
+from pipeline.evaluate.config import EvaluateConfig
+from pipeline.finetune.config import FinetuneConfig
 from pipeline.ingest.config import IngestConfig
+from pipeline.parallel import ParallelConfig
+from pipeline.registry.config import RegistryConfig
+from pipeline.tokens.config import TokenizeConfig
+from pipeline.train.config import PretrainConfig
+
+
+class DeployConfig(StrictModel):
+    """Prefect deployments created by `lmpipe serve`."""
+
+    corpus_refresh_cron: str = "0 3 * * 1"
+    """Cron schedule of the corpus-refresh deployment (the data flow); default Mondays 03:00."""
+    timezone: str = "UTC"
+    """Time zone of the cron schedule."""
+    train_on_data_completion: bool = True
+    """Trigger the training deployment when a data flow run completes (a Prefect event trigger)."""
 
 
 class PipelineConfig(StrictModel):
@@ -24,8 +43,26 @@ class PipelineConfig(StrictModel):
     """Input paths, globs or fsspec URLs (s3://, https://, file://): WARC/WET/JSONL/Parquet."""
     run_dir: str = "runs/demo"
     """Run directory; each stage writes into `<run_dir>/<stage>/`."""
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    """Schedules and triggers of the Prefect deployments (`lmpipe serve`)."""
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+    """Where stages run their work units: local worker processes or a Ray cluster."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     """Ingestion: reading raw files into Arrow document shards."""
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    """Cleaning: HTML to text, Unicode repair, language ID, quality filters, PII redaction."""
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    """Deduplication: exact and MinHash LSH near-duplicate removal (the curated corpus)."""
+    tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
+    """Tokenization: a byte-level BPE tokenizer and memory-mappable token shards."""
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    """Pretraining: the decoder-only transformer trained with Lightning on the token shards."""
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    """Fine-tuning: supervised instruction tuning (full or LoRA) of the pretrained weights."""
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    """Evaluation: held-out losses of base and fine-tuned model, samples and the release gate."""
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    """Registry: the MLflow registered model, its tracking URI and the champion promotion policy."""
 
 
 class ConfigError(ValueError):
@@ -59,11 +96,13 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> PipelineConfig:
-    """Load a PipelineConfig from a YAML file (or defaults) and apply overrides."""
-    data: dict[str, Any] = {}
-    origin = "defaults"
+    """Load a PipelineConfig from a YAML file (or `base`, or defaults) and apply overrides."""
+    data: dict[str, Any] = dict(base or {})
+    origin = "defaults" if base is None else "the given config"
     if path is not None:
         origin = str(path)
         if not Path(path).is_file():

@@ -40,6 +40,50 @@ def stage_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def token_lines(run_dir: Path) -> list[str]:
+    """The tokenize stage's totals: tokens, documents and shards per split, compression, vocab."""
+    m = read_manifest(Path(run_dir) / "tokenize")
+    if not m or "tokenizer" not in m:
+        return []
+    tok = m["tokenizer"]
+    lines = [
+        f"{s}: {m[s]['tokens']:,} tokens, {m[s]['documents']:,} documents, {m[s]['shards']} "
+        f"shards ({m[s]['tokens'] // max(m[s]['shards'], 1):,} tokens/shard)"
+        for s in ("train", "val")
+    ]
+    return lines + [
+        f"vocab {tok['vocab_size']:,} (padded {tok['padded_vocab_size']:,}, {m['dtype']}), "
+        f"{m['bytes_per_token']} bytes/token",
+        f"tokenizer.json sha256 {tok['fingerprint'][:16]}",
+    ]
+
+
+def clean_steps(run_dir: Path) -> list[dict]:
+    """The clean stage's funnel: per step (extraction, language, each filter) in/kept/dropped."""
+    m = read_manifest(Path(run_dir) / "clean") or {}
+    rows = [dict(r) for r in m.get("filters", []) if r.get("in") or r.get("skipped")]
+    for r in rows:
+        top = sorted(r.get("reasons", {}).items(), key=lambda x: -x[1])
+        r["top"] = ", ".join(f"{k} {v:,}" for k, v in top[:4]) + (" ..." if len(top) > 4 else "")
+    return rows
+
+
+def reason_rows(run_dir: Path) -> list[dict]:
+    """Per-filter counts as table rows: every step of clean, then each stage's drop reasons."""
+    rows = [
+        {"stage": "clean", "step": r["step"], "in": r["in"], "kept": r["kept"],
+         "dropped": r["dropped"], "reasons": r["top"]}
+        for r in clean_steps(run_dir)
+    ]  # fmt: skip
+    for r in stage_rows(run_dir):
+        if r["stage"] == "clean":
+            continue
+        for reason, n in sorted(r["reasons"].items(), key=lambda x: -x[1]):
+            rows.append({"stage": r["stage"], "step": reason, "in": r["in"], "kept": None,
+                         "dropped": n, "reasons": reason})  # fmt: skip
+    return rows
+
+
 def render_markdown(run_dir: Path) -> str:
     """The funnel as a markdown table, then each stage's drop reasons."""
     rows = stage_rows(run_dir)
@@ -62,6 +106,16 @@ def render_markdown(run_dir: Path) -> str:
             lines += [
                 f"- `{k}`: {v:,}" for k, v in sorted(r["reasons"].items(), key=lambda x: -x[1])
             ]
+    if steps := clean_steps(run_dir):
+        lines += ["", "**clean** funnel:", "", "| step | in | kept | dropped | skipped | reasons |"]
+        lines.append("|---|---:|---:|---:|---:|---|")
+        lines += [
+            f"| {r['step']} | {r['in']:,} | {r['kept']:,} | {r['dropped']:,} | {r['skipped']:,} "
+            f"| {r['top']} |"
+            for r in steps
+        ]
+    if tokens := token_lines(run_dir):
+        lines += ["", "**tokenize**:", ""] + [f"- {line}" for line in tokens]
     return "\n".join(lines)
 
 
@@ -88,3 +142,13 @@ def print_report(run_dir: Path) -> None:
     for r in rows:
         for reason, n in sorted(r["reasons"].items(), key=lambda x: -x[1]):
             console.print(f"  {r['stage']}: dropped {n:,} as [bold]{reason}[/bold]")
+    if steps := clean_steps(run_dir):
+        funnel = Table(title="clean funnel")
+        for col in ("step", "in", "kept", "dropped", "skipped", "reasons"):
+            funnel.add_column(col, justify="left" if col in ("step", "reasons") else "right")
+        for r in steps:
+            counts = (f"{r[k]:,}" for k in ("in", "kept", "dropped", "skipped"))
+            funnel.add_row(r["step"], *counts, r["top"])
+        console.print(funnel)
+    for line in token_lines(run_dir):
+        console.print(f"  [bold]tokenize[/bold] {line}")

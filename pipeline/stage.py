@@ -243,11 +243,15 @@ def list_shards(stage_dir: Path) -> list[Path]:
     return sorted(Path(stage_dir).glob("*.arrow"))
 
 
+class MissingUpstreamError(FileNotFoundError):
+    """A stage was asked to run before the stage it reads from finished."""
+
+
 def upstream_fingerprint(input_dir: Path) -> str:
     """The `output_fingerprint` of a finished upstream stage; a clear error if it did not finish."""
     m = read_manifest(Path(input_dir))
     if not m or "output_fingerprint" not in m:
-        raise FileNotFoundError(
+        raise MissingUpstreamError(
             f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
         )
     return m["output_fingerprint"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from prefect.client.orchestration import get_client
 
 from flows.data import data_flow
 from pipeline.config import load_config
 from tests.conftest import SAMPLE_WARC
+from tests.flows.prefect_api import task_states_since
 
 
 async def _artifacts(flow_run_id) -> list[dict]:
@@ -33,5 +35,7 @@ def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness):
     progress = next(a for a in artifacts if a["type"] == "progress")
     assert progress["data"] == 100.0
 
-    again = data_flow(cfg, stages=["ingest"])
-    assert again["ingest"]["skipped"] is True
+    t0 = datetime.now(UTC)
+    again = data_flow(cfg, stages=["ingest"], return_state=True)
+    assert again.result()["ingest"] == results["ingest"]
+    assert task_states_since(t0) == {"ingest": ["Cached"]}  # from Prefect's cache: not run

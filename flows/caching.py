@@ -1,0 +1,128 @@
+"""Prefect caching of stage tasks, tied to what is on disk.
+
+A stage task's cache key is a hash of: the stage, the run directory, the stage's config section,
+what it reads (the upstream stage's manifest; for ingest, the input files' fingerprints) and the
+code version. An unchanged stage therefore completes from Prefect's cache (state `Cached`) without
+being called at all, and a changed config or upstream output misses the cache.
+
+Prefect's cache lives in its result store, not in the run directory, so a cached result could
+outlive the files it describes (a deleted or overwritten stage directory). Each finished stage
+therefore gets a marker, `<run>/<stage>/.prefect_cache.json`, holding the key and the manifest's
+`written_at`; `run_stage` refreshes the cache (runs the task) unless the marker proves the stage
+directory is the one the cached result was computed for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.base_config import config_hash
+from pipeline.stage import fingerprint, read_manifest, write_json_atomic
+
+# The stages in pipeline order; each reads the previous one's output.
+STAGE_ORDER = (
+    "ingest",
+    "clean",
+    "dedup",
+    "tokenize",
+    "pretrain",
+    "finetune",
+    "evaluate",
+    "register",
+)
+# The config sections that determine a stage's output.
+SECTIONS = {"ingest": ("inputs", "ingest"), "register": ("registry",)}
+MARKER = ".prefect_cache.json"
+# Manifest fields that change on every run without changing what the stage produced.
+VOLATILE = {"written_at", "wall_seconds", "seconds"}
+
+
+def _upstream_digest(run_dir: Path, stage: str) -> Any:
+    """What the stage reads: the upstream manifest (or, for ingest, the input files)."""
+    if stage == "ingest":
+        return None  # the inputs section's files, see `_inputs_digest`
+    upstream = STAGE_ORDER[STAGE_ORDER.index(stage) - 1]
+    m = read_manifest(run_dir / upstream)
+    if m is None:
+        return "absent"
+    if "output_fingerprint" in m:
+        return m["output_fingerprint"]
+    return fingerprint({k: v for k, v in m.items() if k not in VOLATILE})
+
+
+def _inputs_digest(inputs: list[str]) -> str:
+    from pipeline.ingest.sources import input_fingerprint, resolve_inputs
+
+    return fingerprint([input_fingerprint(url) for url in resolve_inputs(inputs)])
+
+
+def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
+    """The Prefect cache key of `stage` run with `config` in `run_dir`."""
+    run = Path(run_dir).resolve()
+    sections = SECTIONS.get(stage, (stage,))
+    values = {}
+    for name in sections:
+        value = getattr(config, name, None)
+        values[name] = config_hash(value) if hasattr(value, "model_dump") else value
+    parts = {
+        "stage": stage,
+        "run_dir": str(run),
+        "config": values,
+        "upstream": _upstream_digest(run, stage),
+        "code": __version__,
+    }
+    if stage == "ingest":
+        parts["inputs"] = _inputs_digest(list(config.inputs))
+    if stage == "finetune":  # the instruction data file is an input besides the upstream stage
+        from pipeline.finetune.launch import finetune_inputs
+
+        parts["inputs"] = finetune_inputs(config.finetune, run)
+    return f"lmpipe-{stage}-{fingerprint(parts)}"
+
+
+def cache_key_fn(context: Any, parameters: dict[str, Any]) -> str | None:
+    """Prefect `cache_key_fn` of the stage tasks (`config` and `run_dir` parameters)."""
+    try:
+        return stage_key(context.task.name, parameters["config"], parameters["run_dir"])
+    except Exception:
+        return None  # no cache: the task runs and reports the problem itself
+
+
+def _marker(run_dir: str | Path, stage: str) -> Path:
+    return Path(run_dir) / stage / MARKER
+
+
+def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
+    """True when `<run>/<stage>` is the finished output that the cache entry `key` describes."""
+    m = read_manifest(Path(run_dir) / stage)
+    path = _marker(run_dir, stage)
+    if m is None or not path.is_file():
+        return False
+    try:
+        marker = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return False
+    return marker == {"key": key, "written_at": m.get("written_at")}
+
+
+def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:
+    """Record that `<run>/<stage>` (as it is now) is the output cached under `key`."""
+    m = read_manifest(Path(run_dir) / stage)
+    if m is not None and os.path.isdir(Path(run_dir) / stage):
+        write_json_atomic(_marker(run_dir, stage), {"key": key, "written_at": m.get("written_at")})
+
+
+def run_stage(stage_task: Any, config: Any, run_dir: str) -> Any:
+    """Call a stage task: from Prefect's cache when the stage directory still holds its output."""
+    try:
+        key = stage_key(stage_task.name, config, run_dir)
+    except Exception:
+        return stage_task(config, run_dir)  # e.g. missing inputs: the task fails with the reason
+    fresh = not stage_on_disk_matches(run_dir, stage_task.name, key)
+    result = stage_task.with_options(refresh_cache=fresh)(config, run_dir)
+    mark_stage(run_dir, stage_task.name, key)
+    return result

@@ -1,0 +1,73 @@
+"""`lmpipe serve`: the deployments users schedule and trigger from the Prefect UI.
+
+- `corpus-refresh`: the data flow on a cron schedule (`deploy.corpus_refresh_cron`, weekly by
+  default), refreshing the curated corpus from the configured inputs.
+- `train-on-demand`: the training flow, runnable from the UI, and triggered by a Prefect event
+  trigger whenever a corpus-refresh run completes (`deploy.train_on_data_completion`).
+- `end-to-end`: everything, from raw web text to a registered model, on demand.
+
+`serve` runs them in this process (a Prefect runner): it polls the API for scheduled and triggered
+runs and executes each in a subprocess. For workers on other machines, the same flows deploy to the
+work pools in infra/ (`prefect deploy`).
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron
+
+from flows.data import data_flow
+from flows.pipeline import pipeline_flow
+from flows.train import training_flow
+from pipeline.config import PipelineConfig
+
+DATA_FLOW_NAME = "lmpipe-data"
+REFRESH = "corpus-refresh"
+
+
+def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
+    """The three deployments, each defaulting to `config` (editable per run in the UI)."""
+    params = {"config": config.model_dump(mode="json")}
+    tags = ["lmpipe"]
+    refresh = data_flow.to_deployment(
+        name=REFRESH,
+        schedule=Cron(config.deploy.corpus_refresh_cron, timezone=config.deploy.timezone),
+        parameters=params,
+        tags=tags,
+        description="Scheduled corpus refresh: ingest -> clean -> dedup -> tokenize.",
+    )
+    triggers = []
+    if config.deploy.train_on_data_completion:
+        triggers.append(
+            DeploymentEventTrigger(
+                name="after-corpus-refresh",
+                expect={"prefect.flow-run.Completed"},
+                # Runs of the corpus-refresh deployment only: the end-to-end flow's own data
+                # subflow must not start a second training in the same run directory.
+                match_related=[
+                    {"prefect.resource.role": "flow", "prefect.resource.name": DATA_FLOW_NAME},
+                    {"prefect.resource.role": "deployment", "prefect.resource.name": REFRESH},
+                ],
+            )
+        )
+    train = training_flow.to_deployment(
+        name="train-on-demand",
+        parameters=params,
+        triggers=triggers,
+        tags=tags,
+        description="Pretrain -> finetune -> evaluate -> register; runs after each data flow run.",
+    )
+    e2e = pipeline_flow.to_deployment(
+        name="end-to-end",
+        parameters=params,
+        tags=tags,
+        description="Raw web text to a registered model.",
+    )
+    return [refresh, train, e2e]
+
+
+def serve_deployments(config: PipelineConfig, limit: int | None = None) -> None:
+    """Register the deployments and execute their runs until interrupted."""
+    serve(*build_deployments(config), limit=limit)

@@ -1,0 +1,37 @@
+"""The end-to-end flow: raw web text to a registered model, as two subflows (data, training)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.data import DATA_STAGES, data_flow
+from flows.params import resolve_config
+from flows.train import TRAINING_STAGES, training_flow
+from pipeline.config import PipelineConfig
+
+
+@flow(name="lmpipe-pipeline", log_prints=True)
+def pipeline_flow(
+    config: PipelineConfig | None = None,
+    stages: list[str] | None = None,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Raw web text to a registered model: the data flow, then the training flow (subflows).
+
+    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
+    worker) plus `overrides` (`key=value`, as `lmpipe --set`). A rerun after a failure completes
+    the finished stages from cache and picks up at the first unfinished one.
+    """
+    config = resolve_config(config, config_path, overrides)
+    wanted = stages or [*DATA_STAGES, *TRAINING_STAGES]
+    results: dict[str, Any] = {}
+    data_stages = [s for s in DATA_STAGES if s in wanted]
+    if data_stages:
+        results.update(data_flow(config, stages=data_stages))
+    train_stages = [s for s in TRAINING_STAGES if s in wanted]
+    if train_stages:
+        results.update(training_flow(config, stages=train_stages))
+    return results

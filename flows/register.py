@@ -1,0 +1,81 @@
+"""The register task: the last step of the training flow (MLflow registry, aliases, links)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact
+
+from flows.caching import cache_key_fn
+from flows.common import summary
+from pipeline.config import PipelineConfig
+from pipeline.registry.lineage import locate
+from pipeline.registry.register import is_transient, run_register, tracking_uri
+from pipeline.stage import fingerprint, read_manifest
+
+MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui` default, for a local sqlite store
+
+
+def retry_mlflow_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry only when MLflow's server, database or network failed."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_transient(exc)
+    return False
+
+
+def register_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
+    """The stage key plus what registration packages (weights, tokenizer, gate) and where to.
+
+    The upstream manifest alone is not enough here: without an evaluate stage, new weights
+    would leave the key unchanged; and the same run registered into another registry is new.
+    """
+    base = cache_key_fn(context, parameters)
+    try:
+        model = locate(Path(parameters["run_dir"]))
+        where = tracking_uri(parameters["config"].registry)
+        return f"{base}-{fingerprint([model.inputs_fingerprint(), where])}" if base else None
+    except Exception:
+        return None  # no cache: the task runs and reports the problem itself
+
+
+@task(
+    name="register",
+    retries=3,
+    retry_delay_seconds=[5, 15, 45],
+    retry_condition_fn=retry_mlflow_io,
+    cache_key_fn=register_cache_key,
+)
+def register_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Register `<run_dir>`'s final model; link the MLflow run and version in the Prefect UI."""
+    logger = get_run_logger()
+    result = run_register(config.registry, run_dir, Path(run_dir) / "register")
+    m = read_manifest(result.output_dir) or {}
+    logger.info(
+        "register: %s v%s aliases %s (%s)%s",
+        m.get("model_name"),
+        m.get("version"),
+        m.get("aliases"),
+        m.get("promotion_reason"),
+        " (already registered)" if result.skipped else "",
+    )
+    for key, link, text in mlflow_links(m):
+        create_link_artifact(link=link, link_text=text, key=key)
+    return summary(result)
+
+
+def mlflow_links(m: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(artifact key, URL, text) of the MLflow run and of the registered version."""
+    uri = m.get("tracking_uri", "")
+    ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else MLFLOW_UI
+    name, version = m.get("model_name", ""), m.get("version", "")
+    run = f"{ui}/#/experiments/{m.get('experiment_id')}/runs/{m.get('run_id')}"
+    model = f"{ui}/#/models/{quote(name)}/versions/{version}"
+    return [
+        ("mlflow-register-run", run, f"MLflow run {m.get('run_id')}"),
+        ("registered-model-version", model, f"{name} v{version} {m.get('aliases')}"),
+    ]

@@ -1,0 +1,97 @@
+"""The training flow: pretrain on the token shards (finetune -> evaluate -> register follow).
+
+Training runs as its own process group (`python -m pipeline.train`, or under torchrun / srun),
+so it can use many devices and is killed as a whole on the time limit or a cancellation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.caching import cache_key_fn, run_stage
+from flows.common import progress_reporter, summary
+from flows.params import resolve_config
+from flows.register import register_task
+from pipeline.config import PipelineConfig
+from pipeline.finetune.launch import launch_finetune
+from pipeline.stage import read_manifest
+from pipeline.train.launch import launch_pretrain
+
+TRAINING_STAGES = ("pretrain", "finetune", "evaluate", "register")
+
+
+@task(name="pretrain", retries=0, cache_key_fn=cache_key_fn)
+def pretrain_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Pretrain on `<run_dir>/tokenize/` into `<run_dir>/pretrain/`; its output goes to the log."""
+    logger = get_run_logger()
+    result = launch_pretrain(config, run_dir, logger.info, progress_reporter("pretrain"))
+    logger.info("pretrain: %s%s", result.counts, " (cached)" if result.skipped else "")
+    create_markdown_artifact(pretrain_markdown(Path(run_dir) / "pretrain"), key="pretrain-report")
+    return summary(result)
+
+
+@task(name="finetune", retries=0, cache_key_fn=cache_key_fn)
+def finetune_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Fine-tune `<run_dir>/pretrain/` on `finetune.data` into `<run_dir>/finetune/`."""
+    logger = get_run_logger()
+    result = launch_finetune(config, run_dir, logger.info, progress_reporter("finetune"))
+    logger.info("finetune: %s%s", result.counts, " (cached)" if result.skipped else "")
+    create_markdown_artifact(pretrain_markdown(Path(run_dir) / "finetune"), key="finetune-report")
+    return summary(result)
+
+
+@task(name="evaluate", retries=0, cache_key_fn=cache_key_fn)
+def evaluate_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Score base and fine-tuned model, answer the prompts, decide the gate (`<run>/evaluate`)."""
+    from pipeline.evaluate.run import run_evaluate  # torch only when evaluating
+
+    logger = get_run_logger()
+    result = run_evaluate(config.evaluate, run_dir)
+    gate = result.manifest.get("gate", {})
+    verdict = "passed" if gate.get("passed") else "FAILED"
+    logger.info("evaluate: gate %s: %s", verdict, gate.get("rule"))
+    create_markdown_artifact(pretrain_markdown(Path(run_dir) / "evaluate"), key="evaluate-report")
+    return {**summary(result), "gate": gate}
+
+
+def pretrain_markdown(stage_dir: Path) -> str:
+    """The run's numbers as a small markdown table (Prefect UI artifact)."""
+    m = read_manifest(stage_dir) or {}
+    rows = {**m.get("counts", {}), **m.get("metrics", {})}
+    lines = [f"# {stage_dir.name}: `{stage_dir}`", "", "| metric | value |", "|---|---:|"]
+    lines += [
+        f"| {k} | {v:,.4g} |" if isinstance(v, float) else f"| {k} | {v:,} |"
+        for k, v in rows.items()
+    ]
+    if m.get("mlflow"):
+        lines += ["", f"MLflow run `{m['mlflow']['run_id']}` at `{m['mlflow']['tracking_uri']}`"]
+    return "\n".join(lines)
+
+
+@flow(name="lmpipe-train", log_prints=True)
+def training_flow(
+    config: PipelineConfig | None = None,
+    stages: list[str] | None = None,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Token shards to a registered model: pretrain -> finetune -> evaluate -> register.
+
+    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
+    worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+    """
+    config = resolve_config(config, config_path, overrides)
+    wanted = stages or list(TRAINING_STAGES)
+    results: dict[str, Any] = {}
+    if "pretrain" in wanted:
+        results["pretrain"] = run_stage(pretrain_task, config, config.run_dir)
+    for stage, stage_task in (("finetune", finetune_task), ("evaluate", evaluate_task)):
+        if stage in wanted:
+            results[stage] = run_stage(stage_task, config, config.run_dir)
+    if "register" in wanted:
+        results["register"] = run_stage(register_task, config, config.run_dir)
+    return results

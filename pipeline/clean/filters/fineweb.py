@@ -1,0 +1,41 @@
+"""FineWeb's own heuristics, added on top of Gopher and C4.
+
+Penedo et al. 2024, "The FineWeb Datasets: Decanting the Web for the Finest Text Data at Scale",
+section 3.3 (thresholds in the config). Lines are the non-blank lines: the paper ran on
+trafilatura's output, which has no blank lines, while this stage keeps paragraph breaks as blank
+lines; counting those would make every paragraph look like a list item.
+"""
+
+from __future__ import annotations
+
+from pipeline.clean.config import FineWebConfig
+from pipeline.clean.document import TERMINAL_PUNCTUATION, Document
+from pipeline.clean.filters.gopher import duplicated
+
+
+class FineWebFilter:
+    """Lines ending in punctuation, short lines, repeated lines, list-like pages."""
+
+    name = "fineweb"
+    english_only = True
+
+    def __init__(self, cfg: FineWebConfig | None = None):
+        self.cfg = cfg or FineWebConfig()
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        cfg = self.cfg
+        lines = doc.nonblank_lines
+        if not lines or not doc.words:
+            return False, "fineweb_line_punct"
+        punct = sum(line.rstrip().endswith(TERMINAL_PUNCTUATION) for line in lines) / len(lines)
+        if punct < cfg.min_line_punct_ratio:
+            return False, "fineweb_line_punct"
+        short = sum(len(line.strip()) <= cfg.short_line_chars for line in lines) / len(lines)
+        if short > cfg.max_short_line_ratio:
+            return False, "fineweb_short_lines"
+        dup_chars = duplicated(lines)[1]
+        if dup_chars / max(sum(map(len, lines)), 1) > cfg.max_dup_line_char_ratio:
+            return False, "fineweb_dup_line_chars"
+        if (len(lines) - 1) / len(doc.words) > cfg.max_newline_word_ratio:
+            return False, "fineweb_list_like"
+        return True

@@ -1,0 +1,76 @@
+"""Reading the ingest shards as work units of at most `unit_documents` rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+REQUIRED_COLUMNS = ("id", "url", "content_type", "raw")
+OPTIONAL_COLUMNS = ("source", "fetch_date")
+
+
+@dataclass
+class Unit:
+    """Rows `[offset, offset + n)` of one input shard; `key` names its output shards."""
+
+    key: str
+    rows: pa.RecordBatch
+    _columns: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+
+    def column(self, name: str) -> list[Any]:
+        """A column as Python values (None throughout when the input lacks it)."""
+        if name not in self._columns:
+            names = self.rows.schema.names
+            values = self.rows.column(name).to_pylist() if name in names else None
+            self._columns[name] = values or [None] * self.rows.num_rows
+        return self._columns[name]
+
+
+@dataclass
+class UnreadableShard:
+    """An input shard (or its tail) that Arrow cannot read."""
+
+    key: str
+    path: Path
+    error: str
+
+
+def unit_key(shard: Path, offset: int) -> str:
+    return f"{shard.stem}-{offset:09d}"
+
+
+def iter_units(shards: list[Path], unit_documents: int) -> Iterator[Unit | UnreadableShard]:
+    """Units in shard order; record batches are read (and decompressed) one at a time."""
+    for path in shards:
+        offset = 0
+        try:
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            for b in range(reader.num_record_batches):
+                batch = reader.get_batch(b)
+                for start in range(0, batch.num_rows, unit_documents):
+                    yield Unit(unit_key(path, offset + start), batch.slice(start, unit_documents))
+                offset += batch.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            yield UnreadableShard(f"{path.stem}-unreadable", path, f"{type(exc).__name__}: {exc}")
+
+
+def check_input_schema(shards: list[Path]) -> None:
+    """A clear error when a shard lacks a column clean needs (a contract bug upstream)."""
+    for path in shards:
+        try:
+            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
+        except (OSError, pa.ArrowException):
+            continue  # unreadable: rejected as `unreadable_shard`, the run goes on
+        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{path}: input shard has no column(s) {missing}; clean needs "
+                f"{', '.join(REQUIRED_COLUMNS)} (the ingest stage's output)"
+            )
+        raw_type = schema.field("raw").type
+        if not (pa.types.is_string(raw_type) or pa.types.is_large_string(raw_type)):
+            raise ValueError(f"{path}: column `raw` is {raw_type}, not a string")

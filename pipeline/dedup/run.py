@@ -1,0 +1,221 @@
+"""`run_dedup`: clean shards -> signatures -> band candidates -> clusters -> curated shards.
+
+Phases talk through files in `<stage>/_work/` and each finished unit is recorded in the
+`UnitLedger` (`_progress/`), so a killed run resumes where it stopped:
+
+1. `signatures-<stem>` (parallel over input shards): `_work/signatures/<stem>.arrow`.
+2. `band-NN` (parallel over bands): `_work/bands/band-NN.npy`, the candidate pairs of a band,
+   after the exact pass has saved which documents take part (`_work/eligible.npy`).
+3. `clusters` (one process): exact groups and the bands' pairs merged one band at a time
+   (optionally verified), survivors -> `_work/status.npy`, `_work/survivor.npy`.
+4. `output-<stem>` (parallel over input shards): kept rows, rejected, clusters, index.
+
+`_work/` is deleted once the manifest is written; `index/` stays for incremental runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from pipeline.base_config import config_hash
+from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE
+from pipeline.dedup.config import DedupConfig
+from pipeline.dedup.minhash import MinHasher
+from pipeline.dedup.output import STAGE, OutputJob, write_unit
+from pipeline.dedup.phases import (
+    BandJob,
+    SignatureJob,
+    band_unit,
+    cluster_phase,
+    exact_phase,
+    signature_unit,
+)
+from pipeline.dedup.references import reference_files, signature_params
+from pipeline.dedup.signatures import SignatureFile, SignatureStore
+from pipeline.parallel import map_units
+from pipeline.stage import (
+    StageResult,
+    UnitLedger,
+    fingerprint,
+    list_shards,
+    manifest_matches,
+    prepare_stage_dir,
+    read_manifest,
+    sum_counts,
+    upstream_fingerprint,
+    write_manifest,
+)
+
+Progress = Callable[[int, int, dict[str, int]], None]
+WORK = "_work"
+
+
+def check_input_schema(shards: list[Path]) -> None:
+    """A clear error when an input shard lacks a string `id` or `text` column (a contract bug)."""
+    for path in shards:
+        try:
+            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
+        except (OSError, pa.ArrowException):
+            continue  # unreadable: counted as one rejected record by its unit
+        for name in ("id", "text"):
+            if name not in schema.names:
+                raise ValueError(f"{path}: input shard has no `{name}` column; dedup needs both")
+            kind = schema.field(name).type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+                raise ValueError(f"{path}: column `{name}` is {kind}, not a string")
+
+
+class PhaseRunner:
+    """Runs the units of a phase through `pipeline.parallel.map_units` (worker processes or
+    Ray), skipping units finished before, and turns each finished unit into a tqdm step and a
+    `progress(done, total, counts)` call."""
+
+    def __init__(self, cfg: DedupConfig, stage_dir: Path, total: int, progress: Progress | None):
+        self.workers, self.ledger = cfg.workers, UnitLedger(stage_dir)
+        self.total, self.progress = total, progress
+        self.done: Counter[str] = Counter()
+
+    def run(self, phase: str, fn: Callable, jobs: list[tuple[str, Any]]) -> None:
+        """`jobs`: (unit name, job) pairs; a unit already in the ledger is not run again."""
+        todo = [(job,) for unit, job in jobs if self.ledger.finished(unit) is None]
+        self._advance(phase, len(jobs) - len(todo))
+        bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=not todo)
+        for _ in map_units(fn, todo, self.workers):
+            bar.update(1)
+            self._advance(phase, 1)
+        bar.close()
+
+    def _advance(self, phase: str, n: int) -> None:
+        if n:
+            self.done[phase] += n
+            if self.progress:
+                self.progress(sum(self.done.values()), self.total, dict(self.done))
+
+
+def _signature_jobs(cfg: DedupConfig, shards: list[Path], out_dir: Path) -> list[tuple]:
+    hasher = MinHasher(*cfg.lsh_shape(), seed=cfg.seed)
+    jobs = []
+    for shard in shards:
+        out = out_dir / WORK / "signatures" / f"{shard.stem}.arrow"
+        args = (shard.stem, str(shard), str(out), str(out_dir), hasher)
+        jobs.append(
+            (f"signatures-{shard.stem}", SignatureJob(*args, cfg.ngram_size, cfg.batch_documents))
+        )
+    return jobs
+
+
+def _store(refs: list[SignatureFile], shards: list[Path], ledger: UnitLedger, out_dir: Path):
+    """The signature store: reference index files, then this run's signature files."""
+    files = list(refs)
+    for shard in shards:
+        info = ledger.finished(f"signatures-{shard.stem}")
+        out = out_dir / WORK / "signatures" / f"{shard.stem}.arrow"
+        files.append(SignatureFile(str(out), str(shard), info["rows"], reference=False))
+    return SignatureStore(files)
+
+
+def _cluster(cfg: DedupConfig, store: SignatureStore, out_dir: Path, runner: PhaseRunner) -> None:
+    """Phases 2-3; nothing is recomputed once the `clusters` unit has finished."""
+    work = out_dir / WORK
+    finished = runner.ledger.finished("clusters") is not None
+    if not finished:
+        rank, exact = exact_phase(store, work)  # cheap and deterministic: redone on resume
+    bands = cfg.lsh_shape()[0]
+    jobs = [
+        (f"band-{b:02d}", BandJob(b, store.files, str(work), str(out_dir))) for b in range(bands)
+    ]
+    runner.run("bands", band_unit, jobs)
+    if not finished:
+        runner.ledger.mark_finished("clusters", cluster_phase(cfg, store, rank, exact, work))
+
+
+def _output_jobs(cfg, store, shards, out_dir, ledger) -> list[tuple]:
+    bands, rows = cfg.lsh_shape()
+    verify = f", verified Jaccard >= {cfg.verify_threshold}" if cfg.verify else ""
+    details = {
+        EXACT_DUPLICATE: "same normalized text",
+        NEAR_DUPLICATE: f"MinHash LSH {bands}x{rows} candidate{verify}",
+    }
+    compression = None if cfg.compression == "none" else cfg.compression
+    first = len(store.files) - len(shards)  # reference files come first
+    jobs = []
+    for i, shard in enumerate(shards):
+        lo, hi = (int(x) for x in store.offsets[first + i : first + i + 2])
+        unreadable = ledger.finished(f"signatures-{shard.stem}")["unreadable"]
+        paths = (str(shard), store.files[first + i].path)
+        job = OutputJob(shard.stem, *paths, lo, hi, str(out_dir), str(out_dir / WORK), compression)
+        job.details, job.unreadable = details, unreadable
+        jobs.append((f"output-{shard.stem}", job))
+    return jobs
+
+
+def run_dedup(
+    cfg: DedupConfig,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
+    t0 = time.time()
+    in_dir, out_dir = Path(input_dir), Path(output_dir)
+    refs, ref_runs = reference_files(cfg, out_dir)
+    inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "references": ref_runs})
+    chash = config_hash(cfg)
+    if manifest_matches(out_dir, inputs_fp, chash):
+        return _result(out_dir, skipped=True)
+    shards = list_shards(in_dir)
+    check_input_schema(shards)
+    prepare_stage_dir(out_dir, inputs_fp, chash)
+    for sub in ("signatures", "bands"):
+        (out_dir / WORK / sub).mkdir(parents=True, exist_ok=True)
+    for sub in ("clusters", "index"):
+        (out_dir / sub).mkdir(exist_ok=True)
+    runner = PhaseRunner(cfg, out_dir, 2 * len(shards) + cfg.lsh_shape()[0], progress)
+    runner.run("signatures", signature_unit, _signature_jobs(cfg, shards, out_dir))
+    store = _store(refs, shards, runner.ledger, out_dir)
+    _cluster(cfg, store, out_dir, runner)
+    runner.run("output", write_unit, _output_jobs(cfg, store, shards, out_dir, runner.ledger))
+    _write_manifest(cfg, out_dir, shards, store, ref_runs, inputs_fp=inputs_fp, chash=chash, t0=t0)
+    shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    return _result(out_dir, skipped=False)
+
+
+def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, t0) -> None:
+    ledger = UnitLedger(out_dir)
+    infos = [ledger.finished(f"output-{shard.stem}") for shard in shards]
+    clusters = ledger.finished("clusters")
+    counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
+    counts |= clusters | {"shards": len(shards), "reference_documents": store.reference_size}
+    kept = [f"{s.stem}.arrow" for s in shards if (out_dir / f"{s.stem}.arrow").exists()]
+    write_manifest(
+        out_dir,
+        stage=STAGE,
+        inputs_fingerprint=inputs_fp,
+        config_hash=chash,
+        config=cfg.model_dump(mode="json"),
+        signature_params=signature_params(cfg),
+        references=ref_runs,
+        counts=counts,
+        reasons=sum_counts(infos, "reasons"),
+        shards=kept,
+        output_fingerprint=fingerprint(
+            [
+                ref_runs,
+                [(i["input"], i["documents"], i["rejected"], i["in_clusters"]) for i in infos],
+            ]
+        ),
+        wall_seconds=round(time.time() - t0, 3),
+    )
+
+
+def _result(out_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out_dir) or {}
+    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -1,0 +1,176 @@
+"""`run_evaluate`: the fine-tuned model against its base, a gate verdict, generation samples.
+
+Both models (`<run>/pretrain`, `<run>/finetune`) are scored on the pretraining held-out
+windows (`<run>/tokenize/val`: did fine-tuning cost general language modelling?) and on the
+fine-tuning validation split (response tokens only: did it learn the task?). Both answer the
+configured prompts. The gate compares one metric with a baseline metric or a bound; its
+verdict, the numbers and the rule go into `<run>/evaluate/manifest.json`, which registration
+reads; `samples.json` maps each prompt to the fine-tuned model's answer.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.base_config import config_hash
+from pipeline.evaluate.config import EvaluateConfig, GateConfig
+from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
+from pipeline.finetune.template import (
+    chat_prompt_ids,
+    decode_response,
+    load_chat_tokenizer,
+    stop_ids,
+)
+from pipeline.model import load_model
+from pipeline.model.generate import generate
+from pipeline.stage import (
+    StageResult,
+    fingerprint,
+    manifest_matches,
+    read_manifest,
+    upstream_fingerprint,
+    write_json_atomic,
+    write_manifest,
+)
+
+STAGE = "evaluate"
+SAMPLES = "samples.json"
+
+
+def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
+    """The gate block: metric, value, baseline, threshold, passed and the rule in words."""
+    if gate.metric not in metrics:
+        raise ValueError(f"`evaluate.gate.metric`: {gate.metric!r} is not one of {sorted(metrics)}")
+    if gate.baseline is not None and gate.baseline not in metrics:
+        raise ValueError(
+            f"`evaluate.gate.baseline`: {gate.baseline!r} is not one of {sorted(metrics)}"
+        )
+    value = metrics[gate.metric]
+    base = metrics[gate.baseline] if gate.baseline else None
+    sign = 1.0 if gate.higher_is_better else -1.0
+    bound = base + sign * gate.threshold if base is not None else gate.threshold
+    passed = value > bound if gate.higher_is_better else value < bound
+    word = "above" if gate.higher_is_better else "below"
+    against = f"{gate.baseline} ({base:.4f})" if base is not None else "the threshold"
+    margin = f" by more than {gate.threshold:g}" if base is not None and gate.threshold else ""
+    rule = f"{gate.metric} ({value:.4f}) must be {word} {against}{margin}"
+    if base is None:
+        rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.threshold:g}"
+    return {
+        "metric": gate.metric,
+        "value": value,
+        "baseline_metric": gate.baseline,
+        "baseline": base,
+        "threshold": gate.threshold,
+        "higher_is_better": gate.higher_is_better,
+        "passed": bool(passed),
+        "rule": rule,
+    }
+
+
+def score(model, run_dir: Path, cfg: EvaluateConfig, eod: int | None, pad: int) -> dict:
+    """pretrain_val_{loss,ppl} and sft_val_{loss,ppl} of one model."""
+    block = model.config.block_size
+    pre = pretrain_batches(
+        run_dir / "tokenize", block, cfg.batch_size, cfg.pretrain_val_batches, eod
+    )
+    sft = sft_batches(run_dir / "finetune", block, pad, cfg.batch_size)
+    out = {}
+    for name, batches in (("pretrain_val", pre), ("sft_val", sft)):
+        loss, ppl = mean_and_ppl(*summed_loss(model, batches))
+        out |= {f"{name}_loss": loss, f"{name}_ppl": ppl}
+    return out
+
+
+def answer_prompts(model, tokenizer, cfg: EvaluateConfig) -> dict[str, str]:
+    stops = stop_ids(tokenizer)
+    answers = {}
+    for prompt in cfg.prompts:
+        ids = chat_prompt_ids(tokenizer, prompt, cfg.system)
+        new = generate(
+            model,
+            ids,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            eos_ids=stops,
+            seed=cfg.seed,
+        )
+        answers[prompt] = decode_response(tokenizer, new)
+    return answers
+
+
+def evaluate_inputs(run_dir: Path) -> dict[str, str]:
+    return {s: upstream_fingerprint(run_dir / s) for s in ("tokenize", "pretrain", "finetune")}
+
+
+def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
+    """Evaluate `<run_dir>/finetune` against `<run_dir>/pretrain` into `<run_dir>/evaluate`."""
+    run_dir = Path(run_dir)
+    out_dir = run_dir / STAGE
+    inputs = evaluate_inputs(run_dir)
+    inputs_fp, chash = fingerprint(inputs), config_hash(cfg)
+    if manifest_matches(out_dir, inputs_fp, chash):
+        return _result(out_dir, skipped=True)
+    t0 = time.time()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ft = read_manifest(run_dir / "finetune") or {}
+    pre = read_manifest(run_dir / "pretrain") or {}
+    tok_info = ft["tokenizer"]
+    tokenizer = load_chat_tokenizer(ft["tokenizer_path"])
+    eod = int(tok_info["eod_id"]) if pre.get("config", {}).get("document_masking", True) else None
+    torch.manual_seed(cfg.seed)
+    metrics, samples = {}, {}
+    for prefix, stage in (("base_", "pretrain"), ("", "finetune")):
+        model = load_model(run_dir / stage).eval()
+        metrics |= {
+            prefix + k: v for k, v in score(model, run_dir, cfg, eod, tok_info["pad_id"]).items()
+        }
+        samples[stage] = answer_prompts(model, tokenizer, cfg)
+    gate = apply_gate(cfg.gate, metrics)
+    write_json_atomic(out_dir / SAMPLES, samples["finetune"])
+    counts = {
+        "prompts": len(cfg.prompts),
+        "sft_val_samples": ft.get("counts", {}).get("val_samples", 0),
+    }
+    write_manifest(
+        out_dir,
+        stage=STAGE,
+        inputs=inputs,
+        inputs_fingerprint=inputs_fp,
+        config_hash=chash,
+        config=cfg.model_dump(mode="json"),
+        counts=counts,
+        reasons={},
+        metrics=metrics,
+        gate=gate,
+        samples={"finetune": samples["finetune"], "base": samples["pretrain"]},
+        mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
+        output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),
+        wall_seconds=round(time.time() - t0, 3),
+    )
+    return _result(out_dir, skipped=False)
+
+
+def _log_to_mlflow(run: dict[str, Any], metrics: dict[str, float], gate: dict) -> dict:
+    """Evaluation numbers go into the fine-tuning run's MLflow record (when it has one)."""
+    if not run.get("run_id"):
+        return {}
+    from mlflow import MlflowClient
+
+    client = MlflowClient(run["tracking_uri"])
+    for key, value in metrics.items():
+        client.log_metric(run["run_id"], f"eval/{key}", value)
+    client.log_metric(run["run_id"], "eval/gate_passed", float(gate["passed"]))
+    client.set_tag(run["run_id"], "gate_passed", str(gate["passed"]).lower())
+    return run
+
+
+def _result(out_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out_dir) or {}
+    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

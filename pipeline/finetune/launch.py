@@ -1,0 +1,98 @@
+"""Starting fine-tuning as its own process group, like pretraining (`pipeline.train.launch`).
+
+The Prefect task calls `launch_finetune`; it runs `python -m pipeline.finetune` in a new
+session, streams its output to `on_line`, turns `lmpipe-progress` lines into progress calls
+and kills the group on the time limit or a cancellation. Importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
+from pipeline.stage import (
+    StageResult,
+    fingerprint,
+    manifest_matches,
+    read_manifest,
+    upstream_fingerprint,
+    write_json_atomic,
+)
+from pipeline.tokens.tokenizer import file_sha256
+from pipeline.train.launch import (
+    LAUNCH_CONFIG,
+    PROGRESS_PREFIX,
+    TrainingFailed,
+    _describe,
+    stream_process,
+)
+
+STAGE = "finetune"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def resolve_data_path(data: str) -> Path:
+    """`finetune.data` as given, else relative to the checkout (the bundled set's default)."""
+    path = Path(data)
+    if not path.is_file() and not path.is_absolute() and (REPO / path).is_file():
+        path = REPO / path
+    if not path.is_file():
+        raise FileNotFoundError(f"`finetune.data`: no file at {data}")
+    return path
+
+
+def finetune_inputs(cfg: FinetuneConfig, run_dir: Path) -> dict[str, Any]:
+    """What the fine-tuned weights depend on: the pretrained weights, the data, the tokenizer."""
+    run_dir = Path(run_dir)
+    pretrain = upstream_fingerprint(run_dir / "pretrain")
+    tok = (read_manifest(run_dir / "tokenize") or {}).get("tokenizer") or {}
+    return {
+        "pretrain": pretrain,
+        "data_sha256": file_sha256(resolve_data_path(cfg.data)),
+        "tokenizer": tok.get("fingerprint"),
+    }
+
+
+def launch_finetune(
+    config: Any,
+    run_dir: str | Path,
+    on_line: Callable[[str], None] = print,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> StageResult:
+    """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group."""
+    run_dir = Path(run_dir).resolve()
+    stage_dir = run_dir / STAGE
+    inputs_fp = fingerprint(finetune_inputs(config.finetune, run_dir))
+    if manifest_matches(stage_dir, inputs_fp, finetune_config_hash(config.finetune)):
+        return _result(stage_dir, skipped=True)  # no process, no torch import
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    config_path = stage_dir / LAUNCH_CONFIG
+    write_json_atomic(config_path, config.model_dump(mode="json"))
+    cmd = [sys.executable, "-m", "pipeline.finetune", "--run-dir", str(run_dir)]
+    cmd += ["--config", str(config_path), "--parent-pid", str(os.getpid())]
+    tail: deque[str] = deque(maxlen=40)
+
+    def handle(line: str) -> None:
+        if PROGRESS_PREFIX in line:
+            event = json.loads(line.split(PROGRESS_PREFIX, 1)[1])
+            if progress:
+                progress(event["done"], event["total"], event["counts"])
+            line = _describe(event)
+        tail.append(line)
+        on_line(line)
+
+    code = stream_process(cmd, handle, config.finetune.time_limit_minutes * 60)
+    if code != 0:
+        raise TrainingFailed(f"fine-tuning exited with code {code}:\n" + "\n".join(tail))
+    return _result(stage_dir, skipped=False)
+
+
+def _result(stage_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(stage_dir) or {}
+    return StageResult(STAGE, stage_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

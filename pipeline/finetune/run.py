@@ -1,0 +1,195 @@
+"""`run_finetune`: pretrained weights + instruction data -> `<run>/finetune/model.safetensors`.
+
+The stage prepares the samples (templated, masked, split; bad lines in `rejected/`), trains
+with the Lightning machinery of pretraining (trainer builder, checkpoints and resume, MLflow
+logger, metrics monitor), then exports a plain `DecoderLM` (LoRA merged) next to
+`model_config.json` and writes the manifest. Like pretraining it runs in every DDP rank; only
+global rank 0 prepares, exports and writes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
+from pipeline.finetune.data import STAGE, prepare_sft_data
+from pipeline.finetune.launch import finetune_inputs, resolve_data_path
+from pipeline.finetune.module import FinetuneDataModule, FinetuneModule, merged_model
+from pipeline.finetune.template import load_chat_tokenizer
+from pipeline.model import ModelConfig, export_state_dict
+from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
+from pipeline.stage import (
+    StageResult,
+    fingerprint,
+    manifest_matches,
+    read_manifest,
+    write_manifest,
+)
+from pipeline.train.metrics import Progress, TrainingMonitor, plot_loss_curve, read_metrics
+from pipeline.train.run import (
+    RunInfo,
+    _file_digest,
+    _log_artifacts,
+    prepare_output,
+    summary_metrics,
+    tokenizer_info,
+)
+from pipeline.train.trainer import (
+    CHECKPOINT_DIR,
+    LAST,
+    build_trainer,
+    check_devices,
+    full_state_dict,
+    mlflow_loggers,
+)
+
+
+class FinetuneJob:
+    """One fine-tuning run: data, model and trainer; train; export the merged weights."""
+
+    def __init__(self, cfg: FinetuneConfig, run_dir: Path, progress: Progress | None = None):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.out_dir = self.run_dir / STAGE
+        self.pretrain_dir = self.run_dir / "pretrain"
+        self.t0, self.progress = time.time(), progress
+        self.inputs = finetune_inputs(cfg, self.run_dir)
+        self.inputs_fp = fingerprint(self.inputs)
+        self.chash = finetune_config_hash(cfg)
+
+    def prepare(self) -> None:
+        """Rank 0: reset a stale stage directory and write the sample shards."""
+        prepare_output(self.out_dir, self.inputs_fp, self.chash)
+        block = self._model_cfg().block_size
+        self.prepared = prepare_sft_data(
+            resolve_data_path(self.cfg.data),
+            load_chat_tokenizer(self._tokenizer_path()),
+            self.out_dir,
+            block,
+            self.cfg.min_response_tokens,
+            self.cfg.val_fraction,
+        )
+
+    def _tokenizer_path(self) -> Path:
+        tok = tokenizer_info(self.run_dir / "tokenize")
+        return self.run_dir / "tokenize" / Path(tok["path"]).name
+
+    def _model_cfg(self) -> ModelConfig:
+        return ModelConfig.model_validate_json((self.pretrain_dir / MODEL_CONFIG_FILE).read_text())
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.model_cfg = self._model_cfg()
+        self.tcfg = cfg.trainer_config(self.model_cfg)
+        check_devices(self.tcfg)
+        self.tok = tokenizer_info(self.run_dir / "tokenize")
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        self.data = FinetuneDataModule(
+            self.out_dir,
+            self.model_cfg.block_size,
+            int(self.tok["pad_id"]),
+            cfg.micro_batch_size,
+            cfg.grad_accum,
+            cfg.seed,
+            cfg.val_batches,
+        )
+        lora = cfg.lora.model_dump() if cfg.method == "lora" else None
+        self.module = FinetuneModule(
+            self.tcfg.model_dump(mode="json"),
+            self.model_cfg.model_dump(),
+            str(self.pretrain_dir),
+            lora,
+        )
+        self.monitor = TrainingMonitor(self.out_dir, self.tcfg, self.progress)
+        self.info = RunInfo(self.out_dir, self._static_params())
+        run_name = f"finetune-{self.run_dir.name}"
+        loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name=run_name)
+        self.trainer = build_trainer(self.tcfg, self.out_dir, [self.monitor, self.info], loggers)
+
+    def _static_params(self) -> dict[str, Any]:
+        model = self.module.model
+        return {
+            "method": self.cfg.method,
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "parameters": merged_model(model).num_params(),
+            "inputs_fingerprint": self.inputs_fp,
+            "pretrain_fingerprint": self.inputs["pretrain"],
+            "data_sha256": self.inputs["data_sha256"],
+        }
+
+    def train(self) -> None:
+        last = self.out_dir / CHECKPOINT_DIR / LAST
+        resume = last if last.exists() else None
+        self.trainer.fit(self.module, datamodule=self.data, ckpt_path=resume, weights_only=True)
+        if self.trainer.global_step % self.cfg.val_interval:
+            self.trainer.validate(self.module, datamodule=self.data, verbose=False)
+
+    def publish(self) -> None:
+        """Every rank takes part (FSDP gathers); rank 0 exports the merged plain model."""
+        if self.cfg.method == "full":
+            state = full_state_dict(self.trainer)
+            weights = {k.removeprefix("model."): v for k, v in state.items()}
+        if not self.trainer.is_global_zero:
+            return
+        if self.cfg.method == "lora":
+            weights = merged_model(self.module.model).state_dict()
+        self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
+        curve = plot_loss_curve(self.out_dir, f"finetune ({self.cfg.method}) {self.run_dir.name}")
+        self.mlflow_run = _log_artifacts(self.trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        steps = self.trainer.global_step
+        train_rows, val_rows = read_metrics(self.out_dir)
+        params = self._static_params()
+        counts = {
+            **self.prepared.counts,
+            "steps": steps,
+            "parameters": params["parameters"],
+            "trainable_parameters": params["trainable_parameters"],
+            "world_size": self.trainer.world_size,
+        }
+        write_manifest(
+            self.out_dir,
+            stage=STAGE,
+            inputs=self.inputs,
+            inputs_fingerprint=self.inputs_fp,
+            config_hash=self.chash,
+            config=self.cfg.model_dump(mode="json"),
+            model_config=self.model_cfg.model_dump(mode="json"),
+            counts=counts,
+            reasons=self.prepared.reasons,
+            metrics=summary_metrics(train_rows, val_rows),
+            tokenizer=self.tok,
+            tokenizer_path=str(self._tokenizer_path().resolve()),
+            base_model=str(self.pretrain_dir.resolve()),
+            weights=self.weights_path.name,
+            mlflow=self.mlflow_run,
+            resumed_from_step=self.info.start_step,
+            output_fingerprint=_file_digest(self.weights_path),
+            wall_seconds=round(time.time() - self.t0, 3),
+        )
+
+
+def run_finetune(
+    cfg: FinetuneConfig, run_dir: str | Path, progress: Progress | None = None
+) -> StageResult:
+    """Fine-tune `<run_dir>/pretrain` on `cfg.data` into `<run_dir>/finetune` (resumable)."""
+    job = FinetuneJob(cfg, Path(run_dir), progress)
+    if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
+        return _result(job.out_dir, skipped=True)
+    if rank_zero_only.rank == 0:
+        job.prepare()
+    job.build()
+    job.train()
+    job.publish()
+    return _result(job.out_dir, skipped=False)
+
+
+def _result(out_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out_dir) or {}
+    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -1,0 +1,194 @@
+"""What a run directory says about its model: where the weights are, and where they came from.
+
+The final model is `<run>/finetune/` when it holds weights, else `<run>/pretrain/`. Lineage comes
+from the stage manifests: the curated data (dedup), the tokenizer (tokenize), the training runs
+(pretrain, finetune), the evaluation gate (evaluate). All of it becomes model version tags, so a
+registered version leads back to the exact data and tokenizer it was trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__
+from pipeline.stage import MissingUpstreamError, read_manifest
+
+WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
+    "model.safetensors",
+    "model_config.json",
+    "tokenizer.json",
+)
+NOT_EVALUATED = {
+    "metric": None,
+    "value": None,
+    "baseline": None,
+    "threshold": None,
+    "passed": False,
+    "rule": "not evaluated",
+}
+TAG = "lmpipe."  # prefix of every lineage tag
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """The checkout's commit (with `-dirty` when it has local changes), or None outside git."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if sha.returncode:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class RunModel:
+    """The final model of a run directory with everything needed to register it."""
+
+    run_dir: Path
+    source_stage: str
+    """`finetune` or `pretrain`: whose weights these are."""
+    weights: Path
+    model_config: Path
+    tokenizer: Path
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Manifests of dedup, tokenize, pretrain, finetune, evaluate (the ones that exist)."""
+
+    @property
+    def gate(self) -> dict[str, Any]:
+        gate = self.manifests.get("evaluate", {}).get("gate")
+        return {**NOT_EVALUATED, **gate} if gate else dict(NOT_EVALUATED)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        evaluate = self.manifests.get("evaluate", {}).get("metrics", {})
+        trained = self.manifests.get(self.source_stage, {}).get("metrics", {})
+        numbers = {**trained, **evaluate}
+        return {k: float(v) for k, v in numbers.items() if isinstance(v, int | float)}
+
+    @property
+    def tokenizer_info(self) -> dict[str, Any]:
+        return self.manifests.get("tokenize", {}).get("tokenizer", {})
+
+    def mlflow_run(self) -> dict[str, Any]:
+        """The MLflow run of the training that produced these weights (finetune, else pretrain)."""
+        for stage in (self.source_stage, "pretrain"):
+            block = self.manifests.get(stage, {}).get("mlflow") or {}
+            if block.get("run_id"):
+                return block
+        return {}
+
+    def inputs_fingerprint(self) -> str:
+        """What the registered artifact is made of: weights, config, tokenizer and the gate."""
+        parts = [file_sha256(p) for p in (self.weights, self.model_config, self.tokenizer)]
+        parts.append(repr(sorted(self.gate.items())))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def locate(run_dir: Path) -> RunModel:
+    """The final model of `run_dir`; a clear error when the run has no trained weights."""
+    run_dir = Path(run_dir)
+    manifests = {
+        s: m
+        for s in ("dedup", "tokenize", "pretrain", "finetune", "evaluate")
+        if (m := read_manifest(run_dir / s)) is not None
+    }
+    for stage in ("finetune", "pretrain"):
+        d = run_dir / stage
+        if (d / WEIGHTS_FILE).is_file() and (d / CONFIG_FILE).is_file():
+            break
+    else:
+        raise MissingUpstreamError(
+            f"{run_dir} has no trained model (finetune/ or pretrain/ weights)"
+        )
+    tokenizer = run_dir / "tokenize" / TOKENIZER_FILE
+    if not tokenizer.is_file():
+        raise MissingUpstreamError(f"{tokenizer} is missing: the run has no tokenizer")
+    return RunModel(run_dir, stage, d / WEIGHTS_FILE, d / CONFIG_FILE, tokenizer, manifests)
+
+
+def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
+    """Model version tags: data, tokenizer, configs, code, metrics and the gate verdict."""
+    m = rm.manifests
+    tags = {
+        "run_dir": str(rm.run_dir.resolve()),
+        "source_stage": rm.source_stage,
+        "data.fingerprint": m.get("dedup", {}).get("output_fingerprint"),
+        "data.manifest": _manifest_path(rm, "dedup"),
+        "data.documents": m.get("dedup", {}).get("counts", {}).get("documents"),
+        "tokenizer.fingerprint": rm.tokenizer_info.get("fingerprint"),
+        "tokenizer.sha256": file_sha256(rm.tokenizer),
+        "tokens.fingerprint": m.get("tokenize", {}).get("output_fingerprint"),
+        "tokens.manifest": _manifest_path(rm, "tokenize"),
+        "weights.sha256": file_sha256(rm.weights),
+        "finetune.inputs_fingerprint": m.get("finetune", {}).get("inputs_fingerprint"),
+        "pretrain.output_fingerprint": m.get("pretrain", {}).get("output_fingerprint"),
+        "config_hash": config_hash,
+        "code.version": __version__,
+        "code.git_commit": git_commit(),
+        "training.mlflow_run_id": rm.mlflow_run().get("run_id"),
+    }
+    for stage in ("dedup", "tokenize", "pretrain", "finetune", "evaluate"):
+        tags[f"config_hash.{stage}"] = m.get(stage, {}).get("config_hash")
+    tags |= {f"metric.{k}": v for k, v in rm.metrics.items()}
+    tags |= {f"gate.{k}": v for k, v in rm.gate.items()}
+    return {TAG + k: str(v) for k, v in tags.items() if v is not None}
+
+
+def _manifest_path(rm: RunModel, stage: str) -> str | None:
+    path = rm.run_dir / stage / "manifest.json"
+    return str(path.resolve()) if path.is_file() else None
+
+
+def model_card(rm: RunModel, name: str) -> str:
+    """The registered version's description: data, size, training tokens, metrics, gate."""
+    m = rm.manifests
+    cfg = m.get(rm.source_stage, {}).get("model_config", {})
+    counts = m.get(rm.source_stage, {}).get("counts", {})
+    pre = m.get("pretrain", {}).get("counts", {})
+    gate = rm.gate
+    lines = [
+        f"# {name}",
+        "",
+        f"Decoder-only transformer (Llama layout) from `{rm.run_dir.resolve()}`"
+        f" ({rm.source_stage} weights).",
+        "",
+        "**Data**: "
+        + f"{m.get('dedup', {}).get('counts', {}).get('documents', '?')} curated documents"
+        + f" (dedup fingerprint `{m.get('dedup', {}).get('output_fingerprint', '?')}`); tokenizer "
+        + f"`{rm.tokenizer_info.get('fingerprint', '?')}`"
+        + f" ({rm.tokenizer_info.get('vocab_size', '?')} tokens).",
+        f"**Size**: {counts.get('parameters', pre.get('parameters', '?'))} parameters, "
+        + f"{cfg.get('n_layers', '?')} layers, d_model {cfg.get('d_model', '?')}, "
+        + f"context {cfg.get('block_size', '?')}.",
+        f"**Training tokens**: pretraining {pre.get('tokens', '?')}"
+        + (f", fine-tuning {counts.get('tokens', '?')}" if rm.source_stage == "finetune" else "")
+        + ".",
+        "**Metrics**: " + (", ".join(f"{k} {v:.4g}" for k, v in rm.metrics.items()) or "none"),
+        f"**Gate**: {'passed' if gate['passed'] else 'failed'} ({gate['rule']}; "
+        + f"{gate['metric']} = {gate['value']}).",
+    ]
+    return "\n".join(lines)

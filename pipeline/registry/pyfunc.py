@@ -1,0 +1,104 @@
+"""The registered model: an MLflow `PythonModel` that generates text from prompts.
+
+Logged as "models from code" (`model_code.py` calls `set_model`), so loading it unpickles
+nothing; this module travels with the model in `code_paths` together with `pipeline/model`,
+the chat template and `base_config`, and needs only torch, tokenizers, safetensors, pydantic
+and mlflow at serving time.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+# Artifact names of a registered version (MLflow copies each file under `artifacts/`).
+WEIGHTS, MODEL_CONFIG, TOKENIZER, GENERATION = "weights", "model_config", "tokenizer", "generation"
+PROMPT_COLUMN = "prompt"
+# The signature is explicit (package.signature); type hints would switch MLflow's validation.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
+
+
+def read_prompts(model_input: Any) -> list[str]:
+    """A list of prompts from a list/str, a DataFrame with a `prompt` column, or a dict of lists."""
+    if hasattr(model_input, "columns"):  # pandas DataFrame (the signature's enforced form)
+        column = PROMPT_COLUMN if PROMPT_COLUMN in model_input.columns else model_input.columns[0]
+        values = model_input[column].tolist()
+    elif isinstance(model_input, dict):
+        values = model_input.get(PROMPT_COLUMN, [])
+        values = [values] if isinstance(values, str) else list(values)
+    elif isinstance(model_input, str):
+        values = [model_input]
+    else:
+        values = list(model_input)
+    if not all(isinstance(v, str) for v in values):
+        raise MlflowException("every prompt must be a string", INVALID_PARAMETER_VALUE)
+    return values
+
+
+class TextGenerator(mlflow.pyfunc.PythonModel):
+    """Prompts in, generated text out (new text only, special tokens removed)."""
+
+    def load_context(self, context) -> None:
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        from pipeline.model.config import ModelConfig
+        from pipeline.model.transformer import DecoderLM
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+        art = context.artifacts
+        cfg = ModelConfig.model_validate_json(Path(art[MODEL_CONFIG]).read_text())
+        model = DecoderLM(cfg)
+        missing, unexpected = model.load_state_dict(load_file(art[WEIGHTS]), strict=False)
+        if unexpected or set(missing) - ({"lm_head.weight"} if cfg.tie_embeddings else set()):
+            raise MlflowException(f"weights do not match the model config: {missing} {unexpected}")
+        self.model = model.eval()
+        self.tokenizer = Tokenizer.from_file(art[TOKENIZER])
+        self.tokenizer.encode_special_tokens = True  # prompt text never injects control tokens
+        self.gen = json.loads(Path(art[GENERATION]).read_text())
+
+    def _prompt_ids(self, text: str) -> list[int]:
+        if self.gen["prompt_format"] == "chat":
+            from pipeline.finetune.template import chat_prompt_ids
+
+            return chat_prompt_ids(self.tokenizer, text)
+        ids = self.tokenizer.encode(text).ids
+        return ids or [self.gen["eod_id"]]  # an empty prompt starts a new document
+
+    def _params(self, params: dict[str, Any] | None) -> dict[str, Any]:
+        p = {**self.gen["defaults"], **{k: v for k, v in (params or {}).items() if v is not None}}
+        limit = self.gen["max_new_tokens_limit"]
+        if not 1 <= int(p["max_new_tokens"]) <= limit:
+            raise MlflowException(
+                f"max_new_tokens must be in [1, {limit}]", INVALID_PARAMETER_VALUE
+            )
+        if float(p["temperature"]) < 0 or int(p["top_k"]) < 0:
+            raise MlflowException("temperature and top_k must be >= 0", INVALID_PARAMETER_VALUE)
+        return p
+
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+        import torch
+
+        from pipeline.model.generate import generate
+
+        p = self._params(params)
+        outputs = []
+        for text in read_prompts(model_input):
+            with torch.inference_mode():  # a long prompt keeps its end (generate's rule)
+                new = generate(
+                    self.model,
+                    self._prompt_ids(text),
+                    max_new_tokens=int(p["max_new_tokens"]),
+                    temperature=float(p["temperature"]),
+                    top_k=int(p["top_k"]) or None,
+                    eos_ids=tuple(self.gen["stop_ids"]),
+                )
+            outputs.append(self.tokenizer.decode(new, skip_special_tokens=True))
+        return outputs

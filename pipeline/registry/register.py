@@ -1,0 +1,175 @@
+"""`run_register`: log a run's final model as an MLflow pyfunc, register it, move the aliases.
+
+The logging run is a child of the training run in its experiment (when that run is in this
+tracking store), so the MLflow UI shows the registered model next to the loss curves. The
+version carries lineage tags and a model card; `<run>/register/manifest.json` records what was
+registered and why it did or did not become champion.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from pipeline.base_config import config_hash
+from pipeline.registry import package, promote
+from pipeline.registry.config import RegistryConfig
+from pipeline.registry.lineage import TAG, RunModel, lineage_tags, locate, model_card
+from pipeline.stage import StageResult, fingerprint, manifest_matches, read_manifest, write_manifest
+
+STAGE = "register"
+
+
+def tracking_uri(cfg: RegistryConfig) -> str:
+    return cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+
+
+def client_for(cfg: RegistryConfig) -> MlflowClient:
+    uri = tracking_uri(cfg)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def run_register(
+    cfg: RegistryConfig,
+    run_dir: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    name: str | None = None,
+    pipeline_config_hash: str | None = None,
+) -> StageResult:
+    """Register the final model of `run_dir` as a new version of `name` (skipped when unchanged)."""
+    t0 = time.time()
+    rm = locate(Path(run_dir))
+    out = Path(output_dir or Path(run_dir) / STAGE)
+    name = name or cfg.model_name
+    uri = tracking_uri(cfg)
+    inputs_fp = rm.inputs_fingerprint()
+    chash = fingerprint([config_hash(cfg), name, uri])
+    client = client_for(cfg)
+    if manifest_matches(out, inputs_fp, chash) and _still_registered(client, out):
+        return _result(out, skipped=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+    tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
+    run_id, model_uri = log_pyfunc(rm, cfg, uri, tags)
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    client.update_model_version(name, mv.version, description=model_card(rm, name))
+    client.set_registered_model_alias(name, promote.CHALLENGER, mv.version)
+    decision = promote.decide(client, name, rm.gate, cfg)
+    promote.apply(client, name, mv.version, decision, how="auto")
+    aliases = client.get_model_version(name, mv.version).aliases
+    write_manifest(
+        out,
+        stage=STAGE,
+        inputs_fingerprint=inputs_fp,
+        config_hash=chash,
+        config=cfg.model_dump(mode="json"),
+        counts={"versions_registered": 1, "champion": int(decision.promote)},
+        reasons={},
+        model_name=name,
+        version=str(mv.version),
+        run_id=run_id,
+        logged_model_uri=model_uri,
+        model_uri=f"models:/{name}/{mv.version}",
+        tracking_uri=uri,
+        experiment_id=client.get_run(run_id).info.experiment_id,
+        aliases=sorted(aliases),
+        champion=decision.promote,
+        promotion_reason=decision.reason,
+        previous_champion=decision.previous,
+        gate=rm.gate,
+        lineage=tags,
+        output_fingerprint=fingerprint([uri, name, str(mv.version)]),
+        wall_seconds=round(time.time() - t0, 3),
+    )
+    return _result(out, skipped=False)
+
+
+def log_pyfunc(
+    rm: RunModel, cfg: RegistryConfig, uri: str, tags: dict[str, str]
+) -> tuple[str, str]:
+    """Log the pyfunc in a run linked to the training run; returns (run id, logged model URI)."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment_id, parent = _logging_experiment(MlflowClient(uri, uri), rm, cfg)
+    run_tags = dict(tags)
+    if parent:
+        run_tags["mlflow.parentRunId"] = parent  # shown as a child of the training run
+    with tempfile.TemporaryDirectory(prefix="lmpipe-register-") as tmp:
+        artifacts = package.stage_artifacts(rm, cfg, Path(tmp))
+        code = package.stage_runtime_code(Path(tmp))
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"register-{rm.run_dir.name}", tags=run_tags
+        ) as run:
+            mlflow.log_metrics(rm.metrics)
+            mlflow.log_dict(rm.gate, "gate.json")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(package.MODEL_CODE),
+                code_paths=[str(code)],
+                artifacts=artifacts,
+                signature=package.signature(cfg),
+                input_example=package.input_example(cfg),
+                pip_requirements=package.pip_requirements(),
+                metadata={"source_stage": rm.source_stage, "run_dir": str(rm.run_dir.resolve())},
+            )
+    return run.info.run_id, info.model_uri
+
+
+def _logging_experiment(
+    client: MlflowClient, rm: RunModel, cfg: RegistryConfig
+) -> tuple[str, str | None]:
+    """The training run's experiment and id when that run is in this store, else the config's."""
+    run_id = rm.mlflow_run().get("run_id")
+    if run_id:
+        try:
+            return client.get_run(run_id).info.experiment_id, run_id
+        except MlflowException:
+            pass  # trained against another tracking store: log into the configured experiment
+    experiment = client.get_experiment_by_name(cfg.experiment)
+    if experiment is not None:
+        return experiment.experiment_id, None
+    return client.create_experiment(cfg.experiment), None
+
+
+TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: the tracking server or its database, the network."""
+    if isinstance(exc, MlflowException):
+        return exc.error_code in TRANSIENT_CODES  # "API request ... failed" is INTERNAL_ERROR
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False  # a missing model or tokenizer stays missing
+    if isinstance(exc, OSError):
+        return True  # connection refused/reset, timeouts, a full disk being cleaned
+    module = type(exc).__module__
+    return module.startswith(("requests", "urllib3")) or type(exc).__name__ == "OperationalError"
+
+
+def _still_registered(client: MlflowClient, out: Path) -> bool:
+    m = read_manifest(out) or {}
+    try:
+        client.get_model_version(m.get("model_name", ""), m.get("version", ""))
+    except MlflowException:
+        return False
+    return True
+
+
+def _result(out: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out) or {}
+    return StageResult(STAGE, out, m.get("counts", {}), m.get("reasons", {}), skipped)
+
+
+def registered_summary(out: Path) -> dict[str, Any]:
+    """The manifest fields a caller shows: name, version, aliases, champion and why."""
+    m = read_manifest(out) or {}
+    keys = ("model_name", "version", "model_uri", "aliases", "champion", "promotion_reason")
+    return {k: m.get(k) for k in keys} | {"tag_prefix": TAG}

@@ -1,0 +1,233 @@
+"""`run_tokenize`: train (or reuse) the tokenizer, then encode every input shard in parallel."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from pipeline.base_config import config_hash
+from pipeline.parallel import map_units
+from pipeline.stage import (
+    StageResult,
+    UnitLedger,
+    fingerprint,
+    list_shards,
+    manifest_matches,
+    prepare_stage_dir,
+    read_manifest,
+    sum_counts,
+    upstream_fingerprint,
+    write_manifest,
+)
+from pipeline.tokens.config import TokenizeConfig
+from pipeline.tokens.encode import STAGE, EncodeJob, encode_shard
+from pipeline.tokens.shards import SPLITS, id_fraction, shard_name
+from pipeline.tokens.tokenizer import (
+    TOKENIZER_FILE,
+    file_sha256,
+    reuse_tokenizer,
+    save_tokenizer,
+    token_dtype,
+    tokenizer_info,
+    train_tokenizer,
+)
+
+Progress = Callable[[int, int, dict[str, int]], None]
+REQUIRED_COLUMNS = ("id", "text")
+
+
+def check_input_schema(shards: list[Path]) -> None:
+    """A clear error when an upstream shard lacks `id` or a string `text` (a contract bug)."""
+    for path in shards:
+        try:
+            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
+        except (OSError, pa.ArrowException):
+            continue  # unreadable: its unit records it as rejected, the run goes on
+        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{path}: input shard has no column(s) {missing}; tokenize needs id, text"
+            )
+        if not (
+            pa.types.is_string(schema.field("text").type)
+            or pa.types.is_large_string(schema.field("text").type)
+        ):
+            raise ValueError(f"{path}: column `text` is {schema.field('text').type}, not a string")
+
+
+def training_texts(cfg: TokenizeConfig, shards: list[Path]) -> Iterator[list[str]]:
+    """Batches of train-split texts for tokenizer training, streamed shard by shard."""
+    upper = cfg.val_fraction + (1.0 - cfg.val_fraction) * cfg.tokenizer_sample_fraction
+    budget = cfg.tokenizer_max_chars
+    for path in shards:
+        for batch in _record_batches(path):
+            pairs = zip(batch.column("id").to_pylist(), batch.column("text").to_pylist())
+            # Validation documents never shape the vocabulary (their loss must stay honest).
+            texts = [t for d, t in pairs if d and t and cfg.val_fraction <= id_fraction(d) < upper]
+            kept = []
+            for text in texts:
+                kept.append(text[:budget])
+                budget -= len(kept[-1])
+                if budget <= 0:
+                    yield kept
+                    return
+            yield kept
+
+
+def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    try:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    except (OSError, pa.ArrowException):
+        return  # unreadable: its encode unit records the rejection
+    for i in range(reader.num_record_batches):
+        yield reader.get_batch(i)
+
+
+def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) -> dict[str, Any]:
+    """`<stage>/tokenizer.json` (kept from a killed attempt at this run) and its manifest facts."""
+    path = stage_dir / TOKENIZER_FILE
+    if not path.is_file():
+        if cfg.tokenizer_path:
+            tokenizer = reuse_tokenizer(cfg.tokenizer_path)
+        else:
+            texts = training_texts(cfg, shards)
+            tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
+        save_tokenizer(tokenizer, stage_dir)
+    return tokenizer_info(path)
+
+
+def _run_units(cfg: TokenizeConfig, todo: list[EncodeJob], progress: Progress | None) -> None:
+    bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=not todo)
+    done: Counter[str] = Counter()
+
+    def finished(info: dict[str, Any]) -> None:
+        tokens = sum(s["tokens"] for s in info["splits"].values() if s)
+        done.update(shards=1, documents=info["documents"], rejected=info["rejected"])
+        done.update(tokens=tokens)
+        bar.update(1)
+        bar.set_postfix(tokens=f"{done['tokens']:,}")
+        if progress:
+            progress(done["shards"], len(todo), dict(done))
+
+    # Worker processes (spawned) or Ray tasks, as `pipeline.parallel` is configured.
+    for _, info in map_units(encode_shard, [(job,) for job in todo], cfg.workers):
+        finished(info)
+    bar.close()
+
+
+def _jobs(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path, tok: dict) -> list[EncodeJob]:
+    common = {
+        "stage_dir": str(stage_dir),
+        "tokenizer_path": str(stage_dir / TOKENIZER_FILE),
+        "tokenizer_sha256": tok["fingerprint"],
+        "eod_id": tok["eod_id"],
+        "dtype": token_dtype(tok["padded_vocab_size"]),
+        "val_fraction": cfg.val_fraction,
+        "batch_documents": cfg.batch_documents,
+    }
+    return [EncodeJob(shard_name(i), str(p), **common) for i, p in enumerate(shards)]
+
+
+def split_totals(infos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per split: tokens, documents, shards, UTF-8 text bytes, and each shard's own stats."""
+    totals = {}
+    for split in SPLITS:
+        shards = [i["splits"][split] for i in infos if i["splits"][split]]
+        totals[split] = {
+            "tokens": sum(s["tokens"] for s in shards),
+            "documents": sum(s["documents"] for s in shards),
+            "shards": len(shards),
+            "text_bytes": sum(s["text_bytes"] for s in shards),
+            "shard_stats": shards,
+        }
+    return totals
+
+
+def run_tokenize(
+    cfg: TokenizeConfig,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
+    t0 = time.time()
+    in_dir, out_dir = Path(input_dir), Path(output_dir)
+    inputs_fp = fingerprint(
+        {"upstream": upstream_fingerprint(in_dir), "tokenizer": _reused_tokenizer_sha256(cfg)}
+    )
+    chash = config_hash(cfg)
+    if manifest_matches(out_dir, inputs_fp, chash):
+        return _result(out_dir, skipped=True)
+    shards = list_shards(in_dir)
+    check_input_schema(shards)
+    if not shards and not cfg.tokenizer_path:
+        raise ValueError(f"{in_dir} has no shards to train a tokenizer on")
+    prepare_stage_dir(out_dir, inputs_fp, chash)
+    for split in SPLITS:
+        (out_dir / split).mkdir(exist_ok=True)
+    tok = prepare_tokenizer(cfg, shards, out_dir)
+    jobs = _jobs(cfg, shards, out_dir, tok)
+    ledger = UnitLedger(out_dir)
+    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress)
+    infos = [ledger.finished(j.unit) for j in jobs]
+    _write_manifest(cfg, out_dir, infos, tok, inputs_fp=inputs_fp, chash=chash, t0=t0)
+    return _result(out_dir, skipped=False)
+
+
+def _reused_tokenizer_sha256(cfg: TokenizeConfig) -> str | None:
+    """A reused tokenizer is an input: a changed file at the same path must rerun the stage."""
+    if not cfg.tokenizer_path:
+        return None
+    if not Path(cfg.tokenizer_path).is_file():
+        raise FileNotFoundError(f"`tokenize.tokenizer_path`: no file at {cfg.tokenizer_path}")
+    return file_sha256(cfg.tokenizer_path)
+
+
+def _write_manifest(
+    cfg: TokenizeConfig,
+    out_dir: Path,
+    infos: list[dict[str, Any]],
+    tok: dict[str, Any],
+    *,
+    inputs_fp: str,
+    chash: str,
+    t0: float,
+) -> None:
+    """The stage contract fields plus the token shard contract's tokenizer, dtype and splits."""
+    splits = split_totals(infos)
+    tokens = sum(s["tokens"] for s in splits.values())
+    eods = sum(s["documents"] for s in splits.values())
+    text_bytes = sum(s["text_bytes"] for s in splits.values())
+    counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
+    counts |= {"tokens": tokens, "input_shards": len(infos)}
+    counts |= {f"{s}_{k}": splits[s][k] for s in SPLITS for k in ("tokens", "documents")}
+    write_manifest(
+        out_dir,
+        stage=STAGE,
+        inputs_fingerprint=inputs_fp,
+        config_hash=chash,
+        config=cfg.model_dump(mode="json"),
+        counts=counts,
+        reasons=sum_counts(infos, "reasons"),
+        tokenizer=tok,
+        dtype=token_dtype(tok["padded_vocab_size"]),
+        train=splits["train"],
+        val=splits["val"],
+        # Compression of the tokenizer on this corpus: document bytes per non-EOD token.
+        bytes_per_token=round(text_bytes / max(tokens - eods, 1), 4),
+        output_fingerprint=fingerprint(
+            [tok["fingerprint"], [(i["input"], i["splits"]) for i in infos]]
+        ),
+        wall_seconds=round(time.time() - t0, 3),
+    )
+
+
+def _result(out_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out_dir) or {}
+    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

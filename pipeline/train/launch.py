@@ -1,0 +1,180 @@
+"""Starting training as its own process group: streamed output, a time limit, a clean kill.
+
+The Prefect task calls `launch_pretrain`; it runs `python -m pipeline.train` (alone, under
+torchrun or under srun) in a new session, so every rank it starts shares one process group.
+Each output line goes to `on_line` (the task's logger); `lmpipe-progress` lines become
+`progress()` calls. On the time limit, an exception or a cancellation of the caller, the whole
+group gets SIGTERM, then SIGKILL after a grace period. Importing this module is cheap: no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline.stage import (
+    StageResult,
+    manifest_matches,
+    read_manifest,
+    upstream_fingerprint,
+    write_json_atomic,
+)
+from pipeline.train.config import training_config_hash
+
+PROGRESS_PREFIX = "lmpipe-progress "
+LAUNCH_CONFIG = "launch_config.json"
+
+
+class TrainingFailed(RuntimeError):
+    """The training process exited with an error (its last output lines are in the message)."""
+
+
+class TrainingTimeout(RuntimeError):
+    """The training process group outlived `pretrain.time_limit_minutes` and was killed."""
+
+
+def training_command(launcher: str, launcher_args: list[str], config: Path, run_dir: Path):
+    """The command line that starts training with the configured launcher."""
+    module = ["-m", "pipeline.train", "--run-dir", str(run_dir), "--config", str(config)]
+    if launcher == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", *launcher_args, *module]
+    if launcher == "srun":
+        return ["srun", *launcher_args, sys.executable, *module]
+    # One local process (Lightning starts further local ranks): it dies with its launcher.
+    return [sys.executable, *module, "--parent-pid", str(os.getpid())]
+
+
+def _pump(stream: IO[bytes], lines: queue.Queue) -> None:
+    """Reader thread: split the output on newlines and carriage returns (progress bars)."""
+    buffer = b""
+    while chunk := stream.read1(65536):
+        buffer += chunk.replace(b"\r", b"\n")
+        *complete, buffer = buffer.split(b"\n")
+        for raw in complete:
+            if raw.strip():
+                lines.put(raw.decode("utf-8", errors="replace"))
+    if buffer.strip():
+        lines.put(buffer.decode("utf-8", errors="replace"))
+    lines.put(None)
+
+
+def kill_process_group(proc: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the group (Lightning stops cleanly), then SIGKILL whatever is left."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # ranks may outlive their leader
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def stream_process(
+    cmd: list[str],
+    on_line: Callable[[str], None],
+    time_limit_seconds: float = 0.0,
+    cwd: str | Path | None = None,
+) -> int:
+    """Run `cmd` in a new process group, feeding its output lines to `on_line`; its exit code."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    popen = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+        cwd=cwd,
+    )
+    with popen as proc:  # closes the pipe and reaps the process on the way out
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + time_limit_seconds if time_limit_seconds else None
+        try:
+            while (line := _next_line(lines, deadline)) is not None:
+                on_line(line)
+            return proc.wait()
+        except TimeoutError:
+            raise TrainingTimeout(
+                f"training exceeded {time_limit_seconds:.0f} s and was killed"
+            ) from None
+        finally:
+            if proc.poll() is None:  # timeout, an exception in on_line, or a cancelled caller
+                kill_process_group(proc)
+            reader.join(timeout=5)  # the pipe reaches EOF once the group is gone
+
+
+def _next_line(lines: queue.Queue, deadline: float | None) -> str | None:
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError
+        try:
+            return lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+
+
+def launch_pretrain(
+    config: Any,
+    run_dir: str | Path,
+    on_line: Callable[[str], None] = print,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> StageResult:
+    """Pretrain `<run_dir>/tokenize` into `<run_dir>/pretrain` in a separate process group.
+
+    `config` is the whole `PipelineConfig`; it is handed to the process as a JSON file.
+    """
+    run_dir = Path(run_dir).resolve()
+    stage_dir = run_dir / "pretrain"
+    inputs_fp = upstream_fingerprint(run_dir / "tokenize")
+    if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
+        return _result(stage_dir, skipped=True)  # no process, no torch import
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    config_path = stage_dir / LAUNCH_CONFIG
+    write_json_atomic(config_path, config.model_dump(mode="json"))
+    p = config.pretrain
+    cmd = training_command(p.launcher, p.launcher_args, config_path, run_dir)
+    tail: deque[str] = deque(maxlen=40)
+
+    def handle(line: str) -> None:
+        if PROGRESS_PREFIX in line:
+            event = json.loads(line.split(PROGRESS_PREFIX, 1)[1])
+            if progress:
+                progress(event["done"], event["total"], event["counts"])
+            line = _describe(event)
+        tail.append(line)
+        on_line(line)
+
+    code = stream_process(cmd, handle, p.time_limit_minutes * 60)
+    if code != 0:
+        raise TrainingFailed(f"training exited with code {code}:\n" + "\n".join(tail))
+    return _result(stage_dir, skipped=False)
+
+
+def _result(stage_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(stage_dir) or {}
+    return StageResult("pretrain", stage_dir, m.get("counts", {}), m.get("reasons", {}), skipped)
+
+
+def _describe(event: dict[str, Any]) -> str:
+    c = event["counts"]
+    mfu = f", MFU {c['mfu']:.1%}" if "mfu" in c else ""
+    return (
+        f"step {event['done']}/{event['total']}: loss {c['loss']:.4f}, lr {c['lr']:.2e}, "
+        f"{c['tokens_per_sec']:,.0f} tokens/s{mfu}"
+    )

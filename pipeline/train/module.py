@@ -1,0 +1,82 @@
+"""The LightningModule: next-token cross-entropy, AdamW, linear warmup then cosine decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from pipeline.model import DecoderLM, ModelConfig
+from pipeline.train.config import PretrainConfig
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup to `lr` over `warmup_steps`, then cosine decay to `min_lr` at `max_steps`."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    # logits (B, T, V), labels (B, T); the softmax in fp32 even under bf16 autocast
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
+
+
+class PretrainModule(L.LightningModule):
+    """Wraps `DecoderLM`; batches come from `PretrainDataModule` (input_ids, labels, doc mask)."""
+
+    def __init__(self, train_cfg: dict[str, Any], model_cfg: dict[str, Any]):
+        super().__init__()
+        # Plain dicts: checkpoints hold only tensors and primitives (torch.load weights_only).
+        self.save_hyperparameters()
+        self.cfg = PretrainConfig.model_validate(train_cfg)
+        torch.manual_seed(self.cfg.seed)  # the same init on every rank and every run
+        self.model = DecoderLM(ModelConfig.model_validate(model_cfg))
+        if self.cfg.compile:
+            # Per block (torchtitan's choice): FSDP wraps blocks, and names stay unprefixed.
+            for layer in self.model.model.layers:
+                layer.compile()
+        self._val_losses: list[torch.Tensor] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # (B, T, V)
+        return self.model(batch["input_ids"], batch.get("positions"), batch.get("doc_ids"))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        loss = next_token_loss(self(batch), batch["labels"])
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        return {"loss": loss, "micro_loss": loss.detach()}
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._val_losses.append(next_token_loss(self(batch), batch["labels"]).detach())
+
+    def on_validation_epoch_end(self) -> None:
+        # Every rank evaluates the same number of equal-sized batches: the mean of means is exact.
+        local = torch.stack(self._val_losses).mean()
+        self._val_losses.clear()
+        val_loss = self.trainer.strategy.reduce(local, reduce_op="mean")
+        # Already equal on every rank; sync_dist only keeps Lightning from warning about it.
+        self.log("val/loss", val_loss, prog_bar=True, sync_dist=True)
+        self.log("val/ppl", torch.exp(val_loss), sync_dist=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        # Decay matrices only; norm gains are not regularised (nanoGPT, Llama). By name, not by
+        # p.dim(): FSDP hands the optimizer flattened 1-D shards of every parameter.
+        decay = [p for n, p in named if not n.endswith("norm.weight")]
+        no_decay = [p for n, p in named if n.endswith("norm.weight")]
+        groups = [
+            {"params": decay, "weight_decay": self.cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_at(step, self.cfg) / self.cfg.lr
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,240 @@
+"""`run_pretrain`: token shards -> trained weights (`<run>/pretrain/model.safetensors`).
+
+Runs in every training process (Lightning starts the other DDP ranks by re-running the same
+command; torchrun and srun start them all at once): only global rank 0 prepares the stage
+directory, exports the weights, plots and writes the manifest. A rerun resumes from
+`checkpoints/last.ckpt`; a finished run with the same inputs and config is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from pipeline.model import export_state_dict
+from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
+from pipeline.stage import (
+    MANIFEST,
+    StageResult,
+    manifest_matches,
+    read_manifest,
+    upstream_fingerprint,
+    write_json_atomic,
+    write_manifest,
+)
+from pipeline.train.config import PretrainConfig, training_config_hash
+from pipeline.train.data import PretrainDataModule
+from pipeline.train.metrics import (
+    METRICS_FILE,
+    Progress,
+    TrainingMonitor,
+    plot_loss_curve,
+    read_metrics,
+)
+from pipeline.train.module import PretrainModule
+from pipeline.train.trainer import (
+    CHECKPOINT_DIR,
+    LAST,
+    MLFLOW_RUN_FILE,
+    build_trainer,
+    check_devices,
+    full_state_dict,
+    mlflow_loggers,
+    replica_checksums,
+)
+
+STAGE = "pretrain"
+STAMP = "run_stamp.json"
+
+
+def tokenizer_info(tokenize_dir: Path) -> dict[str, Any]:
+    """The tokenize manifest's `tokenizer` block (vocab sizes, EOD id, path, fingerprint)."""
+    info = (read_manifest(tokenize_dir) or {}).get("tokenizer")
+    if not info or "padded_vocab_size" not in info or "eod_id" not in info:
+        raise ValueError(f"{tokenize_dir}/{MANIFEST} has no `tokenizer` block: rerun tokenize")
+    return info
+
+
+def prepare_output(out_dir: Path, inputs_fp: str, chash: str) -> None:
+    """Keep checkpoints only if they came from these inputs and this config (rank 0 only)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    want = {"inputs_fingerprint": inputs_fp, "config_hash": chash}
+    stamp = out_dir / STAMP
+    if stamp.is_file() and json.loads(stamp.read_text()) != want:
+        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        for name in (METRICS_FILE, MLFLOW_RUN_FILE):
+            (out_dir / name).unlink(missing_ok=True)
+    write_json_atomic(stamp, want)
+
+
+class RunInfo(L.Callback):
+    """At fit start: where training resumed, static MLflow params, and the MLflow run id."""
+
+    def __init__(self, out_dir: Path, params: dict[str, Any]):
+        self.out_dir, self.params = out_dir, params
+        self.start_step = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start_step = trainer.global_step
+        for logger in trainer.loggers:
+            logger.log_hyperparams(self.params)
+            if trainer.is_global_zero and getattr(logger, "run_id", None):
+                write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, {"run_id": logger.run_id})
+
+
+class PretrainJob:
+    """One pretraining run: builds the data, model and trainer, trains, then publishes."""
+
+    def __init__(self, cfg: PretrainConfig, tokenize_dir: Path, out_dir: Path, progress=None):
+        self.cfg, self.tokenize_dir, self.out_dir = cfg, Path(tokenize_dir), Path(out_dir)
+        self.t0 = time.time()
+        self.inputs_fp = upstream_fingerprint(self.tokenize_dir)
+        self.chash = training_config_hash(cfg)
+        self.progress = progress
+
+    def build(self) -> None:
+        cfg = self.cfg
+        check_devices(cfg)
+        self.tok = tokenizer_info(self.tokenize_dir)
+        self.model_cfg = cfg.model.with_vocab(int(self.tok["padded_vocab_size"]))
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        eod = int(self.tok["eod_id"]) if cfg.document_masking else None
+        self.data = PretrainDataModule.from_config(
+            self.tokenize_dir, cfg, self.model_cfg.block_size, eod
+        )
+        self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
+        self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
+        self.info = RunInfo(self.out_dir, self._static_params())
+        loggers = mlflow_loggers(cfg, self.out_dir, run_name=f"pretrain-{self.out_dir.parent.name}")
+        self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
+
+    def _static_params(self) -> dict[str, Any]:
+        model, block = self.module.model, self.model_cfg.block_size
+        return {
+            "parameters": model.num_params(),
+            "flops_per_token": model.flops_per_token(block),
+            "tokenizer_fingerprint": self.tok.get("fingerprint"),
+            "inputs_fingerprint": self.inputs_fp,
+        }
+
+    def train(self) -> None:
+        last = self.out_dir / CHECKPOINT_DIR / LAST
+        resume = last if last.exists() else None  # FSDP's sharded checkpoint is a directory
+        self.trainer.fit(self.module, datamodule=self.data, ckpt_path=resume, weights_only=True)
+        if self.trainer.global_step % self.cfg.val_interval:
+            # The last step was no validation step: validate the final weights (all ranks decide
+            # alike from the step, never from files only rank 0 writes).
+            self.trainer.validate(self.module, datamodule=self.data, verbose=False)
+
+    def publish(self) -> None:
+        """Every rank takes part (gathers); rank 0 writes weights, curve and manifest."""
+        trainer = self.trainer
+        fsdp = self.cfg.strategy == "fsdp"  # FSDP shards differ per rank by design
+        self.checksums = [] if fsdp else replica_checksums(trainer, self.module.model)
+        state = full_state_dict(trainer)
+        if not trainer.is_global_zero:
+            return
+        weights = {k.removeprefix("model."): v for k, v in state.items()}
+        self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
+        title = f"{self.out_dir.parent.name}: {self.module.model.num_params():,} parameters"
+        curve = plot_loss_curve(self.out_dir, title)
+        self.mlflow_run = _log_artifacts(trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        trainer, steps = self.trainer, self.trainer.global_step
+        train_rows, val_rows = read_metrics(self.out_dir)
+        counts = {
+            "steps": steps,
+            "tokens": steps * self.monitor.tokens_per_step,
+            "parameters": self.module.model.num_params(),
+            "train_tokens": len(self.data.train.stream),
+            "val_tokens": len(self.data.val.stream),
+            "world_size": trainer.world_size,
+        }
+        write_manifest(
+            self.out_dir,
+            stage=STAGE,
+            inputs_fingerprint=self.inputs_fp,
+            config_hash=self.chash,
+            config=self.cfg.model_dump(mode="json"),
+            model_config=self.model_cfg.model_dump(mode="json"),
+            counts=counts,
+            reasons={},
+            metrics=summary_metrics(train_rows, val_rows),
+            tokenizer=self.tok,
+            tokenizer_path=str((self.tokenize_dir / self.tok["path"]).resolve()),
+            weights=self.weights_path.name,
+            mlflow=self.mlflow_run,
+            replica_checksums=self.checksums,
+            resumed_from_step=self.info.start_step,
+            peak_flops_per_device=self.monitor.peak_flops / max(trainer.world_size, 1),
+            flops_per_token=self.monitor.flops_per_token,
+            output_fingerprint=_file_digest(self.weights_path),
+            wall_seconds=round(time.time() - self.t0, 3),
+        )
+
+
+def run_pretrain(
+    cfg: PretrainConfig,
+    tokenize_dir: str | Path,
+    output_dir: str | Path,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable)."""
+    job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress)
+    if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
+        return _result(job.out_dir, skipped=True)
+    if rank_zero_only.rank == 0:
+        prepare_output(job.out_dir, job.inputs_fp, job.chash)
+    job.build()
+    job.train()
+    job.publish()
+    return _result(job.out_dir, skipped=False)
+
+
+def summary_metrics(train_rows: list[dict], val_rows: list[dict]) -> dict[str, float]:
+    """Final and best validation loss, last train loss, median tokens/s and MFU."""
+    out: dict[str, float] = {}
+    if val_rows:
+        out |= {"val_loss": val_rows[-1]["val_loss"], "val_ppl": val_rows[-1]["val_ppl"]}
+        out["best_val_loss"] = min(r["val_loss"] for r in val_rows)
+    if train_rows:
+        out["train_loss"] = train_rows[-1]["loss"]
+        # The median ignores the first interval's warm-up (allocations, compilation).
+        out["tokens_per_sec"] = statistics.median(r["tokens_per_sec"] for r in train_rows)
+        if all("mfu" in r for r in train_rows):
+            out["mfu"] = statistics.median(r["mfu"] for r in train_rows)
+    return out
+
+
+def _log_artifacts(trainer: L.Trainer, paths: list[Path]) -> dict[str, Any]:
+    for logger in trainer.loggers:
+        run_id = getattr(logger, "run_id", None)
+        if run_id:
+            for path in paths:
+                logger.experiment.log_artifact(run_id, str(path))
+            return {"run_id": run_id, "tracking_uri": logger._tracking_uri}
+    return {}
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _result(out_dir: Path, skipped: bool) -> StageResult:
+    m = read_manifest(out_dir) or {}
+    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -1,0 +1,171 @@
+"""Building the Lightning Trainer from `PretrainConfig`: strategy, checkpoints, loggers, bar."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.plugins import TorchCheckpointIO
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, Strategy
+
+from pipeline.model import DecoderLayer
+from pipeline.train.config import PretrainConfig
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+MLFLOW_RUN_FILE = "mlflow_run.json"
+
+
+def build_strategy(cfg: PretrainConfig) -> str | Strategy:
+    """`auto`, DDP, or FSDP sharded per transformer block (the unit of wrap and checkpointing)."""
+    if cfg.strategy == "fsdp":
+        fsdp = cfg.fsdp
+        blocks = {DecoderLayer}
+        mesh = None
+        if fsdp.sharding_strategy == "HYBRID_SHARD" and isinstance(cfg.devices, int):
+            mesh = (cfg.num_nodes, cfg.devices)  # replicate across nodes, shard within one
+        return FSDPStrategy(
+            auto_wrap_policy=blocks,
+            activation_checkpointing_policy=blocks if fsdp.activation_checkpointing else None,
+            sharding_strategy=fsdp.sharding_strategy,
+            cpu_offload=fsdp.cpu_offload,
+            state_dict_type=fsdp.state_dict_type,
+            device_mesh=mesh,
+        )
+    if cfg.strategy == "ddp":
+        # Every parameter gets a gradient each step; bucket views save one gradient copy.
+        return DDPStrategy(find_unused_parameters=False, gradient_as_bucket_view=True)
+    return "auto"
+
+
+def check_devices(cfg: PretrainConfig) -> None:
+    """Fail before any process starts when the config asks for hardware that is not here."""
+    if cfg.strategy == "fsdp" and not torch.cuda.is_available():
+        raise ValueError(
+            "`pretrain.strategy` fsdp needs CUDA GPUs and none is visible; "
+            "use ddp (with accelerator cpu) or auto here"
+        )
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"`pretrain.accelerator` is {cfg.accelerator} but no GPU is visible")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints land under a temporary name and are renamed: a kill never tears last.ckpt."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+class RunProgressBar(TQDMProgressBar):
+    """One bar over the whole run: the train loader is endless, so there is no epoch length."""
+
+    @property
+    def total_train_batches(self) -> int:
+        return self.trainer.max_steps * self.trainer.accumulate_grad_batches
+
+
+def checkpoint_callbacks(cfg: PretrainConfig, out_dir: Path) -> list[ModelCheckpoint]:
+    """`last.ckpt` every `checkpoint_interval` steps and `best-step=N.ckpt` by val loss."""
+    ckpt_dir = Path(out_dir) / CHECKPOINT_DIR
+    last = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        save_top_k=0,
+        save_last=True,
+        every_n_train_steps=cfg.checkpoint_interval,
+        enable_version_counter=False,
+    )
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-{step}",
+        monitor="val/loss",
+        mode="min",
+        save_top_k=1,
+        enable_version_counter=False,
+    )
+    return [last, best]
+
+
+def mlflow_loggers(cfg: PretrainConfig, out_dir: Path, run_name: str) -> list[MLFlowLogger]:
+    """The MLflow logger; a resumed run keeps logging into the MLflow run it started."""
+    if not cfg.mlflow:
+        return []
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    saved = Path(out_dir) / MLFLOW_RUN_FILE
+    run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
+    logger = MLFlowLogger(
+        experiment_name=cfg.mlflow_experiment,
+        tracking_uri=uri,
+        run_name=run_name,
+        run_id=run_id,
+        log_model=False,
+    )
+    return [logger]
+
+
+def build_trainer(
+    cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback], loggers: list
+) -> L.Trainer:
+    bar_refresh = 1 if sys.stderr.isatty() else cfg.log_interval * cfg.grad_accum
+    extra = [RunProgressBar(refresh_rate=bar_refresh)] if cfg.progress_bar else []
+    # FSDP writes its own (sharded) checkpoints and does not use a CheckpointIO plugin.
+    plugins = [] if cfg.strategy == "fsdp" else [AtomicCheckpointIO()]
+    return L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=build_strategy(cfg),
+        precision=cfg.precision,
+        max_steps=cfg.max_steps,
+        accumulate_grad_batches=cfg.grad_accum,
+        gradient_clip_val=cfg.grad_clip or None,
+        gradient_clip_algorithm="norm",
+        val_check_interval=cfg.val_interval * cfg.grad_accum,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=cfg.log_interval,
+        logger=loggers or False,
+        callbacks=[*callbacks, *checkpoint_callbacks(cfg, out_dir), *extra],
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # PretrainDataModule shards the data across ranks itself
+        plugins=plugins,
+        default_root_dir=out_dir,
+    )
+
+
+def full_state_dict(trainer: L.Trainer) -> dict[str, torch.Tensor]:
+    """The whole model's weights, complete on rank 0 (under FSDP a collective: all ranks call)."""
+    strategy = trainer.strategy
+    if not isinstance(strategy, FSDPStrategy):
+        return strategy.lightning_module_state_dict()
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    # Gathered shard by shard to rank 0's CPU memory, whatever the checkpoint format is.
+    gather = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+    with FSDP.state_dict_type(strategy.model, StateDictType.FULL_STATE_DICT, gather):
+        return strategy.model.state_dict()
+
+
+def replica_checksums(trainer: L.Trainer, model: torch.nn.Module) -> list[str]:
+    """sha256 of each rank's weights, gathered on every rank: DDP replicas must be identical."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    device = trainer.strategy.root_device
+    local = torch.tensor(list(digest.digest()), dtype=torch.int64, device=device)  # (32,)
+    gathered = trainer.strategy.all_gather(local).reshape(-1, 32)  # (world, 32)
+    return [bytes(row.tolist()).hex() for row in gathered.cpu()]

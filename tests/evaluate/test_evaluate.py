@@ -1,0 +1,68 @@
+"""Evaluation: fine-tuning on the bundled set beats the base model, the gate blocks a worse
+model, and the manifest carries what registration reads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from pipeline.evaluate.config import GateConfig
+from pipeline.evaluate.run import apply_gate, run_evaluate
+from pipeline.finetune.run import run_finetune
+from pipeline.model import DecoderLM, export_state_dict, load_model
+from pipeline.stage import read_manifest, write_manifest
+from tests.finetune.runs import fresh_run, tiny_config
+
+FULL = ["finetune.method=full", "finetune.lr=3e-3", "finetune.min_lr=3e-4"]
+
+
+@pytest.fixture(scope="module")
+def finetuned_run(pretrained_run, tmp_path_factory):
+    run = fresh_run(pretrained_run, tmp_path_factory.mktemp("eval") / "run")
+    run_finetune(tiny_config(*FULL).finetune, run)
+    return run
+
+
+def test_fine_tuning_on_the_bundled_set_lowers_the_response_loss(finetuned_run):
+    cfg = tiny_config(*FULL).evaluate
+    m = run_evaluate(cfg, finetuned_run).manifest
+    metrics, gate = m["metrics"], m["gate"]
+    assert metrics["sft_val_loss"] < metrics["base_sft_val_loss"] - 0.3, metrics
+    assert gate["passed"] and gate["metric"] == "sft_val_loss"
+    assert gate["value"] == metrics["sft_val_loss"]
+    assert gate["baseline"] == metrics["base_sft_val_loss"] and gate["threshold"] == 0.0
+    assert "must be below base_sft_val_loss" in gate["rule"]
+    for key in ("base_pretrain_val_loss", "pretrain_val_loss", "pretrain_val_ppl", "sft_val_ppl"):
+        assert metrics[key] > 0
+    samples = json.loads((finetuned_run / "evaluate" / "samples.json").read_text())
+    assert set(samples) == set(cfg.prompts) and all(isinstance(v, str) for v in samples.values())
+    assert run_evaluate(cfg, finetuned_run).skipped
+
+
+def test_the_gate_blocks_a_model_that_is_worse_than_its_base(finetuned_run, tmp_path):
+    run = fresh_run(finetuned_run.resolve().parent / "run", tmp_path / "worse")
+    shutil.copytree(finetuned_run / "finetune", run / "finetune")
+    base = load_model(run / "pretrain")
+    torch.manual_seed(3)
+    worse = DecoderLM(base.config)  # an untrained network in place of the fine-tuned one
+    export_state_dict(worse.state_dict(), base.config, run / "finetune")
+    m = read_manifest(run / "finetune")
+    write_manifest(run / "finetune", **{**m, "output_fingerprint": "random-weights"})
+    result = run_evaluate(tiny_config().evaluate, run).manifest
+    assert result["gate"]["passed"] is False
+    assert result["metrics"]["sft_val_loss"] > result["metrics"]["base_sft_val_loss"]
+
+
+def test_gate_rules():
+    metrics = {"loss": 2.0, "base": 2.5, "acc": 0.7}
+    assert apply_gate(GateConfig(metric="loss", baseline="base"), metrics)["passed"]
+    margin = GateConfig(metric="loss", baseline="base", threshold=0.6)
+    assert not apply_gate(margin, metrics)["passed"]  # better, but not by 0.6
+    bound = GateConfig(metric="acc", baseline=None, threshold=0.75, higher_is_better=True)
+    gate = apply_gate(bound, metrics)
+    assert not gate["passed"] and gate["baseline"] is None and "above 0.75" in gate["rule"]
+    with pytest.raises(ValueError, match="evaluate.gate.metric"):
+        apply_gate(GateConfig(metric="bleu"), metrics)

@@ -1,0 +1,72 @@
+"""A small pretrained run (tokenize + pretrain) on the sample, shared by the fine-tuning and
+evaluation tests, and fresh run directories that reuse it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import PipelineConfig, load_config
+from pipeline.train.run import run_pretrain
+from tests.train.token_shards import build_tokenize_dir
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED = REPO / "data" / "sample" / "python-docs-instructions.jsonl"
+
+# A 2-layer, 64-wide model with a 128-token context (the bundled samples fit it): 100 steps of
+# pretraining (10-60 s on 2 cores, depending on load), so the base model knows a little English.
+TINY = [
+    "pretrain.model.block_size=128",
+    "pretrain.model.n_layers=2",
+    "pretrain.model.n_heads=4",
+    "pretrain.model.d_model=64",
+    "pretrain.micro_batch_size=8",
+    "pretrain.max_steps=100",
+    "pretrain.lr=1e-2",
+    "pretrain.min_lr=1e-3",
+    "pretrain.warmup_steps=10",
+    "pretrain.weight_decay=0.0",
+    "pretrain.val_interval=100",
+    "pretrain.val_batches=2",
+    "pretrain.checkpoint_interval=100",
+    "pretrain.progress_bar=false",
+    "pretrain.mlflow=false",
+    f"finetune.data={BUNDLED}",
+    "finetune.micro_batch_size=8",
+    "finetune.max_steps=40",
+    "finetune.warmup_steps=4",
+    "finetune.val_interval=40",
+    "finetune.val_batches=2",
+    "finetune.checkpoint_interval=20",
+    "finetune.log_interval=10",
+    "finetune.progress_bar=false",
+    "finetune.mlflow=false",
+    "evaluate.pretrain_val_batches=4",
+    "evaluate.max_new_tokens=12",
+]
+
+
+def tiny_config(*overrides: str) -> PipelineConfig:
+    return load_config(None, [*TINY, *overrides])
+
+
+def build_pretrained_run(root: Path) -> Path:
+    """`<root>/tokenize` (1M characters of the sample, 2048-token BPE) and `<root>/pretrain`."""
+    tokenize_dir = build_tokenize_dir(root, max_chars=1_000_000)
+    run_pretrain(tiny_config().pretrain, tokenize_dir, root / "pretrain")
+    return root
+
+
+def shared_pretrained_run(tmp_path_factory) -> Path:
+    """The session's pretrained run, built by whichever test package asks first."""
+    root = tmp_path_factory.getbasetemp() / "pretrained-run"
+    if not (root / "pretrain" / "manifest.json").is_file():
+        build_pretrained_run(root)
+    return root
+
+
+def fresh_run(base: Path, path: Path) -> Path:
+    """A run directory sharing `base`'s tokenize and pretrain stages (read-only)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stage in ("tokenize", "pretrain"):
+        (path / stage).symlink_to(base / stage, target_is_directory=True)
+    return path

@@ -1,0 +1,120 @@
+"""The end-to-end flow on the sample, on a real (ephemeral) Prefect API: every stage runs; a second
+run completes from Prefect's cache; a run that fails in training, rerun, does not redo the data."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from flows.data import DATA_STAGES
+from flows.pipeline import pipeline_flow
+from flows.train import TRAINING_STAGES
+from pipeline.config import load_config
+from pipeline.stage import read_manifest
+from pipeline.train.config import training_config_hash
+from tests.conftest import REPO
+from tests.flows.prefect_api import latest_artifact, task_states_since
+
+# The demo config with a shorter pretraining (the stages and their order are the real ones).
+FAST = [
+    "pretrain.max_steps=30",
+    "pretrain.warmup_steps=3",
+    "pretrain.val_interval=15",
+    "pretrain.checkpoint_interval=15",
+    "pretrain.progress_bar=false",
+]
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, prefect_harness):
+    work = tmp_path_factory.mktemp("e2e")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
+        mp.chdir(work)
+        cfg = load_config(REPO / "configs" / "demo.yaml", [f"run_dir={work / 'run'}", *FAST])
+        cfg = cfg.model_copy(update={"inputs": [str(REPO / "data/sample/*.warc.gz")]})
+        t0 = datetime.now(UTC)
+        first = pipeline_flow(cfg, return_state=True)
+        first_states = task_states_since(t0)
+        time.sleep(0.01)
+        t1 = datetime.now(UTC)
+        second = pipeline_flow(cfg, return_state=True)
+        yield {
+            "cfg": cfg,
+            "work": work,
+            "first": first,
+            "first_states": first_states,
+            "second": second,
+            "second_states": task_states_since(t1),
+            "mp": mp,
+        }
+
+
+def test_first_run_runs_every_stage(e2e):
+    assert e2e["first"].is_completed(), e2e["first"].message
+    run = e2e["work"] / "run"
+    for stage in (*DATA_STAGES, *TRAINING_STAGES):
+        assert read_manifest(run / stage), f"{stage} has no manifest"
+        assert e2e["first_states"][stage] == ["Completed"], (stage, e2e["first_states"])
+    assert read_manifest(run / "dedup")["counts"]["documents"] > 200
+
+
+def test_second_run_completes_from_cache(e2e):
+    assert e2e["second"].is_completed()
+    for stage in (*DATA_STAGES, *TRAINING_STAGES):
+        assert e2e["second_states"][stage] == ["Cached"], (stage, e2e["second_states"])
+    assert e2e["second"].result()["pretrain"] == e2e["first"].result()["pretrain"]
+
+
+def test_artifacts_carry_the_numbers(e2e):
+    report = latest_artifact("data-report")
+    assert "| ingest | 721 | 350 | 10 |" in report["data"]
+    tokens = read_manifest(e2e["work"] / "run" / "tokenize")["train"]["tokens"]
+    assert f"train: {tokens:,} tokens" in report["data"]
+    table = latest_artifact("data-rejections")
+    assert table["type"] == "table" and "language" in table["data"]
+    pretrain = latest_artifact("pretrain-report")
+    assert "val_loss" in pretrain["data"]
+
+
+def test_deleted_stage_output_is_rebuilt_not_taken_from_cache(e2e):
+    import shutil
+
+    run = e2e["work"] / "run"
+    shutil.rmtree(run / "tokenize")
+    t0 = datetime.now(UTC)
+    state = pipeline_flow(
+        e2e["cfg"], stages=["ingest", "clean", "dedup", "tokenize"], return_state=True
+    )
+    assert state.is_completed()
+    states = task_states_since(t0)
+    assert states["dedup"] == ["Cached"] and states["tokenize"] == ["Completed"]
+    assert read_manifest(run / "tokenize")["train"]["tokens"] > 0
+
+
+def test_failed_training_rerun_does_not_redo_the_data_stages(e2e):
+    run = e2e["work"] / "run"
+    written = {s: read_manifest(run / s)["written_at"] for s in DATA_STAGES}
+    # A new pretraining config that cannot finish within its (1 s) time limit: the flow fails.
+    failing = e2e["cfg"].model_copy(deep=True)
+    failing.pretrain.seed = 7
+    failing.pretrain.time_limit_minutes = 1 / 60
+    t0 = datetime.now(UTC)
+    state = pipeline_flow(failing, return_state=True)
+    assert state.is_failed()
+    states = task_states_since(t0)
+    assert all(states[s] == ["Cached"] for s in DATA_STAGES), states
+    assert states["pretrain"] == ["Failed"]
+
+    fixed = failing.model_copy(deep=True)
+    fixed.pretrain.time_limit_minutes = 0
+    t1 = datetime.now(UTC)
+    state = pipeline_flow(fixed, return_state=True)
+    assert state.is_completed(), state.message
+    states = task_states_since(t1)
+    assert all(states[s] == ["Cached"] for s in DATA_STAGES), states
+    assert states["pretrain"] == ["Completed"]
+    assert {s: read_manifest(run / s)["written_at"] for s in DATA_STAGES} == written
+    assert read_manifest(run / "pretrain")["config_hash"] == training_config_hash(fixed.pretrain)

@@ -1,0 +1,140 @@
+"""`lmpipe serve` against a real `prefect server` (on PostgreSQL): the deployments and their
+schedule exist; runs created through the API, as the UI creates them, complete; a completed corpus
+refresh triggers training; cancelling a flow run during training leaves no training alive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_config
+from tests.conftest import REPO
+from tests.integration.test_real_servers import api
+
+FAST = [
+    "pretrain.max_steps=30",
+    "pretrain.warmup_steps=3",
+    "pretrain.val_interval=15",
+    "pretrain.checkpoint_interval=15",
+    "pretrain.progress_bar=false",
+]
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float, every: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := fn():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def training_pids(run_dir: Path) -> list[int]:
+    """Processes running `python -m pipeline.train` on `run_dir`."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pipeline.train" in cmd and str(run_dir).encode() in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
+    url = stack["prefect"]
+    run_dir = tmp_path / "run"
+    sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST]
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": url,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+    }
+    args = ["--config", str(REPO / "configs" / "demo.yaml")]
+    for s in sets:
+        args += ["--set", s]
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed in finally)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def deployments() -> dict[str, dict]:
+        found = api(f"{url}/deployments/filter", {})
+        return {d["name"]: d for d in found} if len(found) == 3 else {}
+
+    def finish(flow_run_id: str, timeout: float = 900) -> str:
+        def state():
+            s = api(f"{url}/flow_runs/{flow_run_id}")["state_type"]
+            return s if s in TERMINAL else None
+
+        return wait_for(f"flow run {flow_run_id}", state, timeout)
+
+    def runs_of(deployment_id: str) -> list[dict]:
+        body = {"deployments": {"id": {"any_": [deployment_id]}}}
+        return api(f"{url}/flow_runs/filter", body)
+
+    try:
+        deps = wait_for("3 deployments", deployments, 120)
+        schedules = deps["corpus-refresh"]["schedules"]
+        assert [s["schedule"]["cron"] for s in schedules] == ["0 3 * * 1"]
+        automations = api(f"{url}/automations/filter", {})
+        assert any(
+            a["actions"][0].get("deployment_id") == deps["train-on-demand"]["id"]
+            for a in automations
+        ), automations
+
+        # The corpus refresh, started as the UI's "Quick run" does.
+        refresh = api(f"{url}/deployments/{deps['corpus-refresh']['id']}/create_flow_run", {})
+        assert finish(refresh["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+        assert (run_dir / "tokenize" / "manifest.json").is_file()
+
+        # ... whose completion triggers training (the event trigger on the deployment).
+        train_id = deps["train-on-demand"]["id"]
+        triggered = wait_for("a triggered training run", lambda: runs_of(train_id), 120)
+        assert finish(triggered[0]["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[
+            -3000:
+        ]
+        assert (run_dir / "pretrain" / "model.safetensors").is_file()
+
+        # The end-to-end flow: everything is done, so every stage completes from cache.
+        e2e = api(f"{url}/deployments/{deps['end-to-end']['id']}/create_flow_run", {})
+        assert finish(e2e["id"], timeout=300) == "COMPLETED"
+
+        # A long training run, cancelled from the API (the UI's "Cancel"): no process survives.
+        cfg = load_config(REPO / "configs" / "demo.yaml", sets)
+        cfg.pretrain.max_steps = 100_000
+        cfg.pretrain.seed = 3
+        params = {"parameters": {"config": cfg.model_dump(mode="json")}}
+        long = api(f"{url}/deployments/{train_id}/create_flow_run", params)
+        pids = wait_for("the training process", lambda: training_pids(run_dir), 300, every=1)
+        cancel = {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}
+        api(f"{url}/flow_runs/{long['id']}/set_state", cancel)
+        wait_for("training to stop", lambda: not training_pids(run_dir) or None, 90, every=1)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert finish(long["id"], timeout=120) == "CANCELLED"
+    finally:
+        os.killpg(serve.pid, signal.SIGTERM)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+        for pid in training_pids(run_dir):
+            os.kill(pid, signal.SIGKILL)
+        log.close()

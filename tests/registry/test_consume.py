@@ -1,0 +1,159 @@
+"""Consuming a registered model: plain MLflow in a process without lmpipe, `mlflow models serve`
+over HTTP, `lmpipe generate`, and the Hugging Face export checked with transformers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+import torch
+
+from pipeline.registry.config import RegistryConfig
+from pipeline.registry.export_hf import export_hf
+from pipeline.registry.register import run_register
+from tests.conftest import REPO
+from tests.integration.servers import BIN, _spawn, free_port, wait_http
+from tests.registry.conftest import quick_stop
+from tests.registry.reference import reference_texts
+
+PROMPTS = ["The Python language", "Prefect flows run tasks"]
+
+
+@pytest.fixture(scope="module")
+def champion(mlflow_server, run_factory, tmp_path_factory):
+    """A pretrained-only (raw prompts) and a fine-tuned (chat prompts) model, both champions."""
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("consume"))
+    try:
+        runs = {
+            "lm-raw": run_factory("consume-raw", val_loss=4.0, seed=7),
+            "lm-chat": run_factory("consume-chat", val_loss=4.0, seed=8, finetune=True),
+        }
+        for name, run_dir in runs.items():
+            assert run_register(RegistryConfig(model_name=name), run_dir).manifest["champion"]
+        yield runs
+    finally:
+        os.chdir(cwd)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+LOAD_AND_PREDICT = """
+import json, sys
+import mlflow, pandas as pd
+try:
+    import pipeline
+    sys.exit("lmpipe is importable before the model is loaded")
+except ImportError:
+    pass
+model = mlflow.pyfunc.load_model(sys.argv[1])
+prompts = json.loads(sys.argv[2])
+as_list = model.predict(prompts, params={"max_new_tokens": 6})
+as_frame = model.predict(pd.DataFrame({"prompt": prompts}), params={"max_new_tokens": 6})
+import pipeline
+print(json.dumps({"list": as_list, "frame": as_frame, "code": pipeline.__file__}))
+"""
+
+
+@pytest.mark.parametrize("name", ["lm-raw", "lm-chat"])
+def test_load_by_alias_in_a_process_without_lmpipe(
+    champion, bare_python, mlflow_server, name, tmp_path
+):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "PYTHONPATH": ""}
+    out = subprocess.run(
+        [str(bare_python), "-c", LOAD_AND_PREDICT, f"models:/{name}@champion", json.dumps(PROMPTS)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = reference_texts(champion[name], PROMPTS, max_new_tokens=6)
+    assert got["list"] == got["frame"] == expected
+    # `pipeline` came from the code shipped inside the model, not from this checkout.
+    assert got["code"].endswith("/code/pipeline/__init__.py")
+    assert not got["code"].startswith(str(REPO))
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def test_mlflow_models_serve_answers_invocations(champion, mlflow_server, tmp_path):
+    port = free_port()
+    cmd = [
+        str(BIN / "mlflow"), "models", "serve", "-m", "models:/lm-raw@champion",
+        "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    # The server execs `uvicorn` by name: this venv's bin must be on PATH.
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "PATH": path}
+    proc = _spawn(cmd, tmp_path / "serve.log", env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", 240, proc)
+        url = f"http://127.0.0.1:{port}/invocations"
+        expected = reference_texts(champion["lm-raw"], PROMPTS, max_new_tokens=5)
+        status, body = post(url, {"inputs": PROMPTS, "params": {"max_new_tokens": 5}})
+        assert status == 200 and body["predictions"] == expected
+        records = {"dataframe_records": [{"prompt": p} for p in PROMPTS]}
+        status, body = post(url, {**records, "params": {"max_new_tokens": 5}})
+        assert status == 200 and body["predictions"] == expected
+        status, body = post(url, {"inputs": PROMPTS, "params": {"max_new_tokens": 100000}})
+        assert status == 400 and "max_new_tokens" in body["message"]
+    finally:
+        quick_stop(proc)
+
+
+def test_lmpipe_generate_cli(champion, mlflow_server, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
+    out = subprocess.run(
+        [str(BIN / "lmpipe"), "generate", "--model", "models:/lm-raw@champion", *PROMPTS,
+         "--max-new-tokens", "4", "--json"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == reference_texts(
+        champion["lm-raw"], PROMPTS, max_new_tokens=4
+    )
+
+
+def test_hf_export_loads_in_transformers_with_the_same_logits(champion, mlflow_server, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.finetune.template import chat_prompt_ids
+    from pipeline.model import load_model
+    from pipeline.tokens.tokenizer import load_document_tokenizer
+
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
+    run_dir = champion["lm-chat"]
+    out = export_hf("models:/lm-chat/1", tmp_path / "hf")
+    hf = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert type(hf).__name__ == "LlamaForCausalLM"
+    hf_tok = AutoTokenizer.from_pretrained(out)
+    ours_tok = load_document_tokenizer(run_dir / "tokenize" / "tokenizer.json")
+    text = "Deduplication with MinHash removes near-duplicate pages."
+    ids = hf_tok(text)["input_ids"]
+    assert ids == ours_tok.encode(text).ids
+    assert hf_tok.decode(ids) == text
+    chat = hf_tok.apply_chat_template(
+        [{"role": "user", "content": text}], add_generation_prompt=True
+    )
+    chat = chat["input_ids"] if hasattr(chat, "keys") else chat
+    assert list(chat) == chat_prompt_ids(ours_tok, text)
+    ours = load_model(run_dir / "finetune").eval()
+    idx = torch.tensor([ids])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(idx).logits, ours(idx), atol=1e-5, rtol=1e-5)

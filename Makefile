@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
+# A loaded 2-core machine can take longer than the default 20 s to start the ephemeral API.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench clean ui-prefect ui-mlflow
 
 setup: $(VENV)/.installed
 
@@ -17,10 +19,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The whole pipeline on the bundled sample (CPU), then a generation from the registered champion.
+# Runs are kept in .prefect/ (Prefect) and mlflow.db (MLflow): `make ui-prefect`, `make ui-mlflow`.
 demo: setup
-	$(BIN)/lmpipe data --config configs/demo.yaml
-	$(BIN)/lmpipe pretrain --config configs/demo.yaml
-	$(BIN)/lmpipe report runs/demo
+	$(BIN)/lmpipe run --config configs/demo.yaml
+	$(BIN)/lmpipe generate --config configs/demo.yaml --model models:/lmpipe-demo@champion \
+		"What is the json module for?"
+	@echo
+	@echo "Prefect UI (flow runs, logs, reports): make ui-prefect, then http://127.0.0.1:4200"
+	@echo "MLflow UI (runs, loss curves, registry): make ui-mlflow, then http://127.0.0.1:5000"
+
+ui-prefect: setup
+	$(BIN)/prefect server start
+
+ui-mlflow: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
 lint: setup
 	$(BIN)/ruff check .
@@ -37,6 +50,9 @@ bench: setup
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/tokenize_bench.py
 	$(PY) benchmarks/train.py
+	$(PY) benchmarks/clean.py
+	$(PY) -m benchmarks.dedup
+	$(PY) -m benchmarks.scaleout
 
 clean:
 	rm -rf runs .prefect mlflow.db mlruns

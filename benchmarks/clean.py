@@ -12,9 +12,9 @@ that datatrove, which splits work by file, can use two workers too). Rows:
   except the extraction timeout (10 s instead of 1 s, so no page is lost to a loaded machine).
   It has no language filter here: its LanguageFilter downloads a fastText model from the Hub.
 
-datatrove is not a project dependency: it runs in its own venv, created here on first use with
-`python -m venv DIR && DIR/bin/pip install "datatrove[io,processing]" lxml_html_clean`, by this
-same file in `--datatrove-worker` mode, which imports nothing from lmpipe. Each finished row is
+datatrove is not a project dependency: it runs in its own venv, created here on first use
+(`python -m venv DIR && DIR/bin/pip install "datatrove[io,processing]" lxml_html_clean spacy`), by
+this same file in `--datatrove-worker` mode, which imports nothing from lmpipe. Each finished row is
 also saved to `--results` (JSON), and `--print RESULTS` prints the tables of a saved run.
 """
 
@@ -83,7 +83,8 @@ def ensure_datatrove(venv: Path) -> Path:
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        packages = ["datatrove[io,processing]", "lxml_html_clean"]  # trafilatura needs the latter
+        # trafilatura needs lxml_html_clean; the Gopher/FineWeb filters split words with spacy
+        packages = ["datatrove[io,processing]", "lxml_html_clean", "spacy"]
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *packages], check=True)
     return python
 

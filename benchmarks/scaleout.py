@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -72,8 +73,9 @@ def main() -> None:
                 rows.append((executor, workers, run_once(inputs, out, workers, clean_cfg)))
                 shutil.rmtree(out / "ingest")
         ray.shutdown()
-        print(f"\n{args.copies} x {SAMPLE.name} ({350 * args.copies} HTML pages); "
-              f"Ray start-up {ray_start:.1f} s (not counted)\n")  # fmt: skip
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\n{args.copies} x {SAMPLE.name} ({350 * args.copies} HTML pages); Ray start-up "
+              f"{ray_start:.1f} s (not counted); load average after: {load}\n")  # fmt: skip
         print("| executor | workers | documents | kept | ingest s | clean s | docs/s (both) |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for ex, w, r in rows:

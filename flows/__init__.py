@@ -1,1 +1,5 @@
-"""Prefect flows and tasks: thin wrappers that call `pipeline.*` and pass paths."""
+"""Prefect flows and tasks: thin wrappers that call `pipeline.*` and pass paths.
+
+A Prefect runner loads a deployment's entrypoint (`flows/data.py:data_flow`) by path, with this
+folder on `sys.path`: no module here may be named like a top-level package (`pipeline`, ...).
+"""

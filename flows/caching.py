@@ -21,19 +21,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.base_config import config_hash
-from pipeline.stage import fingerprint, read_manifest, write_json_atomic
+from pipeline.stage import STAGE_ORDER, fingerprint, read_manifest, write_json_atomic
 
-# The stages in pipeline order; each reads the previous one's output.
-STAGE_ORDER = (
-    "ingest",
-    "clean",
-    "dedup",
-    "tokenize",
-    "pretrain",
-    "finetune",
-    "evaluate",
-    "register",
-)
 # The config sections that determine a stage's output.
 SECTIONS = {"ingest": ("inputs", "ingest"), "register": ("registry",)}
 MARKER = ".prefect_cache.json"

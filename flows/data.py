@@ -22,67 +22,47 @@ from pipeline.tokens import run_tokenize
 DATA_STAGES = ("ingest", "clean", "dedup", "tokenize")
 
 
-@task(
-    name="ingest",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_io_only,
-    cache_key_fn=cache_key_fn,
-)
+# Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.
+DATA_TASK = {
+    "retries": 2,
+    "retry_delay_seconds": [5, 30],
+    "retry_condition_fn": retry_io_only,
+    "cache_key_fn": cache_key_fn,
+}
+
+
+def _run(stage: str, run_stage_fn: Any, *args: Any) -> dict[str, Any]:
+    """Call a `pipeline.*` stage with a progress artifact; log and return its summary."""
+    result = run_stage_fn(*args, progress_reporter(stage))
+    get_run_logger().info("%s: %s%s", stage, result.counts, " (cached)" if result.skipped else "")
+    return summary(result)
+
+
+@task(name="ingest", **DATA_TASK)
 def ingest_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Read the configured inputs into `<run_dir>/ingest/` document shards."""
-    progress = progress_reporter("ingest")
-    result = run_ingest(config.ingest, config.inputs, Path(run_dir) / "ingest", progress)
-    get_run_logger().info("ingest: %s%s", result.counts, " (cached)" if result.skipped else "")
-    return summary(result)
+    return _run("ingest", run_ingest, config.ingest, config.inputs, Path(run_dir) / "ingest")
 
 
-@task(
-    name="clean",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_io_only,
-    cache_key_fn=cache_key_fn,
-)
+@task(name="clean", **DATA_TASK)
 def clean_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Clean `<run_dir>/ingest/` records into text documents in `<run_dir>/clean/`."""
-    progress = progress_reporter("clean")
     run = Path(run_dir)
-    result = run_clean(config.clean, run / "ingest", run / "clean", progress)
-    get_run_logger().info("clean: %s%s", result.counts, " (cached)" if result.skipped else "")
-    return summary(result)
+    return _run("clean", run_clean, config.clean, run / "ingest", run / "clean")
 
 
-@task(
-    name="dedup",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_io_only,
-    cache_key_fn=cache_key_fn,
-)
+@task(name="dedup", **DATA_TASK)
 def dedup_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Deduplicate `<run_dir>/clean/` into the curated corpus `<run_dir>/dedup/`."""
-    progress = progress_reporter("dedup")
     run = Path(run_dir)
-    result = run_dedup(config.dedup, run / "clean", run / "dedup", progress)
-    get_run_logger().info("dedup: %s%s", result.counts, " (cached)" if result.skipped else "")
-    return summary(result)
+    return _run("dedup", run_dedup, config.dedup, run / "clean", run / "dedup")
 
 
-@task(
-    name="tokenize",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=retry_io_only,
-    cache_key_fn=cache_key_fn,
-)
+@task(name="tokenize", **DATA_TASK)
 def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Train the tokenizer on `<run_dir>/dedup/` and write token shards to `<run_dir>/tokenize/`."""
-    progress = progress_reporter("tokenize")
     run = Path(run_dir)
-    result = run_tokenize(config.tokenize, run / "dedup", run / "tokenize", progress)
-    get_run_logger().info("tokenize: %s%s", result.counts, " (cached)" if result.skipped else "")
-    return summary(result)
+    return _run("tokenize", run_tokenize, config.tokenize, run / "dedup", run / "tokenize")
 
 
 DataStage = Literal["ingest", "clean", "dedup", "tokenize"]

@@ -19,7 +19,7 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
 from flows.data import data_flow
-from flows.pipeline import pipeline_flow
+from flows.end_to_end import pipeline_flow
 from flows.train import training_flow
 from pipeline.config import PipelineConfig
 

@@ -11,7 +11,7 @@ from prefect.artifacts import create_link_artifact
 
 from flows.caching import cache_key_fn
 from flows.common import summary
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, config_hash
 from pipeline.registry.lineage import locate
 from pipeline.registry.register import is_transient, run_register, tracking_uri
 from pipeline.stage import fingerprint, read_manifest
@@ -53,7 +53,8 @@ def register_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
 def register_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Register `<run_dir>`'s final model; link the MLflow run and version in the Prefect UI."""
     logger = get_run_logger()
-    result = run_register(config.registry, run_dir, Path(run_dir) / "register")
+    chash = config_hash(config)  # the whole pipeline config, a lineage tag of the version
+    result = run_register(config.registry, run_dir, pipeline_config_hash=chash)
     m = read_manifest(result.output_dir) or {}
     logger.info(
         "register: %s v%s aliases %s (%s)%s",

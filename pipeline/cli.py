@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=help_text)
         _config_args(stage, io=False)
         stage.add_argument("--output", help=f"run directory (reads <output>/{reads})")
+    scaling = sub.add_parser("scaling", help="train the `scaling` ladder, fit loss vs size/compute")
+    _config_args(scaling, io=False)
+    scaling.add_argument("--output", help="run directory (reads <output>/tokenize)")
     run = sub.add_parser("run", help="the whole pipeline: raw inputs to a registered model")
     _config_args(run)
     run.add_argument("--stages", nargs="+", help="only these stages (default: all)")
@@ -107,11 +110,28 @@ def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
     return 0
 
 
+def _run_scaling(cfg: PipelineConfig) -> int:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.scaling import scaling_flow
+
+    try:
+        results = scaling_flow(cfg)
+    except FileNotFoundError as err:  # no <run>/tokenize yet
+        print(f"lmpipe: scaling failed: {err}", file=sys.stderr)
+        return 1
+    failed = [name for name, res in results["points"].items() if "failed" in res]
+    print(f"scaling: {results['fit']['counts']} -> {results['fit']['output_dir']}")
+    print(Path(results["fit"]["output_dir"], "report.md").read_text())
+    if failed:
+        print(f"lmpipe: scaling points failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not stages or "ingest" in stages:
         resolve_inputs(cfg.inputs)  # a missing input is an error before any flow starts
-    from flows.pipeline import pipeline_flow
+    from flows.end_to_end import pipeline_flow
 
     state = pipeline_flow(cfg, stages=stages, return_state=True)
     from pipeline.report import print_report
@@ -144,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_data(resolve(args), None)
         elif args.command == "run":
             return _run_pipeline(resolve(args), args.stages)
+        elif args.command == "scaling":
+            return _run_scaling(resolve(args))
         elif args.command == "serve":
             from flows.deploy import serve_deployments
 

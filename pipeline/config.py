@@ -21,6 +21,7 @@ from pipeline.finetune.config import FinetuneConfig
 from pipeline.ingest.config import IngestConfig
 from pipeline.parallel import ParallelConfig
 from pipeline.registry.config import RegistryConfig
+from pipeline.scaling.config import ScalingConfig
 from pipeline.tokens.config import TokenizeConfig
 from pipeline.train.config import PretrainConfig
 
@@ -63,6 +64,8 @@ class PipelineConfig(StrictModel):
     """Evaluation: held-out losses of base and fine-tuned model, samples and the release gate."""
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     """Registry: the MLflow registered model, its tracking URI and the champion promotion policy."""
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    """Scaling-law sweeps (`lmpipe scaling`): a ladder of model sizes and the power-law fits."""
 
 
 class ConfigError(ValueError):

@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.stage import read_manifest
-
-STAGE_ORDER = [
-    "ingest",
-    "clean",
-    "dedup",
-    "tokenize",
-    "pretrain",
-    "finetune",
-    "evaluate",
-    "register",
-]
+from pipeline.stage import STAGE_ORDER, read_manifest
 
 
 def stage_rows(run_dir: Path) -> list[dict]:
@@ -116,7 +105,43 @@ def render_markdown(run_dir: Path) -> str:
         ]
     if tokens := token_lines(run_dir):
         lines += ["", "**tokenize**:", ""] + [f"- {line}" for line in tokens]
+    if model := model_lines(run_dir):
+        lines += ["", "**model**:", ""] + [f"- {line}" for line in model]
     return "\n".join(lines)
+
+
+def model_lines(run_dir: Path) -> list[str]:
+    """Training, evaluation and registry in a few lines: losses, gate, registered version."""
+    run_dir = Path(run_dir)
+    lines = []
+    pre = read_manifest(run_dir / "pretrain") or {}
+    if pre:
+        m, c = pre.get("metrics", {}), pre.get("counts", {})
+        nan = float("nan")
+        lines.append(
+            f"pretrain: {c.get('tokens', 0):,} tokens, {c.get('steps', 0):,} steps, "
+            f"val loss {m.get('val_loss', nan):.3f} (ppl {m.get('val_ppl', nan):.1f})"
+        )
+    ft = read_manifest(run_dir / "finetune") or {}
+    if ft:
+        m = {k: v for k, v in ft.get("metrics", {}).items() if isinstance(v, int | float)}
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in list(m.items())[:4])
+        lines.append(f"finetune: {shown}")
+    ev = read_manifest(run_dir / "evaluate") or {}
+    if gate := ev.get("gate"):
+        verdict = "PASSED" if gate.get("passed") else "FAILED"
+        lines.append(
+            f"gate {verdict}: {gate.get('metric')} = {gate.get('value', float('nan')):.4f} "
+            f"(baseline {gate.get('baseline')}; rule: {gate.get('rule')})"
+        )
+    reg = read_manifest(run_dir / "register") or {}
+    if reg:
+        aliases = ", ".join(reg.get("aliases", [])) or "no alias"
+        lines.append(
+            f"registry: {reg.get('model_name')} version {reg.get('version')} ({aliases}) "
+            f"at {reg.get('tracking_uri')}; {reg.get('promotion_reason', '')}"
+        )
+    return lines
 
 
 def print_report(run_dir: Path) -> None:
@@ -152,3 +177,5 @@ def print_report(run_dir: Path) -> None:
         console.print(funnel)
     for line in token_lines(run_dir):
         console.print(f"  [bold]tokenize[/bold] {line}")
+    for line in model_lines(run_dir):
+        console.print(f"  {line}")

@@ -37,6 +37,18 @@ REJECTED_SCHEMA = pa.schema(
     ]
 )
 
+# The stages in pipeline order; each reads the previous one's output (`<run>/<stage>/`).
+STAGE_ORDER = (
+    "ingest",
+    "clean",
+    "dedup",
+    "tokenize",
+    "pretrain",
+    "finetune",
+    "evaluate",
+    "register",
+)
+
 
 @dataclass
 class StageResult:

@@ -22,3 +22,13 @@ def tree_digest(directory: Path) -> dict[str, str]:
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(Path(directory).rglob("*.arrow"))
     }
+
+
+# The demo config with a shorter pretraining, for end-to-end tests (stages and order are real).
+FAST_DEMO = [
+    "pretrain.max_steps=30",
+    "pretrain.warmup_steps=3",
+    "pretrain.val_interval=15",
+    "pretrain.checkpoint_interval=15",
+    "pretrain.progress_bar=false",
+]

@@ -36,8 +36,7 @@ class FinetuneConfig(StrictModel):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     """LoRA settings (when `method` is lora)."""
     min_response_tokens: int = Field(8, ge=1)
-    """A too-long sample is cut to fit when at least this many response tokens remain, else
-    rejected (`too_long`)."""
+    """A too-long sample is cut to fit if this many response tokens remain, else rejected."""
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     """Share of samples in the validation split, chosen by a hash of the sample id."""
     seed: int = 1337

@@ -115,7 +115,8 @@ class FinetuneJob:
         return {
             "method": self.cfg.method,
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "parameters": merged_model(model).num_params(),
+            # The served (merged) model's size: adapters fold into the weights they adapt.
+            "parameters": sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n),
             "inputs_fingerprint": self.inputs_fp,
             "pretrain_fingerprint": self.inputs["pretrain"],
             "data_sha256": self.inputs["data_sha256"],

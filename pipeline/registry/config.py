@@ -17,10 +17,9 @@ class RegistryConfig(StrictModel):
     tracking_uri: str = ""
     """MLflow tracking/registry URI; empty = MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."""
     experiment: str = "lmpipe-pretrain"
-    """Experiment of the logging run when the pretraining MLflow run is not in this store."""
+    """Experiment of the logging run when the training run is not in this MLflow store."""
     promote: Literal["gate_and_better", "gate", "never"] = "gate_and_better"
-    """When `champion` moves to a new version: the gate passed and it beats the champion on the
-    gate metric; the gate passed; or never automatically (only `lmpipe promote`)."""
+    """When `champion` moves: gate passed and beats the champion's metric; gate passed; never."""
     gate_metric_mode: Literal["auto", "min", "max"] = "auto"
     """Which direction of the gate metric is better; auto = lower for loss/perplexity/error."""
     max_new_tokens: int = Field(64, ge=1)

@@ -176,19 +176,35 @@ def model_card(rm: RunModel, name: str) -> str:
         f"Decoder-only transformer (Llama layout) from `{rm.run_dir.resolve()}`"
         f" ({rm.source_stage} weights).",
         "",
-        "**Data**: "
+        "- **Data**: "
         + f"{m.get('dedup', {}).get('counts', {}).get('documents', '?')} curated documents"
         + f" (dedup fingerprint `{m.get('dedup', {}).get('output_fingerprint', '?')}`); tokenizer "
         + f"`{rm.tokenizer_info.get('fingerprint', '?')}`"
         + f" ({rm.tokenizer_info.get('vocab_size', '?')} tokens).",
-        f"**Size**: {counts.get('parameters', pre.get('parameters', '?'))} parameters, "
+        f"- **Size**: {_n(counts.get('parameters', pre.get('parameters')))} parameters, "
         + f"{cfg.get('n_layers', '?')} layers, d_model {cfg.get('d_model', '?')}, "
         + f"context {cfg.get('block_size', '?')}.",
-        f"**Training tokens**: pretraining {pre.get('tokens', '?')}"
-        + (f", fine-tuning {counts.get('tokens', '?')}" if rm.source_stage == "finetune" else "")
+        f"- **Training tokens**: pretraining {_n(pre.get('tokens'))}"
+        + (_finetune_note(counts) if rm.source_stage == "finetune" else "")
         + ".",
-        "**Metrics**: " + (", ".join(f"{k} {v:.4g}" for k, v in rm.metrics.items()) or "none"),
-        f"**Gate**: {'passed' if gate['passed'] else 'failed'} ({gate['rule']}; "
+        "- **Metrics**: " + (", ".join(f"{k} {v:.4g}" for k, v in _card_metrics(rm)) or "none"),
+        f"- **Gate**: {'passed' if gate['passed'] else 'failed'} ({gate['rule']}; "
         + f"{gate['metric']} = {gate['value']}).",
     ]
     return "\n".join(lines)
+
+
+def _n(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
+def _finetune_note(counts: dict[str, Any]) -> str:
+    tokens = counts.get("train_response_tokens", counts.get("tokens"))
+    return f"; fine-tuning {_n(counts.get('steps'))} steps, {_n(tokens)} response tokens"
+
+
+def _card_metrics(rm: RunModel) -> list[tuple[str, float]]:
+    """The evaluation's numbers when there was one, else the training run's."""
+    evaluated = rm.manifests.get("evaluate", {}).get("metrics", {})
+    chosen = evaluated or rm.manifests.get(rm.source_stage, {}).get("metrics", {})
+    return [(k, float(v)) for k, v in chosen.items() if isinstance(v, int | float)]

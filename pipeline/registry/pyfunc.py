@@ -45,14 +45,12 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
     """Prompts in, generated text out (new text only, special tokens removed)."""
 
     def load_context(self, context) -> None:
-        import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
         from pipeline.model.config import ModelConfig
         from pipeline.model.transformer import DecoderLM
 
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
         art = context.artifacts
         cfg = ModelConfig.model_validate_json(Path(art[MODEL_CONFIG]).read_text())
         model = DecoderLM(cfg)

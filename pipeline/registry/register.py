@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,26 @@ from pipeline.registry.lineage import TAG, RunModel, lineage_tags, locate, model
 from pipeline.stage import StageResult, fingerprint, manifest_matches, read_manifest, write_manifest
 
 STAGE = "register"
+
+
+@contextmanager
+def using_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API on `uri` for a while; the process-wide URI and env var come back after.
+
+    (`mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI, and setting None deletes it.)
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    saved_global, saved_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        utils._tracking_uri = saved_global
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
 def tracking_uri(cfg: RegistryConfig) -> str:
@@ -58,47 +80,54 @@ def run_register(
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
     tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
-    run_id, model_uri = log_pyfunc(rm, cfg, uri, tags)
-    mv = mlflow.register_model(model_uri, name, tags=tags)
+    # The fluent API follows the process-wide URI: point it at this registry, then restore it.
+    with using_tracking_uri(uri):
+        run_id, model_uri = log_pyfunc(rm, cfg, tags)
+        mv = mlflow.register_model(model_uri, name, tags=tags)
     client.update_model_version(name, mv.version, description=model_card(rm, name))
     client.set_registered_model_alias(name, promote.CHALLENGER, mv.version)
     decision = promote.decide(client, name, rm.gate, cfg)
     promote.apply(client, name, mv.version, decision, how="auto")
-    aliases = client.get_model_version(name, mv.version).aliases
+    record = {
+        "model_name": name,
+        "version": str(mv.version),
+        "run_id": run_id,
+        "logged_model_uri": model_uri,
+        "model_uri": f"models:/{name}/{mv.version}",
+        "tracking_uri": uri,
+        "experiment_id": client.get_run(run_id).info.experiment_id,
+        "aliases": sorted(client.get_model_version(name, mv.version).aliases),
+        "champion": decision.promote,
+        "promotion_reason": decision.reason,
+        "previous_champion": decision.previous,
+    }
+    _write_manifest(out, cfg, rm, record, tags, inputs_fp=inputs_fp, chash=chash, t0=t0)
+    return _result(out, skipped=False)
+
+
+def _write_manifest(out, cfg, rm, record, tags, *, inputs_fp, chash, t0) -> None:
+    """The stage contract fields plus what was registered (`record`) and its lineage tags."""
     write_manifest(
         out,
         stage=STAGE,
         inputs_fingerprint=inputs_fp,
         config_hash=chash,
         config=cfg.model_dump(mode="json"),
-        counts={"versions_registered": 1, "champion": int(decision.promote)},
+        counts={"versions_registered": 1, "champion": int(record["champion"])},
         reasons={},
-        model_name=name,
-        version=str(mv.version),
-        run_id=run_id,
-        logged_model_uri=model_uri,
-        model_uri=f"models:/{name}/{mv.version}",
-        tracking_uri=uri,
-        experiment_id=client.get_run(run_id).info.experiment_id,
-        aliases=sorted(aliases),
-        champion=decision.promote,
-        promotion_reason=decision.reason,
-        previous_champion=decision.previous,
+        **record,
         gate=rm.gate,
         lineage=tags,
-        output_fingerprint=fingerprint([uri, name, str(mv.version)]),
+        output_fingerprint=fingerprint(
+            [record["tracking_uri"], record["model_name"], record["version"]]
+        ),
         wall_seconds=round(time.time() - t0, 3),
     )
-    return _result(out, skipped=False)
 
 
-def log_pyfunc(
-    rm: RunModel, cfg: RegistryConfig, uri: str, tags: dict[str, str]
-) -> tuple[str, str]:
+def log_pyfunc(rm: RunModel, cfg: RegistryConfig, tags: dict[str, str]) -> tuple[str, str]:
     """Log the pyfunc in a run linked to the training run; returns (run id, logged model URI)."""
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    experiment_id, parent = _logging_experiment(MlflowClient(uri, uri), rm, cfg)
+    experiment_id, parent = _logging_experiment(MlflowClient(), rm, cfg)
     run_tags = dict(tags)
     if parent:
         run_tags["mlflow.parentRunId"] = parent  # shown as a child of the training run

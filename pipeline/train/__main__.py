@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="run directory (default: run_dir of the config)")
     parser.add_argument("--config", help="pipeline config file (YAML or JSON)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    parser.add_argument("--output-dir", help="stage directory (default: <run-dir>/pretrain)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     try:
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.train.run import run_pretrain  # torch/Lightning only after the config is valid
 
     run_dir = Path(args.run_dir or cfg.run_dir)
-    result = run_pretrain(cfg.pretrain, run_dir / "tokenize", run_dir / "pretrain", print_progress)
+    out_dir = Path(args.output_dir) if args.output_dir else run_dir / "pretrain"
+    result = run_pretrain(cfg.pretrain, run_dir / "tokenize", out_dir, print_progress)
     if result.counts:  # rank 0 (other ranks do not write the manifest)
         print(f"pretrain: {json.dumps(result.counts)} -> {result.output_dir}", flush=True)
     return 0

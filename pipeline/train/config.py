@@ -82,6 +82,8 @@ class PretrainConfig(StrictModel):
     """Log to MLflow (MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory)."""
     mlflow_experiment: str = "lmpipe-pretrain"
     """MLflow experiment name."""
+    mlflow_parent_run_id: str = ""
+    """Nest the MLflow run under this run (tag `mlflow.parentRunId`; the scaling flow sets it)."""
     progress_bar: bool = True
     """Show Lightning's progress bar on the console."""
     launcher: Literal["python", "torchrun", "srun"] = "python"
@@ -111,6 +113,7 @@ OPERATIONAL_FIELDS = (
     "num_workers",
     "mlflow",
     "mlflow_experiment",
+    "mlflow_parent_run_id",
     "peak_flops_per_device",
 )
 

@@ -44,9 +44,17 @@ class TrainingTimeout(RuntimeError):
     """The training process group outlived `pretrain.time_limit_minutes` and was killed."""
 
 
-def training_command(launcher: str, launcher_args: list[str], config: Path, run_dir: Path):
+def training_command(
+    launcher: str,
+    launcher_args: list[str],
+    config: Path,
+    run_dir: Path,
+    output_dir: Path | None = None,
+):
     """The command line that starts training with the configured launcher."""
     module = ["-m", "pipeline.train", "--run-dir", str(run_dir), "--config", str(config)]
+    if output_dir is not None:
+        module += ["--output-dir", str(output_dir)]
     if launcher == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", *launcher_args, *module]
     if launcher == "srun":
@@ -134,13 +142,16 @@ def launch_pretrain(
     run_dir: str | Path,
     on_line: Callable[[str], None] = print,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+    stage_dir: str | Path | None = None,
 ) -> StageResult:
     """Pretrain `<run_dir>/tokenize` into `<run_dir>/pretrain` in a separate process group.
 
     `config` is the whole `PipelineConfig`; it is handed to the process as a JSON file.
+    `stage_dir` puts the output elsewhere (a scaling point: `<run>/scaling/<point>/pretrain`).
     """
     run_dir = Path(run_dir).resolve()
-    stage_dir = run_dir / "pretrain"
+    custom_dir = stage_dir is not None
+    stage_dir = Path(stage_dir).resolve() if custom_dir else run_dir / "pretrain"
     inputs_fp = upstream_fingerprint(run_dir / "tokenize")
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
         return _result(stage_dir, skipped=True)  # no process, no torch import
@@ -148,7 +159,9 @@ def launch_pretrain(
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
     p = config.pretrain
-    cmd = training_command(p.launcher, p.launcher_args, config_path, run_dir)
+    cmd = training_command(
+        p.launcher, p.launcher_args, config_path, run_dir, stage_dir if custom_dir else None
+    )
     tail: deque[str] = deque(maxlen=40)
 
     def handle(line: str) -> None:

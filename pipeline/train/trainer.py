@@ -104,11 +104,14 @@ def mlflow_loggers(cfg: PretrainConfig, out_dir: Path, run_name: str) -> list[ML
     uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     saved = Path(out_dir) / MLFLOW_RUN_FILE
     run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
+    # MLflow nests a run under the run named by this tag (UI tree, search by parent).
+    parent = cfg.mlflow_parent_run_id
     logger = MLFlowLogger(
         experiment_name=cfg.mlflow_experiment,
         tracking_uri=uri,
         run_name=run_name,
         run_id=run_id,
+        tags={"mlflow.parentRunId": parent} if parent else None,
         log_model=False,
     )
     return [logger]

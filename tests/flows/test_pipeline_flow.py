@@ -9,22 +9,14 @@ from datetime import UTC, datetime
 import pytest
 
 from flows.data import DATA_STAGES
-from flows.pipeline import pipeline_flow
+from flows.end_to_end import pipeline_flow
 from flows.train import TRAINING_STAGES
 from pipeline.config import load_config
 from pipeline.stage import read_manifest
 from pipeline.train.config import training_config_hash
 from tests.conftest import REPO
 from tests.flows.prefect_api import latest_artifact, task_states_since
-
-# The demo config with a shorter pretraining (the stages and their order are the real ones).
-FAST = [
-    "pretrain.max_steps=30",
-    "pretrain.warmup_steps=3",
-    "pretrain.val_interval=15",
-    "pretrain.checkpoint_interval=15",
-    "pretrain.progress_bar=false",
-]
+from tests.helpers import FAST_DEMO
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,7 @@ def e2e(tmp_path_factory, prefect_harness):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
         mp.chdir(work)
-        cfg = load_config(REPO / "configs" / "demo.yaml", [f"run_dir={work / 'run'}", *FAST])
+        cfg = load_config(REPO / "configs" / "demo.yaml", [f"run_dir={work / 'run'}", *FAST_DEMO])
         cfg = cfg.model_copy(update={"inputs": [str(REPO / "data/sample/*.warc.gz")]})
         t0 = datetime.now(UTC)
         first = pipeline_flow(cfg, return_state=True)

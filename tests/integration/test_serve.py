@@ -4,6 +4,7 @@ refresh triggers training; cancelling a flow run during training leaves no train
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,15 +16,9 @@ from typing import Any
 
 from pipeline.config import load_config
 from tests.conftest import REPO
+from tests.helpers import FAST_DEMO
 from tests.integration.test_real_servers import api
 
-FAST = [
-    "pretrain.max_steps=30",
-    "pretrain.warmup_steps=3",
-    "pretrain.val_interval=15",
-    "pretrain.checkpoint_interval=15",
-    "pretrain.progress_bar=false",
-]
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -54,7 +49,7 @@ def training_pids(run_dir: Path) -> list[int]:
 def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
     url = stack["prefect"]
     run_dir = tmp_path / "run"
-    sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST]
+    sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST_DEMO]
     env = {
         **os.environ,
         "PREFECT_API_URL": url,
@@ -75,7 +70,7 @@ def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
     )
 
     def deployments() -> dict[str, dict]:
-        found = api(f"{url}/deployments/filter", {})
+        found = [d for d in api(f"{url}/deployments/filter", {}) if not d["work_pool_name"]]
         return {d["name"]: d for d in found} if len(found) == 3 else {}
 
     def finish(flow_run_id: str, timeout: float = 900) -> str:
@@ -138,3 +133,38 @@ def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
         for pid in training_pids(run_dir):
             os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def test_prefect_yaml_deploys_to_the_work_pools(stack):
+    """`prefect deploy` with infra/prefect.yaml, as a team does for remote workers."""
+    url = stack["prefect"]
+    template = json.loads((REPO / "infra" / "k8s" / "gpu-job-template.json").read_text())
+    api(f"{url}/work_pools/", {"name": "lmpipe-cpu", "type": "process"})
+    api(
+        f"{url}/work_pools/",
+        {"name": "lmpipe-k8s", "type": "kubernetes", "base_job_template": template},
+    )
+    env = {**os.environ, "PREFECT_API_URL": url}
+    cmd = ["prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / cmd[0]), *cmd[1:]],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    found = api(f"{url}/deployments/filter", {})
+    pools = {d["name"]: d["work_pool_name"] for d in found if d["work_pool_name"]}
+    assert pools == {
+        "corpus-refresh": "lmpipe-cpu",
+        "train-on-demand": "lmpipe-k8s",
+        "end-to-end": "lmpipe-cpu",
+    }
+    refresh = next(d for d in found if d["work_pool_name"] and d["name"] == "corpus-refresh")
+    assert [s["schedule"]["cron"] for s in refresh["schedules"]] == ["0 3 * * 1"]
+    train = next(d for d in found if d["work_pool_name"] and d["name"] == "train-on-demand")
+    assert train["job_variables"] == {"gpus": 8}
+    automations = api(f"{url}/automations/filter", {})
+    assert any(a["actions"][0].get("deployment_id") == train["id"] for a in automations)

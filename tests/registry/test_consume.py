@@ -8,6 +8,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,14 +131,16 @@ def test_lmpipe_generate_cli(champion, mlflow_server, tmp_path):
     )
 
 
-def test_hf_export_loads_in_transformers_with_the_same_logits(champion, mlflow_server, tmp_path):
+def test_hf_export_loads_in_transformers_with_the_same_logits(
+    champion, mlflow_server, tmp_path, monkeypatch
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from pipeline.finetune.template import chat_prompt_ids
     from pipeline.model import load_model
     from pipeline.tokens.tokenizer import load_document_tokenizer
 
-    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     run_dir = champion["lm-chat"]
     out = export_hf("models:/lm-chat/1", tmp_path / "hf")
     hf = AutoModelForCausalLM.from_pretrained(out).eval()
@@ -157,3 +160,31 @@ def test_hf_export_loads_in_transformers_with_the_same_logits(champion, mlflow_s
     idx = torch.tensor([ids])
     with torch.no_grad():
         torch.testing.assert_close(hf(idx).logits, ours(idx), atol=1e-5, rtol=1e-5)
+
+
+def test_shipped_code_imports_only_the_pinned_requirements(
+    champion, mlflow_server, tmp_path, monkeypatch
+):
+    """Every import in the model's code is stdlib, shipped, or in its requirements.txt."""
+    import ast
+    import sys
+
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    local = mlflow.artifacts.download_artifacts("models:/lm-chat/1", dst_path=str(tmp_path))
+    local = Path(local)
+    pinned = {line.split("==")[0] for line in (local / "requirements.txt").read_text().split()}
+    assert pinned == {"torch", "tokenizers", "safetensors", "pydantic", "numpy", "pandas", "mlflow"}
+    allowed = pinned | set(sys.stdlib_module_names) | {"pipeline", "flash_attn", "__future__"}
+    sources = [*local.glob("code/**/*.py"), local / "model_code.py"]
+    assert any(p.name == "generate.py" for p in sources) and (local / "model_code.py").is_file()
+    imported = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    assert imported <= allowed, imported - allowed
+    assert not list(local.rglob("*.pkl")) and not list(local.rglob("python_model*"))

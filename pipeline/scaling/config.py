@@ -31,8 +31,8 @@ class LadderSize(StrictModel):
 
 
 def _demo_ladder() -> list[LadderSize]:
-    # ~17k to ~330k non-embedding parameters (about 20x): minutes on 2 CPU cores.
-    shapes = [(32, 1, 2), (48, 2, 4), (64, 2, 4), (96, 2, 4), (128, 3, 4)]
+    # 16k to 222k non-embedding parameters (13x): minutes on 2 CPU cores (configs/demo.yaml).
+    shapes = [(32, 1, 2), (48, 1, 4), (64, 1, 4), (64, 2, 4), (96, 2, 4)]
     return [LadderSize(d_model=d, n_layers=n, n_heads=h) for d, n, h in shapes]
 
 
@@ -41,9 +41,8 @@ class ScalingConfig(StrictModel):
 
     sizes: list[LadderSize] = Field(default_factory=_demo_ladder, min_length=2)
     """Model sizes, smallest first; each is `pretrain.model` with these shapes."""
-    tokens_per_param: list[float] = Field(default_factory=lambda: [4.0], min_length=1)
-    """Training tokens per non-embedding parameter; every size runs once per value (2+ values
-    give several token budgets per size and so the compute-optimal tokens-per-parameter fit)."""
+    tokens_per_param: list[float] = Field(default_factory=lambda: [2.0], min_length=1)
+    """Training tokens per non-embedding parameter, one run per size and value (2+: D/N fit)."""
     min_steps: int = Field(20, ge=2)
     """Fewest optimizer steps of any point (the smallest models would otherwise barely train)."""
     warmup_fraction: float = Field(0.1, ge=0, lt=1)

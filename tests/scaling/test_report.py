@@ -73,3 +73,19 @@ def test_too_few_sizes_report_the_reason_instead_of_failing(tmp_path):
     assert "3+ distinct" in result["loss_vs_params_error"]
     assert "nothing to check" in result["holdout_error"]
     assert "No fit" in render_markdown(result, tmp_path)
+
+
+def test_unfinished_and_diverged_points_are_counted_not_fitted(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.scaling.analysis import collect_points
+    from pipeline.scaling.ladder import plan_ladder, point_dir
+    from pipeline.stage import write_manifest
+
+    plan = plan_ladder(load_config(None, [f"run_dir={tmp_path}"]))
+    for point, loss in zip(plan[:2], (6.5, float("nan")), strict=True):
+        point_dir(tmp_path, point).mkdir(parents=True)
+        counts = {"tokens": point.tokens}
+        write_manifest(point_dir(tmp_path, point), counts=counts, metrics={"val_loss": loss})
+    rows, reasons = collect_points(tmp_path, plan)
+    assert [r["name"] for r in rows] == [plan[0].name] and rows[0]["val_loss"] == 6.5
+    assert reasons == {"non_finite_loss": 1, "not_finished": len(plan) - 2}

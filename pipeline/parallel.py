@@ -39,6 +39,11 @@ def configure(cfg: ParallelConfig) -> None:
     _settings = cfg
 
 
+def executor() -> str:
+    """The backend chosen for this process: `process` or `ray`."""
+    return _settings.executor
+
+
 def map_units(
     fn: Callable[..., Any], items: list[tuple], workers: int
 ) -> Iterator[tuple[int, Any]]:

@@ -24,11 +24,16 @@ def tree_digest(directory: Path) -> dict[str, str]:
     }
 
 
-# The demo config with a shorter pretraining, for end-to-end tests (stages and order are real).
+# The demo config with shorter training, for end-to-end tests (the stages and order are real).
 FAST_DEMO = [
     "pretrain.max_steps=30",
     "pretrain.warmup_steps=3",
     "pretrain.val_interval=15",
     "pretrain.checkpoint_interval=15",
     "pretrain.progress_bar=false",
+    "finetune.max_steps=16",
+    "finetune.warmup_steps=2",
+    "finetune.val_interval=8",
+    "finetune.checkpoint_interval=8",
+    "finetune.progress_bar=false",
 ]

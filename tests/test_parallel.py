@@ -34,3 +34,33 @@ def test_ingest_on_ray_matches_worker_processes(tmp_path, local_ray):
 
     assert on_ray.counts == local.counts and local.counts["documents"] == 389
     assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
+
+
+def test_data_flow_on_ray_gives_the_shards_of_the_process_pool(tmp_path, prefect_harness):
+    """ingest -> clean -> dedup -> tokenize through the real flow, once per executor."""
+    from flows.data import DATA_STAGES, data_flow
+    from pipeline.config import load_config
+    from tests.conftest import REPO
+
+    inputs = [str(SAMPLE_WARC), *map(str, REAL_WARCS)]
+    runs = {}
+    try:
+        for executor in ("ray", "process"):
+            run = tmp_path / executor
+            cfg = load_config(
+                REPO / "configs" / "demo.yaml",
+                [f"run_dir={run}", f"parallel.executor={executor}", "parallel.ray_num_cpus=2"],
+            )
+            cfg = cfg.model_copy(update={"inputs": inputs})
+            assert data_flow(cfg, return_state=True).is_completed()
+            runs[executor] = run
+    finally:
+        parallel.configure(parallel.ParallelConfig())
+        import ray
+
+        ray.shutdown()
+    for stage in DATA_STAGES:
+        ray_shards, local_shards = (tree_digest(runs[e] / stage) for e in ("ray", "process"))
+        assert ray_shards and ray_shards == local_shards, stage
+    tokenizers = [(runs[e] / "tokenize" / "tokenizer.json").read_bytes() for e in runs]
+    assert tokenizers[0] == tokenizers[1]

@@ -29,6 +29,8 @@ from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
 from pipeline.clean.units import Unit, UnreadableShard, check_input_schema, iter_units
+from pipeline.parallel import executor as parallel_executor
+from pipeline.parallel import map_units
 from pipeline.stage import (
     RejectedLedger,
     ShardWriter,
@@ -236,10 +238,58 @@ class _LazyPool:
             self.pool.join()
 
 
+def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, Any]]:
+    """Every unit of one input shard, in this process (a Ray task on any node).
+
+    A one-process pool of its own keeps the hard time limit per document: a stalled page kills
+    that pool's worker, not the Ray worker. Finished units (the ledger) are not redone.
+    """
+    out, ledger = Path(stage_dir), UnitLedger(Path(stage_dir))
+    pool = _LazyPool(cfg.model_copy(update={"workers": 1}))
+    infos, ok = [], False
+    try:
+        for unit in iter_units([Path(shard)], cfg.unit_documents):
+            if info := ledger.finished(unit.key):
+                infos.append(info)
+            elif isinstance(unit, UnreadableShard):
+                infos.append(write_unreadable(out, unit))
+            else:
+                pending = dispatch(pool.get(), cfg, unit)
+                collect(pool.get(), cfg, pending)
+                infos.append(write_unit(cfg, out, pending))
+        ok = True
+    finally:
+        pool.close(ok)
+    return infos
+
+
+def _run_units_ray(
+    cfg: CleanConfig, shards: list[Path], stage_dir: Path, total: int, progress: Progress | None
+) -> list[str]:
+    """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
+    bar = tqdm(total=total, unit="doc", desc=STAGE)
+    done: Counter[str] = Counter()
+    keys: dict[int, list[str]] = {}
+    items = [(cfg, str(path), str(stage_dir)) for path in shards]
+    try:
+        for i, infos in map_units(clean_shard, items, cfg.workers):
+            keys[i] = [info["key"] for info in infos]
+            for info in infos:
+                bar.update(info["records_in"])
+                done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
+            if progress:
+                progress(done["records_in"], total, dict(done))
+    finally:
+        bar.close()
+    return [key for i in sorted(keys) for key in keys[i]]
+
+
 def _run_units(
     cfg: CleanConfig, shards: list[Path], stage_dir: Path, total: int, progress: Progress | None
 ) -> list[str]:
     """Clean every unfinished unit; returns the keys of all units, in order."""
+    if parallel_executor() == "ray":
+        return _run_units_ray(cfg, shards, stage_dir, total, progress)
     ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg)
     bar = tqdm(total=total, unit="doc", desc=STAGE)
     done: Counter[str] = Counter()

@@ -35,7 +35,7 @@ def lmpipe_run(run_dir: Path, name: str, env: dict, log: Path) -> subprocess.Pop
         args += ["--set", s]
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=run_dir.parent,
+        cwd=REPO,  # as `make demo`: the config's relative paths are the repository's
         env=env,
         stdout=open(log, "ab"),  # noqa: SIM115 (the child owns it)
         stderr=subprocess.STDOUT,

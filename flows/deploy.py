@@ -13,9 +13,13 @@ work pools in infra/ (`prefect deploy`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
 from prefect import serve
-from prefect.deployments.runner import RunnerDeployment
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
 from flows.data import data_flow
@@ -66,6 +70,40 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
         description="Raw web text to a registered model.",
     )
     return [refresh, train, e2e]
+
+
+def deploy_prefect_yaml(path: str | Path) -> list[str]:
+    """Create the deployments of a `prefect.yaml` on their work pools; returns their ids.
+
+    What `prefect deploy --all --prefect-file PATH` does for deployments without build or push
+    steps. (prefect 3.8.8's `prefect deploy` fails against its own server here when it checks a
+    pool's workers: its client sends `limit: null`, which the server rejects with a 422.)
+    """
+    spec = yaml.safe_load(Path(path).read_text())
+    ids = []
+    for d in spec["deployments"]:
+        flow_obj = load_flow_from_entrypoint(d["entrypoint"])
+        pool = d.get("work_pool") or {}
+        schedules = [
+            Cron(s["cron"], timezone=s.get("timezone", "UTC")) for s in d.get("schedules") or []
+        ]
+        triggers = [
+            DeploymentEventTrigger(**{k: v for k, v in t.items() if k != "type"})
+            for t in d.get("triggers") or []
+        ]
+        deployment = flow_obj.to_deployment(
+            name=d["name"],
+            description=d.get("description"),
+            tags=d.get("tags"),
+            parameters=d.get("parameters") or {},
+            schedules=schedules or None,
+            triggers=triggers or None,
+            work_pool_name=pool.get("name"),
+            job_variables=pool.get("job_variables") or {},
+            entrypoint_type=EntrypointType.FILE_PATH,
+        )
+        ids.append(str(deployment.apply()))
+    return ids
 
 
 def serve_deployments(config: PipelineConfig, limit: int | None = None) -> None:

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="create the Prefect deployments and run their flow runs")
     _config_args(serve, io=False)
     serve.add_argument("--limit", type=int, help="run at most this many flow runs at a time")
+    deploy = sub.add_parser("deploy", help="create the deployments of a prefect.yaml on work pools")
+    deploy.add_argument("--prefect-file", default="infra/prefect.yaml", help="the prefect.yaml")
     registry_cli.add_commands(sub, _config_args)
     report = sub.add_parser("report", help="print the funnel of a run directory")
     report.add_argument("run_dir")
@@ -166,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run_pipeline(resolve(args), args.stages)
         elif args.command == "scaling":
             return _run_scaling(resolve(args))
+        elif args.command == "deploy":
+            from flows.deploy import deploy_prefect_yaml
+
+            for deployment_id in deploy_prefect_yaml(args.prefect_file):
+                print(f"deployment {deployment_id}")
         elif args.command == "serve":
             from flows.deploy import serve_deployments
 

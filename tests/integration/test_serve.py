@@ -136,7 +136,8 @@ def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
 
 
 def test_prefect_yaml_deploys_to_the_work_pools(stack):
-    """`prefect deploy` with infra/prefect.yaml, as a team does for remote workers."""
+    """`lmpipe deploy` with infra/prefect.yaml (what `prefect deploy --all` does; see
+    flows/deploy.py for why not `prefect deploy` itself), as a team does for remote workers."""
     url = stack["prefect"]
     template = json.loads((REPO / "infra" / "k8s" / "gpu-job-template.json").read_text())
     api(f"{url}/work_pools/", {"name": "lmpipe-cpu", "type": "process"})
@@ -145,9 +146,9 @@ def test_prefect_yaml_deploys_to_the_work_pools(stack):
         {"name": "lmpipe-k8s", "type": "kubernetes", "base_job_template": template},
     )
     env = {**os.environ, "PREFECT_API_URL": url}
-    cmd = ["prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "infra/prefect.yaml"]
+    cmd = ["-m", "pipeline.cli", "deploy", "--prefect-file", "infra/prefect.yaml"]
     done = subprocess.run(
-        [str(Path(sys.executable).parent / cmd[0]), *cmd[1:]],
+        [sys.executable, *cmd],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -24,24 +24,25 @@ from pipeline.train.launch import launch_pretrain
 TRAINING_STAGES = ("pretrain", "finetune", "evaluate", "register")
 
 
+def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    """Run a training stage's own process group; its output lines go to the task's log."""
+    logger = get_run_logger()
+    result = launcher(config, run_dir, logger.info, progress_reporter(stage))
+    logger.info("%s: %s%s", stage, result.counts, " (cached)" if result.skipped else "")
+    create_markdown_artifact(pretrain_markdown(Path(run_dir) / stage), key=f"{stage}-report")
+    return summary(result)
+
+
 @task(name="pretrain", retries=0, cache_key_fn=cache_key_fn)
 def pretrain_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Pretrain on `<run_dir>/tokenize/` into `<run_dir>/pretrain/`; its output goes to the log."""
-    logger = get_run_logger()
-    result = launch_pretrain(config, run_dir, logger.info, progress_reporter("pretrain"))
-    logger.info("pretrain: %s%s", result.counts, " (cached)" if result.skipped else "")
-    create_markdown_artifact(pretrain_markdown(Path(run_dir) / "pretrain"), key="pretrain-report")
-    return summary(result)
+    return _launch("pretrain", launch_pretrain, config, run_dir)
 
 
 @task(name="finetune", retries=0, cache_key_fn=cache_key_fn)
 def finetune_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Fine-tune `<run_dir>/pretrain/` on `finetune.data` into `<run_dir>/finetune/`."""
-    logger = get_run_logger()
-    result = launch_finetune(config, run_dir, logger.info, progress_reporter("finetune"))
-    logger.info("finetune: %s%s", result.counts, " (cached)" if result.skipped else "")
-    create_markdown_artifact(pretrain_markdown(Path(run_dir) / "finetune"), key="finetune-report")
-    return summary(result)
+    return _launch("finetune", launch_finetune, config, run_dir)
 
 
 @task(name="evaluate", retries=0, cache_key_fn=cache_key_fn)

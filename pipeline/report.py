@@ -10,7 +10,7 @@ from pipeline.stage import STAGE_ORDER, read_manifest
 def stage_rows(run_dir: Path) -> list[dict]:
     """One row per finished stage: records in, out, rejected, and the drop reasons."""
     rows = []
-    for stage in STAGE_ORDER:
+    for stage in STAGE_ORDER[: STAGE_ORDER.index("tokenize") + 1]:  # training: `model_lines`
         m = read_manifest(Path(run_dir) / stage)
         if not m:
             continue
@@ -130,10 +130,7 @@ def model_lines(run_dir: Path) -> list[str]:
     ev = read_manifest(run_dir / "evaluate") or {}
     if gate := ev.get("gate"):
         verdict = "PASSED" if gate.get("passed") else "FAILED"
-        lines.append(
-            f"gate {verdict}: {gate.get('metric')} = {gate.get('value', float('nan')):.4f} "
-            f"(baseline {gate.get('baseline')}; rule: {gate.get('rule')})"
-        )
+        lines.append(f"gate {verdict}: {gate.get('rule')}")
     reg = read_manifest(run_dir / "register") or {}
     if reg:
         aliases = ", ".join(reg.get("aliases", [])) or "no alias"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,21 @@ SAMPLE_WARC = REPO / "data" / "sample" / "python-docs.warc.gz"
 REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.gz"))
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_mlflow_uri():
+    """Lightning's MLFlowLogger sets MLflow's process-wide tracking URI (`mlflow.set_tracking_uri`),
+    which outranks MLFLOW_TRACKING_URI: a test that trained in-process must not hand its store to
+    the next test."""
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking._tracking_service import utils
+
+        while mlflow.active_run():
+            mlflow.end_run()
+        utils._tracking_uri = None
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ directory is the one the cached result was computed for.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
 def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:
     """Record that `<run>/<stage>` (as it is now) is the output cached under `key`."""
     m = read_manifest(Path(run_dir) / stage)
-    if m is not None and os.path.isdir(Path(run_dir) / stage):
+    if m is not None:
         write_json_atomic(_marker(run_dir, stage), {"key": key, "written_at": m.get("written_at")})
 
 
@@ -112,6 +111,10 @@ def run_stage(stage_task: Any, config: Any, run_dir: str) -> Any:
     except Exception:
         return stage_task(config, run_dir)  # e.g. missing inputs: the task fails with the reason
     fresh = not stage_on_disk_matches(run_dir, stage_task.name, key)
-    result = stage_task.with_options(refresh_cache=fresh)(config, run_dir)
+    # The key just computed, not `cache_key_fn` again: for ingest that lists and stats every
+    # input file (remote ones too).
+    result = stage_task.with_options(cache_key_fn=lambda *_: key, refresh_cache=fresh)(
+        config, run_dir
+    )
     mark_stage(run_dir, stage_task.name, key)
     return result

@@ -83,12 +83,10 @@ def data_flow(
     config = resolve_config(config, config_path, overrides)
     wanted = stages or list(DATA_STAGES)
     configure_parallel(config.parallel)  # worker processes, or Ray when the config says so
-    tasks = {"ingest": ingest_task, "clean": clean_task, "dedup": dedup_task}
-    tasks["tokenize"] = tokenize_task
     results: dict[str, Any] = {}
-    for stage in DATA_STAGES:
-        if stage in wanted:
-            results[stage] = run_stage(tasks[stage], config, config.run_dir)
+    for stage_task in (ingest_task, clean_task, dedup_task, tokenize_task):
+        if stage_task.name in wanted:
+            results[stage_task.name] = run_stage(stage_task, config, config.run_dir)
     run = Path(config.run_dir)
     create_markdown_artifact(render_markdown(run), key="data-report", description="data funnel")
     rows = reason_rows(run)

@@ -83,10 +83,14 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
     return load_config(args.config, overrides)
 
 
-def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
+    """A missing input is an error before any flow (and Prefect's API) starts."""
     if not stages or "ingest" in stages:
-        resolve_inputs(cfg.inputs)  # a missing input is an error before any flow starts
+        resolve_inputs(cfg.inputs)
+
+
+def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
+    _check_inputs(cfg, stages)
     from flows.data import data_flow  # Prefect is imported only when a flow runs
 
     results = data_flow(cfg, stages=stages)
@@ -98,7 +102,6 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
 
 
 def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.train import training_flow
     from pipeline.train.launch import TrainingFailed, TrainingTimeout
 
@@ -113,7 +116,6 @@ def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
 
 
 def _run_scaling(cfg: PipelineConfig) -> int:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.scaling import scaling_flow
 
     try:
@@ -130,9 +132,7 @@ def _run_scaling(cfg: PipelineConfig) -> int:
 
 
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if not stages or "ingest" in stages:
-        resolve_inputs(cfg.inputs)  # a missing input is an error before any flow starts
+    _check_inputs(cfg, stages)
     from flows.end_to_end import pipeline_flow
 
     state = pipeline_flow(cfg, stages=stages, return_state=True)
@@ -149,6 +149,7 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry offline
     try:
         if args.command == "report":
             from pipeline.report import print_report, render_markdown

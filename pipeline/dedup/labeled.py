@@ -32,22 +32,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipeline.clean.run import CLEAN_SCHEMA  # the shards written here are clean-shaped
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
 from pipeline.stage import fingerprint, write_manifest
 
-CLEAN_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("url", pa.string()),
-        ("source", pa.string()),
-        ("fetch_date", pa.timestamp("s", tz="UTC")),
-        ("content_type", pa.string()),
-        ("text", pa.large_string()),
-        ("language", pa.string()),
-        ("language_score", pa.float32()),
-        ("pii_emails", pa.int32()),
-    ]
-)
 """The clean stage's output columns (DESIGN.md), plus an extra column dedup must pass through."""
 
 MIRROR_HEADER = (

@@ -8,16 +8,27 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 # A loaded 2-core machine can take longer than the default 20 s to start the ephemeral API.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: setup demo test lint format bench clean ui-prefect ui-mlflow
+.PHONY: setup lock demo test lint format bench clean ui-prefect ui-mlflow
 
 setup: $(VENV)/.installed
 
-# torch is installed first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the versions in requirements.lock (with their sha256), then lmpipe itself without
+# resolving anything: a fresh machine gets the environment CI tested. torch is the CPU build
+# (2.13.0+cpu, from this machine's wheel directory): an unpinned torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q pip==26.3
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $@
+
+# Re-resolve requirements.lock from pyproject.toml (after changing a dependency); commit both.
+# uv does not read pip's config, so the directory holding the CPU torch wheel is named here.
+LOCK_FLAGS := --extra dev --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --find-links /opt/wheels
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) --upgrade -o requirements.lock
 
 # The whole pipeline on the bundled sample (CPU), then a generation from the registered champion.
 # Runs are kept in .prefect/ (Prefect) and mlflow.db (MLflow): `make ui-prefect`, `make ui-mlflow`.

@@ -43,8 +43,11 @@ demo: setup
 ui-prefect: setup
 	$(BIN)/prefect server start
 
+# One web worker and no background job runner (MLflow 3 starts 4 workers and ~10 job processes by
+# default, about 3 GB, for GenAI features this project does not use).
 ui-mlflow: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
+		--port 5000 --workers 1
 
 lint: setup
 	$(BIN)/ruff check .

@@ -26,15 +26,29 @@ def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def progress_reporter(stage: str) -> Callable[[int, int, dict[str, int]], None]:
-    """A `progress(done, total, counts)` callback that keeps a Prefect progress artifact current."""
-    artifact_id = create_progress_artifact(0.0, description=f"{stage}: starting")
+def progress_reporter(stage: str) -> Callable[[int, int, dict[str, Any]], None]:
+    """A `progress(done, total, counts)` callback that keeps a Prefect progress artifact current.
 
-    def report(done: int, total: int, counts: dict[str, int]) -> None:
-        shown = ", ".join(f"{k} {v:,}" for k, v in counts.items())
-        update_progress_artifact(artifact_id, 100.0 * done / max(total, 1), f"{stage}: {shown}")
+    The artifact has a key (`<stage>-progress`), so the UI's Artifacts page lists it by stage and
+    keeps its history across runs.
+    """
+    artifact_id = create_progress_artifact(
+        0.0, key=f"{stage}-progress", description=f"{stage}: starting"
+    )
+
+    def report(done: int, total: int, counts: dict[str, Any]) -> None:
+        shown = ", ".join(f"{k} {readable(v)}" for k, v in counts.items())
+        percent = round(100.0 * done / max(total, 1), 1)
+        update_progress_artifact(artifact_id, percent, f"{stage}: {done:,}/{total:,}: {shown}")
 
     return report
+
+
+def readable(value: Any) -> str:
+    """A count with thousands separators, a measurement with 4 significant digits."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
 
 
 def summary(result: StageResult) -> dict[str, Any]:

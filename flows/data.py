@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.caching import cache_key_fn, run_stage
 from flows.common import progress_reporter, retry_io_only, summary
-from flows.params import resolve_config
+from flows.params import DATA_STAGES, DataStage, resolve_config, wanted_stages
 from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
 from pipeline.dedup import run_dedup
@@ -18,9 +18,6 @@ from pipeline.ingest import run_ingest
 from pipeline.parallel import configure as configure_parallel
 from pipeline.report import reason_rows, render_markdown
 from pipeline.tokens import run_tokenize
-
-DATA_STAGES = ("ingest", "clean", "dedup", "tokenize")
-
 
 # Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.
 DATA_TASK = {
@@ -65,9 +62,6 @@ def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     return _run("tokenize", run_tokenize, config.tokenize, run / "dedup", run / "tokenize")
 
 
-DataStage = Literal["ingest", "clean", "dedup", "tokenize"]
-
-
 @flow(name="lmpipe-data", log_prints=True)
 def data_flow(
     config: PipelineConfig | None = None,
@@ -79,9 +73,18 @@ def data_flow(
 
     Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
     worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+
+    Args:
+        config: The whole pipeline config as a form; the deployment's defaults come from the
+            config `lmpipe serve` was started with. Ignored when `config_path` is given.
+        stages: Only these stages, in pipeline order (default: all of this flow's stages).
+        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
+            `config`.
+        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
+            (e.g. pretrain.max_steps=200).
     """
     config = resolve_config(config, config_path, overrides)
-    wanted = stages or list(DATA_STAGES)
+    wanted = wanted_stages(stages, DATA_STAGES)
     configure_parallel(config.parallel)  # worker processes, or Ray when the config says so
     results: dict[str, Any] = {}
     for stage_task in (ingest_task, clean_task, dedup_task, tokenize_task):

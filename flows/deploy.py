@@ -29,6 +29,13 @@ from pipeline.config import PipelineConfig
 
 DATA_FLOW_NAME = "lmpipe-data"
 REFRESH = "corpus-refresh"
+# The triggered training run gets the completed refresh run's own parameters (Prefect renders
+# these templates from the event's flow run), so it trains on the run directory and config that
+# refresh used, even when a user edited them for that run; not on the deployment's defaults.
+FROM_REFRESH_RUN = {
+    name: f"{{{{ flow_run.parameters.get('{name}') }}}}"
+    for name in ("config", "config_path", "overrides")
+}
 
 
 def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
@@ -54,6 +61,7 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
                     {"prefect.resource.role": "flow", "prefect.resource.name": DATA_FLOW_NAME},
                     {"prefect.resource.role": "deployment", "prefect.resource.name": REFRESH},
                 ],
+                parameters=FROM_REFRESH_RUN,
             )
         )
     train = training_flow.to_deployment(

@@ -6,16 +6,16 @@ from typing import Any
 
 from prefect import flow
 
-from flows.data import DATA_STAGES, data_flow
-from flows.params import resolve_config
-from flows.train import TRAINING_STAGES, training_flow
+from flows.data import data_flow
+from flows.params import DATA_STAGES, TRAINING_STAGES, Stage, resolve_config, wanted_stages
+from flows.train import training_flow
 from pipeline.config import PipelineConfig
 
 
 @flow(name="lmpipe-pipeline", log_prints=True)
 def pipeline_flow(
     config: PipelineConfig | None = None,
-    stages: list[str] | None = None,
+    stages: list[Stage] | None = None,
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -24,9 +24,18 @@ def pipeline_flow(
     Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
     worker) plus `overrides` (`key=value`, as `lmpipe --set`). A rerun after a failure completes
     the finished stages from cache and picks up at the first unfinished one.
+
+    Args:
+        config: The whole pipeline config as a form; the deployment's defaults come from the
+            config `lmpipe serve` was started with. Ignored when `config_path` is given.
+        stages: Only these stages, in pipeline order (default: all of this flow's stages).
+        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
+            `config`.
+        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
+            (e.g. pretrain.max_steps=200).
     """
     config = resolve_config(config, config_path, overrides)
-    wanted = stages or [*DATA_STAGES, *TRAINING_STAGES]
+    wanted = wanted_stages(stages, (*DATA_STAGES, *TRAINING_STAGES))
     results: dict[str, Any] = {}
     data_stages = [s for s in DATA_STAGES if s in wanted]
     if data_stages:

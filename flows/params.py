@@ -1,9 +1,24 @@
 """Flow parameters: a full typed config (the Prefect UI renders it as a form with descriptions and
-defaults, and validates it), or a config file path plus `key=value` overrides."""
+defaults, and validates it), or a config file path plus `key=value` overrides.
+
+The stage names are `Literal`s, so the UI shows a multi-select of the real names and the API
+refuses a misspelled one when the run is created (a run never completes doing nothing).
+"""
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from pipeline.config import PipelineConfig, load_config
+from pipeline.stage import STAGE_ORDER
+
+DataStage = Literal["ingest", "clean", "dedup", "tokenize"]
+TrainingStage = Literal["pretrain", "finetune", "evaluate", "register"]
+Stage = Literal[DataStage, TrainingStage]
+DATA_STAGES: tuple[str, ...] = get_args(DataStage)
+TRAINING_STAGES: tuple[str, ...] = get_args(TrainingStage)
+# The library's stage order is the one truth; the Literals above only spell it out for the UI.
+assert (*DATA_STAGES, *TRAINING_STAGES) == STAGE_ORDER[: len(DATA_STAGES) + len(TRAINING_STAGES)]
 
 
 def resolve_config(
@@ -16,3 +31,14 @@ def resolve_config(
     if overrides:
         return load_config(None, overrides, base=config.model_dump(mode="json"))
     return config
+
+
+def wanted_stages(stages: list[str] | None, allowed: tuple[str, ...]) -> list[str]:
+    """The stages to run, in pipeline order; a name outside `allowed` is an error, not a no-op.
+
+    Prefect validates the `Literal` types already; this also guards direct Python calls.
+    """
+    unknown = [s for s in stages or [] if s not in allowed]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}: valid stages are {', '.join(allowed)}")
+    return [s for s in allowed if not stages or s in stages]

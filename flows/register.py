@@ -69,10 +69,26 @@ def register_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     return summary(result)
 
 
+def mlflow_ui(tracking_uri: str) -> str:
+    """Where a person sees this tracking store: the server itself, or `make ui-mlflow`."""
+    uri = tracking_uri or ""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else MLFLOW_UI
+
+
+def mlflow_run_link(tracking_uri: str, run_id: str) -> str | None:
+    """The MLflow UI page of a training run (its loss curves), or None if the run is gone."""
+    from mlflow import MlflowClient
+
+    try:
+        experiment = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    except Exception:  # a deleted run or an unreachable server: the report goes on without it
+        return None
+    return f"{mlflow_ui(tracking_uri)}/#/experiments/{experiment}/runs/{run_id}"
+
+
 def mlflow_links(m: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(artifact key, URL, text) of the MLflow run and of the registered version."""
-    uri = m.get("tracking_uri", "")
-    ui = uri.rstrip("/") if uri.startswith(("http://", "https://")) else MLFLOW_UI
+    ui = mlflow_ui(m.get("tracking_uri", ""))
     name, version = m.get("model_name", ""), m.get("version", "")
     run = f"{ui}/#/experiments/{m.get('experiment_id')}/runs/{m.get('run_id')}"
     model = f"{ui}/#/models/{quote(name)}/versions/{version}"

@@ -14,19 +14,24 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.caching import cache_key_fn, run_stage
 from flows.common import progress_reporter, summary
-from flows.params import resolve_config
-from flows.register import register_task
+from flows.params import TRAINING_STAGES, TrainingStage, resolve_config, wanted_stages
+from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
 from pipeline.finetune.launch import launch_finetune
 from pipeline.stage import read_manifest
 from pipeline.train.launch import launch_pretrain
 
-TRAINING_STAGES = ("pretrain", "finetune", "evaluate", "register")
-
 
 def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Run a training stage's own process group; its output lines go to the task's log."""
     logger = get_run_logger()
+    # The run page shows progress as the `<stage>-progress` artifact and one log line per logged
+    # step; a progress bar's redraws would be most of the log's lines.
+    quiet = {
+        "pretrain": config.pretrain.model_copy(update={"progress_bar": False}),
+        "finetune": config.finetune.model_copy(update={"progress_bar": False}),
+    }
+    config = config.model_copy(update=quiet)
     result = launcher(config, run_dir, logger.info, progress_reporter(stage))
     logger.info("%s: %s%s", stage, result.counts, " (cached)" if result.skipped else "")
     create_markdown_artifact(pretrain_markdown(Path(run_dir) / stage), key=f"{stage}-report")
@@ -69,14 +74,17 @@ def pretrain_markdown(stage_dir: Path) -> str:
         for k, v in rows.items()
     ]
     if m.get("mlflow"):
-        lines += ["", f"MLflow run `{m['mlflow']['run_id']}` at `{m['mlflow']['tracking_uri']}`"]
+        run_id, uri = m["mlflow"]["run_id"], m["mlflow"]["tracking_uri"]
+        link = mlflow_run_link(uri, run_id)
+        shown = f"[MLflow run `{run_id}`]({link})" if link else f"MLflow run `{run_id}`"
+        lines += ["", f"{shown} (loss curves, metrics) in `{uri}`"]
     return "\n".join(lines)
 
 
 @flow(name="lmpipe-train", log_prints=True)
 def training_flow(
     config: PipelineConfig | None = None,
-    stages: list[str] | None = None,
+    stages: list[TrainingStage] | None = None,
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -84,9 +92,18 @@ def training_flow(
 
     Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
     worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+
+    Args:
+        config: The whole pipeline config as a form; the deployment's defaults come from the
+            config `lmpipe serve` was started with. Ignored when `config_path` is given.
+        stages: Only these stages, in pipeline order (default: all of this flow's stages).
+        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
+            `config`.
+        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
+            (e.g. pretrain.max_steps=200).
     """
     config = resolve_config(config, config_path, overrides)
-    wanted = stages or list(TRAINING_STAGES)
+    wanted = wanted_stages(stages, TRAINING_STAGES)
     results: dict[str, Any] = {}
     if "pretrain" in wanted:
         results["pretrain"] = run_stage(pretrain_task, config, config.run_dir)

@@ -11,6 +11,14 @@ from pathlib import Path
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.registry import cli as registry_cli
+from pipeline.stage import STAGE_ORDER
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line naming what is wrong (and the valid choices), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
@@ -38,7 +46,7 @@ DATA_STAGE_COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmpipe", description=__doc__)
+    parser = OneLineErrorParser(prog="lmpipe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for stage, help_text in DATA_STAGE_COMMANDS.items():
         _config_args(sub.add_parser(stage, help=help_text))
@@ -58,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.add_argument("--output", help="run directory (reads <output>/tokenize)")
     run = sub.add_parser("run", help="the whole pipeline: raw inputs to a registered model")
     _config_args(run)
-    run.add_argument("--stages", nargs="+", help="only these stages (default: all)")
+    run.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGE_ORDER,
+        metavar="STAGE",
+        help=f"only these stages (default: all): {', '.join(STAGE_ORDER)}",
+    )
     serve = sub.add_parser("serve", help="create the Prefect deployments and run their flow runs")
     _config_args(serve, io=False)
     serve.add_argument("--limit", type=int, help="run at most this many flow runs at a time")

@@ -86,14 +86,15 @@ def _promote(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 def _generate(args: argparse.Namespace) -> int:
     import mlflow
 
+    from pipeline.registry.pyfunc import PROMPT_COLUMN
+
     params = {
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,
         "top_k": args.top_k,
     }
     model = mlflow.pyfunc.load_model(args.model)
-    texts = model.predict(
-        list(args.prompt), params={k: v for k, v in params.items() if v is not None}
-    )
+    prompts = {PROMPT_COLUMN: list(args.prompt)}
+    texts = model.predict(prompts, params={k: v for k, v in params.items() if v is not None})
     print(json.dumps(list(texts)) if args.json else "\n".join(texts))
     return 0

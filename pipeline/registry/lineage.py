@@ -163,6 +163,22 @@ def _manifest_path(rm: RunModel, stage: str) -> str | None:
     return str(path.resolve()) if path.is_file() else None
 
 
+def describe_registered_model(client: Any, name: str) -> None:
+    """The registered model's own page (not only its versions): what it is and how to use it."""
+    client.update_registered_model(
+        name,
+        description=(
+            f"Decoder-only language model trained by lmpipe (raw web text -> curated corpus -> "
+            f"pretraining -> fine-tuning). Load `models:/{name}@champion` with "
+            "`mlflow.pyfunc.load_model` and predict on a `prompt` column "
+            '(`{"prompt": ["..."]}`); params: max_new_tokens, temperature, top_k. `champion` '
+            "moves only when a version passes the evaluation gate; new versions are `challenger`."
+        ),
+    )
+    for key, value in (("task", "text-generation"), ("framework", "lmpipe"), ("input", "prompt")):
+        client.set_registered_model_tag(name, key, value)
+
+
 def model_card(rm: RunModel, name: str) -> str:
     """The registered version's description: data, size, training tokens, metrics, gate."""
     m = rm.manifests

@@ -97,13 +97,12 @@ def stage_artifacts(rm: RunModel, cfg: RegistryConfig, tmp: Path) -> dict[str, s
 
 
 def signature(cfg: RegistryConfig) -> ModelSignature:
-    """Prompts in, text out; generation settings are request params.
+    """Prompts in (a `prompt` column), text out; generation settings are request params.
 
-    The input column is unnamed on purpose: MLflow then accepts a plain list of prompts as well
-    as a DataFrame (whose `prompt` column the model reads); a named column rejects lists.
+    Requests name the column: a DataFrame or records with `prompt`, or `{"prompt": [...]}`.
     """
     return ModelSignature(
-        inputs=Schema([ColSpec("string")]),
+        inputs=Schema([ColSpec("string", PROMPT_COLUMN)]),
         outputs=Schema([ColSpec("string")]),
         params=ParamSchema(
             [

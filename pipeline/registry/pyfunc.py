@@ -9,26 +9,32 @@ and mlflow at serving time.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 # Artifact names of a registered version (MLflow copies each file under `artifacts/`).
 WEIGHTS, MODEL_CONFIG, TOKENIZER, GENERATION = "weights", "model_config", "tokenizer", "generation"
 PROMPT_COLUMN = "prompt"
-# The signature is explicit (package.signature); type hints would switch MLflow's validation.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
+# A byte-level BPE model can stop inside a multi-byte character; its decoded tail is then U+FFFD.
+INCOMPLETE_CHARACTER = "\ufffd"
 
 
 def read_prompts(model_input: Any) -> list[str]:
-    """A list of prompts from a list/str, a DataFrame with a `prompt` column, or a dict of lists."""
+    """A list of prompts from a list/str, a DataFrame with a `prompt` column, or a dict of lists.
+
+    MLflow turns `{"prompt": ["a", "b"]}` (the `inputs` form of a REST request) into one row
+    holding the list, so list cells are flattened.
+    """
     if hasattr(model_input, "columns"):  # pandas DataFrame (the signature's enforced form)
         column = PROMPT_COLUMN if PROMPT_COLUMN in model_input.columns else model_input.columns[0]
-        values = model_input[column].tolist()
+        values = []
+        for cell in model_input[column].tolist():
+            values.extend(list(cell) if isinstance(cell, list | tuple) else [cell])
     elif isinstance(model_input, dict):
         values = model_input.get(PROMPT_COLUMN, [])
         values = [values] if isinstance(values, str) else list(values)
@@ -81,7 +87,11 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
             raise MlflowException("temperature and top_k must be >= 0", INVALID_PARAMETER_VALUE)
         return p
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list[str]:
+    # `pd.DataFrame` is the type MLflow hands over under the explicit signature (a `prompt`
+    # column, package.signature); MLflow infers no second schema from it.
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> list[str]:
         import torch
 
         from pipeline.model.generate import generate
@@ -98,5 +108,6 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
                     top_k=int(p["top_k"]) or None,
                     eos_ids=tuple(self.gen["stop_ids"]),
                 )
-            outputs.append(self.tokenizer.decode(new, skip_special_tokens=True))
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            outputs.append(text.rstrip(INCOMPLETE_CHARACTER))
         return outputs

@@ -23,7 +23,14 @@ from mlflow.tracking import MlflowClient
 from pipeline.base_config import config_hash
 from pipeline.registry import package, promote
 from pipeline.registry.config import RegistryConfig
-from pipeline.registry.lineage import TAG, RunModel, lineage_tags, locate, model_card
+from pipeline.registry.lineage import (
+    TAG,
+    RunModel,
+    describe_registered_model,
+    lineage_tags,
+    locate,
+    model_card,
+)
 from pipeline.stage import StageResult, fingerprint, manifest_matches, read_manifest, write_manifest
 
 STAGE = "register"
@@ -85,6 +92,7 @@ def run_register(
         run_id, model_uri = log_pyfunc(rm, cfg, tags)
         mv = mlflow.register_model(model_uri, name, tags=tags)
     client.update_model_version(name, mv.version, description=model_card(rm, name))
+    describe_registered_model(client, name)
     client.set_registered_model_alias(name, promote.CHALLENGER, mv.version)
     decision = promote.decide(client, name, rm.gate, cfg)
     promote.apply(client, name, mv.version, decision, how="auto")

@@ -32,3 +32,15 @@ def latest_artifact(key: str) -> dict:
     found = asyncio.run(_post("/artifacts/filter", body))
     assert found, f"no artifact with key {key}"
     return found[0]
+
+
+def log_messages_since(t0: datetime) -> list[str]:
+    """Every log line the API received after `t0` (flow and task runs alike), oldest first."""
+    messages, offset = [], 0
+    while True:
+        body = {"logs": {"timestamp": {"after_": t0.isoformat()}}, "limit": 200, "offset": offset}
+        page = asyncio.run(_post("/logs/filter", {**body, "sort": "TIMESTAMP_ASC"}))
+        messages += [entry["message"] for entry in page]
+        if len(page) < 200:
+            return messages
+        offset += 200

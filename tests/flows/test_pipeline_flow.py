@@ -15,7 +15,7 @@ from pipeline.config import load_config
 from pipeline.stage import read_manifest
 from pipeline.train.config import training_config_hash
 from tests.conftest import REPO
-from tests.flows.prefect_api import latest_artifact, task_states_since
+from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
 from tests.helpers import FAST_DEMO
 
 
@@ -30,6 +30,7 @@ def e2e(tmp_path_factory, prefect_harness):
         t0 = datetime.now(UTC)
         first = pipeline_flow(cfg, return_state=True)
         first_states = task_states_since(t0)
+        first_logs = log_messages_since(t0)
         time.sleep(0.01)
         t1 = datetime.now(UTC)
         second = pipeline_flow(cfg, return_state=True)
@@ -38,6 +39,7 @@ def e2e(tmp_path_factory, prefect_harness):
             "work": work,
             "first": first,
             "first_states": first_states,
+            "first_logs": first_logs,
             "second": second,
             "second_states": task_states_since(t1),
             "mp": mp,
@@ -69,6 +71,19 @@ def test_artifacts_carry_the_numbers(e2e):
     assert table["type"] == "table" and "language" in table["data"]
     pretrain = latest_artifact("pretrain-report")
     assert "val_loss" in pretrain["data"]
+    # ... with a link to the training run's page (loss curves) in the MLflow UI.
+    assert "[MLflow run `" in pretrain["data"] and "/#/experiments/" in pretrain["data"]
+    progress = latest_artifact("pretrain-progress")  # keyed, finished, rounded
+    assert progress["type"] == "progress" and progress["data"] == 100.0
+    assert "loss" in progress["description"] and "e+" not in progress["description"]
+
+
+def test_run_logs_have_no_progress_bar_redraws(e2e):
+    """Progress shows as the `<stage>-progress` artifact; the log keeps one line per step."""
+    logs = e2e["first_logs"]
+    assert any(line.startswith("step ") and "loss" in line for line in logs), logs[:50]
+    redraws = [line for line in logs if "it/s" in line or "%|" in line]
+    assert not redraws, redraws[:5]
 
 
 def test_deleted_stage_output_is_rebuilt_not_taken_from_cache(e2e):

@@ -126,6 +126,9 @@ def prefect_server(workdir: Path, pg: str):
         "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{pg}/prefect",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
+        # The scheduler service looks for deployments to schedule every 5 s instead of 60 s, so a
+        # schedule test waits for the cron's minute, not for the service's loop as well.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
     }
     env.pop("PREFECT_API_URL", None)
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
@@ -147,7 +150,9 @@ def mlflow_server(workdir: Path, pg: str):
         "--backend-store-uri", f"postgresql+psycopg2://{pg}/mlflow",
         "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts", "--workers", "1",
     ]  # fmt: skip
-    proc = _spawn(cmd, workdir / "mlflow.log", dict(os.environ))
+    # No job runner: ~10 huey processes for GenAI features the tests don't use, on 2 cores.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = _spawn(cmd, workdir / "mlflow.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
         yield f"http://127.0.0.1:{port}"

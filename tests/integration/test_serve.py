@@ -1,6 +1,7 @@
-"""`lmpipe serve` against a real `prefect server` (on PostgreSQL): the deployments and their
-schedule exist; runs created through the API, as the UI creates them, complete; a completed corpus
-refresh triggers training; cancelling a flow run during training leaves no training alive."""
+"""`lmpipe serve` against a real `prefect server` (on PostgreSQL): the server's scheduler creates
+the corpus refresh's runs and they complete; runs created through the API, as the UI creates them,
+complete; a completed corpus refresh triggers training with that run's parameters; cancelling a
+flow run during training leaves no training alive."""
 
 from __future__ import annotations
 
@@ -46,10 +47,8 @@ def training_pids(run_dir: Path) -> list[int]:
     return pids
 
 
-def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
-    url = stack["prefect"]
-    run_dir = tmp_path / "run"
-    sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST_DEMO]
+def start_serve(tmp_path: Path, url: str, sets: list[str]) -> subprocess.Popen:
+    """`lmpipe serve` as a user starts it, against the real server; output in serve.log."""
     env = {
         **os.environ,
         "PREFECT_API_URL": url,
@@ -59,80 +58,140 @@ def test_serve_schedules_runs_triggers_and_cancels(stack, tmp_path):
     args = ["--config", str(REPO / "configs" / "demo.yaml")]
     for s in sets:
         args += ["--set", s]
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (closed in finally)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "serve", *args],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (the child keeps it; closed on exit)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "serve", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
 
-    def deployments() -> dict[str, dict]:
-        found = [d for d in api(f"{url}/deployments/filter", {}) if not d["work_pool_name"]]
+
+def stop_serve(serve: subprocess.Popen, run_dirs: list[Path]) -> None:
+    os.killpg(serve.pid, signal.SIGTERM)
+    try:
+        serve.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()
+    for run_dir in run_dirs:
+        for pid in training_pids(run_dir):
+            os.kill(pid, signal.SIGKILL)
+
+
+class Server:
+    """The few Prefect API calls the test makes, as the UI makes them."""
+
+    def __init__(self, url: str, log: Path):
+        self.url, self.log = url, log
+
+    def deployments(self) -> dict[str, dict]:
+        found = [d for d in api(f"{self.url}/deployments/filter", {}) if not d["work_pool_name"]]
         return {d["name"]: d for d in found} if len(found) == 3 else {}
 
-    def finish(flow_run_id: str, timeout: float = 900) -> str:
+    def runs_of(self, deployment_id: str, **where: Any) -> list[dict]:
+        body = {"deployments": {"id": {"any_": [deployment_id]}}, **where}
+        return api(f"{self.url}/flow_runs/filter", body)
+
+    def finish(self, flow_run_id: str, timeout: float = 900) -> str:
         def state():
-            s = api(f"{url}/flow_runs/{flow_run_id}")["state_type"]
+            s = api(f"{self.url}/flow_runs/{flow_run_id}")["state_type"]
             return s if s in TERMINAL else None
 
         return wait_for(f"flow run {flow_run_id}", state, timeout)
 
-    def runs_of(deployment_id: str) -> list[dict]:
-        body = {"deployments": {"id": {"any_": [deployment_id]}}}
-        return api(f"{url}/flow_runs/filter", body)
+    def assert_completed(self, flow_run_id: str, timeout: float = 900) -> None:
+        state = self.finish(flow_run_id, timeout)
+        assert state == "COMPLETED", self.log.read_text(errors="replace")[-3000:]
 
+
+def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
+    """The weekly corpus refresh, set to every minute: the server's scheduler creates the run,
+    the runner executes it, it completes, and its completion starts training on its run dir."""
+    url = stack["prefect"]
+    run_dir = tmp_path / "run"
+    sets = [
+        f"run_dir={run_dir}",
+        f"inputs=[{REPO}/data/sample/*.warc.gz]",
+        'deploy.corpus_refresh_cron="* * * * *"',  # quoted: `*` starts a YAML alias
+        *FAST_DEMO,
+    ]
+    serve = start_serve(tmp_path, url, sets)
+    server = Server(url, tmp_path / "serve.log")
     try:
-        deps = wait_for("3 deployments", deployments, 120)
-        schedules = deps["corpus-refresh"]["schedules"]
-        assert [s["schedule"]["cron"] for s in schedules] == ["0 3 * * 1"]
-        automations = api(f"{url}/automations/filter", {})
-        assert any(
-            a["actions"][0].get("deployment_id") == deps["train-on-demand"]["id"]
-            for a in automations
-        ), automations
-
-        # The corpus refresh, started as the UI's "Quick run" does.
-        refresh = api(f"{url}/deployments/{deps['corpus-refresh']['id']}/create_flow_run", {})
-        assert finish(refresh["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+        deps = wait_for("3 deployments", server.deployments, 120)
+        refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
+        assert [s["schedule"]["cron"] for s in deps["corpus-refresh"]["schedules"]] == ["* * * * *"]
+        # The upcoming runs the UI's "Upcoming" tab lists: made by the scheduler, not by us.
+        upcoming = {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
+        scheduled = wait_for("upcoming runs", lambda: server.runs_of(refresh_id, **upcoming), 120)
+        assert all(r["auto_scheduled"] for r in scheduled)
+        started = {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "COMPLETED"]}}}}
+        first = wait_for(
+            "the scheduled run to start", lambda: server.runs_of(refresh_id, **started), 150
+        )
+        assert first[0]["auto_scheduled"], first[0]
+        # One scheduled run is the proof; pausing deletes the next minutes' runs.
+        api(f"{url}/deployments/{refresh_id}/pause_deployment", {})
+        server.assert_completed(first[0]["id"])
         assert (run_dir / "tokenize" / "manifest.json").is_file()
 
-        # ... whose completion triggers training (the event trigger on the deployment).
-        train_id = deps["train-on-demand"]["id"]
-        triggered = wait_for("a triggered training run", lambda: runs_of(train_id), 120)
-        assert finish(triggered[0]["id"]) == "COMPLETED", (tmp_path / "serve.log").read_text()[
-            -3000:
-        ]
+        triggered = wait_for("a triggered training run", lambda: server.runs_of(train_id), 120)
+        assert triggered[0]["parameters"]["config"]["run_dir"] == str(run_dir)
+        server.assert_completed(triggered[0]["id"])
         assert (run_dir / "pretrain" / "model.safetensors").is_file()
+    finally:
+        stop_serve(serve, [run_dir])
 
-        # The end-to-end flow: everything is done, so every stage completes from cache.
+
+def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(stack, tmp_path):
+    """Runs started from the UI (the API calls it makes) complete; a refresh run whose form was
+    edited (another run dir, a long training) triggers training on *that* run dir and config;
+    cancelling that training from the UI leaves no training process alive."""
+    url = stack["prefect"]
+    run_dir, edited_dir = tmp_path / "run", tmp_path / "edited-run"
+    sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST_DEMO]
+    serve = start_serve(tmp_path, url, sets)
+    server = Server(url, tmp_path / "serve.log")
+    try:
+        deps = wait_for("3 deployments", server.deployments, 120)
+        refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
+        automations = api(f"{url}/automations/filter", {})
+        assert any(a["actions"][0].get("deployment_id") == train_id for a in automations)
+
+        # The end-to-end flow, started as the UI's "Quick run" does.
         e2e = api(f"{url}/deployments/{deps['end-to-end']['id']}/create_flow_run", {})
-        assert finish(e2e["id"], timeout=300) == "COMPLETED"
+        server.assert_completed(e2e["id"])
+        assert (run_dir / "register" / "manifest.json").is_file()
 
-        # A long training run, cancelled from the API (the UI's "Cancel"): no process survives.
+        # A refresh run with an edited form: another run dir and a training that runs long.
         cfg = load_config(REPO / "configs" / "demo.yaml", sets)
+        cfg.run_dir = str(edited_dir)
         cfg.pretrain.max_steps = 100_000
         cfg.pretrain.seed = 3
         params = {"parameters": {"config": cfg.model_dump(mode="json")}}
-        long = api(f"{url}/deployments/{train_id}/create_flow_run", params)
-        pids = wait_for("the training process", lambda: training_pids(run_dir), 300, every=1)
+        refresh = api(f"{url}/deployments/{refresh_id}/create_flow_run", params)
+        server.assert_completed(refresh["id"])
+        triggered = wait_for("a triggered training run", lambda: server.runs_of(train_id), 120)
+        received = triggered[0]["parameters"]["config"]
+        assert received["run_dir"] == str(edited_dir)
+        assert received["pretrain"]["max_steps"] == 100_000
+
+        # It trains on the edited run dir; cancelled from the API (the UI's "Cancel").
+        pids = wait_for("the training process", lambda: training_pids(edited_dir), 300, every=1)
         cancel = {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}
-        api(f"{url}/flow_runs/{long['id']}/set_state", cancel)
-        wait_for("training to stop", lambda: not training_pids(run_dir) or None, 90, every=1)
+        api(f"{url}/flow_runs/{triggered[0]['id']}/set_state", cancel)
+        wait_for("training to stop", lambda: not training_pids(edited_dir) or None, 90, every=1)
         assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
-        assert finish(long["id"], timeout=120) == "CANCELLED"
+        assert server.finish(triggered[0]["id"], timeout=120) == "CANCELLED"
+        assert not (run_dir / "pretrain" / "launch_config.json").read_text().count("100000")
     finally:
-        os.killpg(serve.pid, signal.SIGTERM)
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait()
-        for pid in training_pids(run_dir):
-            os.kill(pid, signal.SIGKILL)
-        log.close()
+        stop_serve(serve, [run_dir, edited_dir])
 
 
 def test_prefect_yaml_deploys_to_the_work_pools(stack):

@@ -26,7 +26,9 @@ def mlflow_server(tmp_path_factory) -> str:
         "--artifacts-destination", (work / "artifacts").as_uri(), "--serve-artifacts",
         "--workers", "1",
     ]  # fmt: skip
-    proc = _spawn(cmd, work / "mlflow.log", dict(os.environ))
+    # No job runner: ~10 huey processes for GenAI features the tests don't use, on 2 cores.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = _spawn(cmd, work / "mlflow.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
         yield f"http://127.0.0.1:{port}"

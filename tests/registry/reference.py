@@ -21,5 +21,6 @@ def reference_texts(run_dir: Path, prompts: list[str], max_new_tokens: int) -> l
         ids = chat_prompt_ids(tok, text) if chat else tok.encode(text).ids
         stops = sorted({eod, *stop_ids(tok)}) if chat else [eod]
         new = generate(model, ids, max_new_tokens=max_new_tokens, eos_ids=stops)
-        out.append(tok.decode(new, skip_special_tokens=True))
+        # a tail cut inside a multi-byte character is dropped, not shown as U+FFFD
+        out.append(tok.decode(new, skip_special_tokens=True).rstrip("\ufffd"))
     return out

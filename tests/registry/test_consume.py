@@ -53,7 +53,7 @@ except ImportError:
     pass
 model = mlflow.pyfunc.load_model(sys.argv[1])
 prompts = json.loads(sys.argv[2])
-as_list = model.predict(prompts, params={"max_new_tokens": 6})
+as_list = model.predict({"prompt": prompts}, params={"max_new_tokens": 6})
 as_frame = model.predict(pd.DataFrame({"prompt": prompts}), params={"max_new_tokens": 6})
 import pipeline
 print(json.dumps({"list": as_list, "frame": as_frame, "code": pipeline.__file__}))
@@ -74,6 +74,8 @@ def test_load_by_alias_in_a_process_without_lmpipe(
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    # Loading and predicting say nothing on stderr (no "Add type hints" UserWarning).
+    assert "Warning" not in out.stderr, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     expected = reference_texts(champion[name], PROMPTS, max_new_tokens=6)
     assert got["list"] == got["frame"] == expected
@@ -107,12 +109,13 @@ def test_mlflow_models_serve_answers_invocations(champion, mlflow_server, tmp_pa
         wait_http(f"http://127.0.0.1:{port}/ping", 240, proc)
         url = f"http://127.0.0.1:{port}/invocations"
         expected = reference_texts(champion["lm-raw"], PROMPTS, max_new_tokens=5)
-        status, body = post(url, {"inputs": PROMPTS, "params": {"max_new_tokens": 5}})
+        inputs = {"inputs": {"prompt": PROMPTS}}
+        status, body = post(url, {**inputs, "params": {"max_new_tokens": 5}})
         assert status == 200 and body["predictions"] == expected
         records = {"dataframe_records": [{"prompt": p} for p in PROMPTS]}
         status, body = post(url, {**records, "params": {"max_new_tokens": 5}})
         assert status == 200 and body["predictions"] == expected
-        status, body = post(url, {"inputs": PROMPTS, "params": {"max_new_tokens": 100000}})
+        status, body = post(url, {**inputs, "params": {"max_new_tokens": 100000}})
         assert status == 400 and "max_new_tokens" in body["message"]
     finally:
         quick_stop(proc)
@@ -126,6 +129,7 @@ def test_lmpipe_generate_cli(champion, mlflow_server, tmp_path):
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "Warning" not in out.stderr, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == reference_texts(
         champion["lm-raw"], PROMPTS, max_new_tokens=4
     )

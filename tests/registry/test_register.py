@@ -93,6 +93,9 @@ def test_tags_lead_back_to_the_exact_data_and_tokenizer(tracking, run_factory, t
     run = client.get_run(m["run_id"])
     assert run.info.experiment_id == exp and run.data.tags["mlflow.parentRunId"] == training
     assert "parameters" in mv.description and "val_loss 4.2" in mv.description
+    registered = client.get_registered_model(name)  # the model's own page, not only versions
+    assert f"models:/{name}@champion" in registered.description
+    assert registered.tags["task"] == "text-generation"
     assert m["model_uri"] == f"models:/{name}/{mv.version}"
     assert read_manifest(run_dir / "register")["lineage"] == {
         k: v for k, v in tags.items() if k.startswith(T) and not k.startswith(T + "promotion")

@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
 
 from flows.caching import cache_key_fn, run_stage
 from flows.common import progress_reporter, retry_io_only, summary
@@ -26,6 +27,27 @@ DATA_TASK = {
     "retry_condition_fn": retry_io_only,
     "cache_key_fn": cache_key_fn,
 }
+
+
+# Emitted when a data flow run has built a whole corpus; `train-on-demand` is triggered by it.
+CORPUS_READY = "lmpipe.corpus.ready"
+
+
+def announce_corpus(config: PipelineConfig) -> None:
+    """Emit `lmpipe.corpus.ready` carrying the run's resolved config, so the triggered training
+    run trains on exactly this corpus (run directory and settings), whatever started this run.
+
+    A custom event rather than the flow run's own Completed event: prefect 3.8.8's scheduler
+    inserts scheduled runs without a Scheduled event, and the trigger service holds the later
+    state events of such a run ~15 minutes waiting for that missing predecessor (`follows`).
+    Prefect adds the flow run, flow and deployment as related resources.
+    """
+    resource = {"prefect.resource.id": f"lmpipe.run-dir.{Path(config.run_dir).resolve()}"}
+    emit_event(
+        event=CORPUS_READY,
+        resource={**resource, "prefect.resource.name": str(config.run_dir)},
+        payload={"config": config.model_dump(mode="json")},
+    )
 
 
 def _run(stage: str, run_stage_fn: Any, *args: Any) -> dict[str, Any]:
@@ -95,4 +117,6 @@ def data_flow(
     rows = reason_rows(run)
     if rows:
         create_table_artifact(rows, key="data-rejections", description="rejections per reason")
+    if "tokenize" in wanted:
+        announce_corpus(config)
     return results

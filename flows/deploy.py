@@ -2,8 +2,9 @@
 
 - `corpus-refresh`: the data flow on a cron schedule (`deploy.corpus_refresh_cron`, weekly by
   default), refreshing the curated corpus from the configured inputs.
-- `train-on-demand`: the training flow, runnable from the UI, and triggered by a Prefect event
-  trigger whenever a corpus-refresh run completes (`deploy.train_on_data_completion`).
+- `train-on-demand`: the training flow, runnable from the UI, and triggered whenever a
+  corpus-refresh run has built its corpus (`deploy.train_on_data_completion`): the data flow
+  emits `lmpipe.corpus.ready` with its resolved config, which becomes the training run's `config`.
 - `end-to-end`: everything, from raw web text to a registered model, on demand.
 
 `serve` runs them in this process (a Prefect runner): it polls the API for scheduled and triggered
@@ -22,20 +23,17 @@ from prefect.events import DeploymentEventTrigger
 from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
-from flows.data import data_flow
+from flows.data import CORPUS_READY, data_flow
 from flows.end_to_end import pipeline_flow
 from flows.train import training_flow
 from pipeline.config import PipelineConfig
 
 DATA_FLOW_NAME = "lmpipe-data"
 REFRESH = "corpus-refresh"
-# The triggered training run gets the completed refresh run's own parameters (Prefect renders
-# these templates from the event's flow run), so it trains on the run directory and config that
-# refresh used, even when a user edited them for that run; not on the deployment's defaults.
-FROM_REFRESH_RUN = {
-    name: f"{{{{ flow_run.parameters.get('{name}') }}}}"
-    for name in ("config", "config_path", "overrides")
-}
+# The triggered training run gets the config the refresh run resolved (its payload), so it
+# trains on that run's directory and settings even when a user edited them for that run. A
+# deployment default `config_path` would outrank `config` (flows/params.py), hence the nulls.
+FROM_REFRESH_RUN = {"config": "{{ event.payload.config }}", "config_path": None, "overrides": None}
 
 
 def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
@@ -54,7 +52,7 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
         triggers.append(
             DeploymentEventTrigger(
                 name="after-corpus-refresh",
-                expect={"prefect.flow-run.Completed"},
+                expect={CORPUS_READY},
                 # Runs of the corpus-refresh deployment only: the end-to-end flow's own data
                 # subflow must not start a second training in the same run directory.
                 match_related=[

@@ -11,7 +11,7 @@ from prefect.events import emit_event
 
 from flows.caching import cache_key_fn, run_stage
 from flows.common import progress_reporter, retry_io_only, summary
-from flows.params import DATA_STAGES, DataStage, resolve_config, wanted_stages
+from flows.params import DATA_STAGES, DataStage, documented, resolve_config, wanted_stages
 from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
 from pipeline.dedup import run_dedup
@@ -85,6 +85,7 @@ def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
 
 
 @flow(name="lmpipe-data", log_prints=True)
+@documented
 def data_flow(
     config: PipelineConfig | None = None,
     stages: list[DataStage] | None = None,
@@ -95,15 +96,6 @@ def data_flow(
 
     Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
     worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
-
-    Args:
-        config: The whole pipeline config as a form; the deployment's defaults come from the
-            config `lmpipe serve` was started with. Ignored when `config_path` is given.
-        stages: Only these stages, in pipeline order (default: all of this flow's stages).
-        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
-            `config`.
-        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
-            (e.g. pretrain.max_steps=200).
     """
     config = resolve_config(config, config_path, overrides)
     wanted = wanted_stages(stages, DATA_STAGES)

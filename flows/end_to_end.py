@@ -7,12 +7,20 @@ from typing import Any
 from prefect import flow
 
 from flows.data import data_flow
-from flows.params import DATA_STAGES, TRAINING_STAGES, Stage, resolve_config, wanted_stages
+from flows.params import (
+    DATA_STAGES,
+    TRAINING_STAGES,
+    Stage,
+    documented,
+    resolve_config,
+    wanted_stages,
+)
 from flows.train import training_flow
 from pipeline.config import PipelineConfig
 
 
 @flow(name="lmpipe-pipeline", log_prints=True)
+@documented
 def pipeline_flow(
     config: PipelineConfig | None = None,
     stages: list[Stage] | None = None,
@@ -24,15 +32,6 @@ def pipeline_flow(
     Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
     worker) plus `overrides` (`key=value`, as `lmpipe --set`). A rerun after a failure completes
     the finished stages from cache and picks up at the first unfinished one.
-
-    Args:
-        config: The whole pipeline config as a form; the deployment's defaults come from the
-            config `lmpipe serve` was started with. Ignored when `config_path` is given.
-        stages: Only these stages, in pipeline order (default: all of this flow's stages).
-        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
-            `config`.
-        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
-            (e.g. pretrain.max_steps=200).
     """
     config = resolve_config(config, config_path, overrides)
     wanted = wanted_stages(stages, (*DATA_STAGES, *TRAINING_STAGES))

@@ -7,7 +7,8 @@ refuses a misspelled one when the run is created (a run never completes doing no
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from collections.abc import Callable
+from typing import Any, Literal, get_args
 
 from pipeline.config import PipelineConfig, load_config
 from pipeline.stage import STAGE_ORDER
@@ -19,6 +20,27 @@ DATA_STAGES: tuple[str, ...] = get_args(DataStage)
 TRAINING_STAGES: tuple[str, ...] = get_args(TrainingStage)
 # The library's stage order is the one truth; the Literals above only spell it out for the UI.
 assert (*DATA_STAGES, *TRAINING_STAGES) == STAGE_ORDER[: len(DATA_STAGES) + len(TRAINING_STAGES)]
+
+
+# Prefect's UI form takes each parameter's help text from the flow docstring's `Args:` section;
+# the three flows share their parameters, so they share this section too (`documented`).
+FLOW_ARGS = """
+
+    Args:
+        config: The whole pipeline config as a form; the deployment's defaults come from the
+            config `lmpipe serve` was started with. Ignored when `config_path` is given.
+        stages: Only these stages, in pipeline order (default: all of this flow's stages).
+        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
+            `config`.
+        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
+            (e.g. pretrain.max_steps=200).
+    """
+
+
+def documented(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Append the shared `Args:` section to a flow function's docstring (apply below `@flow`)."""
+    fn.__doc__ = (fn.__doc__ or "").rstrip() + FLOW_ARGS
+    return fn
 
 
 def resolve_config(

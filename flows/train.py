@@ -14,7 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.caching import cache_key_fn, run_stage
 from flows.common import progress_reporter, summary
-from flows.params import TRAINING_STAGES, TrainingStage, resolve_config, wanted_stages
+from flows.params import TRAINING_STAGES, TrainingStage, documented, resolve_config, wanted_stages
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
 from pipeline.finetune.launch import launch_finetune
@@ -82,6 +82,7 @@ def pretrain_markdown(stage_dir: Path) -> str:
 
 
 @flow(name="lmpipe-train", log_prints=True)
+@documented
 def training_flow(
     config: PipelineConfig | None = None,
     stages: list[TrainingStage] | None = None,
@@ -92,15 +93,6 @@ def training_flow(
 
     Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
     worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
-
-    Args:
-        config: The whole pipeline config as a form; the deployment's defaults come from the
-            config `lmpipe serve` was started with. Ignored when `config_path` is given.
-        stages: Only these stages, in pipeline order (default: all of this flow's stages).
-        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
-            `config`.
-        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
-            (e.g. pretrain.max_steps=200).
     """
     config = resolve_config(config, config_path, overrides)
     wanted = wanted_stages(stages, TRAINING_STAGES)

@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.config import load_config
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO
+from tests.integration.servers import stop
 from tests.integration.test_real_servers import api
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -73,12 +74,7 @@ def start_serve(tmp_path: Path, url: str, sets: list[str]) -> subprocess.Popen:
 
 
 def stop_serve(serve: subprocess.Popen, run_dirs: list[Path]) -> None:
-    os.killpg(serve.pid, signal.SIGTERM)
-    try:
-        serve.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(serve.pid, signal.SIGKILL)
-        serve.wait()
+    stop(serve)
     for run_dir in run_dirs:
         for pid in training_pids(run_dir):
             os.kill(pid, signal.SIGKILL)

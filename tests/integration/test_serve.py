@@ -86,8 +86,14 @@ class Server:
     def __init__(self, url: str, log: Path):
         self.url, self.log = url, log
 
-    def deployments(self) -> dict[str, dict]:
-        found = [d for d in api(f"{self.url}/deployments/filter", {}) if not d["work_pool_name"]]
+    def deployments(self, run_dir: Path) -> dict[str, dict]:
+        """The three served deployments once this serve has applied its config (the session's
+        server may still hold an earlier test's deployments of the same names)."""
+        found = [
+            d
+            for d in api(f"{self.url}/deployments/filter", {})
+            if not d["work_pool_name"] and d["parameters"]["config"]["run_dir"] == str(run_dir)
+        ]
         return {d["name"]: d for d in found} if len(found) == 3 else {}
 
     def runs_of(self, deployment_id: str, **where: Any) -> list[dict]:
@@ -120,7 +126,7 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
     serve = start_serve(tmp_path, url, sets)
     server = Server(url, tmp_path / "serve.log")
     try:
-        deps = wait_for("3 deployments", server.deployments, 120)
+        deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
         refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
         assert [s["schedule"]["cron"] for s in deps["corpus-refresh"]["schedules"]] == ["* * * * *"]
         # The upcoming runs the UI's "Upcoming" tab lists: made by the scheduler, not by us.
@@ -155,7 +161,7 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
     serve = start_serve(tmp_path, url, sets)
     server = Server(url, tmp_path / "serve.log")
     try:
-        deps = wait_for("3 deployments", server.deployments, 120)
+        deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
         refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
         automations = api(f"{url}/automations/filter", {})
         assert any(a["actions"][0].get("deployment_id") == train_id for a in automations)

@@ -240,7 +240,14 @@ class RejectedLedger(ShardWriter):
     ) -> None:
         self.reasons[reason] += 1
         row = {"id": id, "url": url, "stage": self.stage, "reason": reason, "detail": detail[:500]}
-        self.write({**row, **extra})
+        self.write({k: _storable(v) for k, v in {**row, **extra}.items()})
+
+
+def _storable(value: Any) -> Any:
+    """A ledger value Arrow can write: a string with lone surrogates is shown escaped (`\\ud800`)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def sum_counts(infos: Iterable[dict[str, Any]], key: str) -> dict[str, int]:

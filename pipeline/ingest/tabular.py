@@ -13,7 +13,7 @@ from typing import IO, Any
 import pyarrow.parquet as pq
 
 from pipeline.ingest.config import IngestConfig
-from pipeline.ingest.events import Doc, Reject, document, stable_id
+from pipeline.ingest.events import BadField, Doc, Reject, document, stable_id
 
 PARQUET_BATCH_ROWS = 1_000
 
@@ -25,11 +25,25 @@ class TabularReader:
         self.cfg, self.source = cfg, source
 
     def _row_event(self, row: dict[str, Any], position: int) -> Doc | Reject:
-        text = row.get(self.cfg.text_field)
+        rid, url = stable_id(self.source, position), None
+        try:
+            rid, url = self._identity(row, position)
+            return self._row_doc(row, rid, url)
+        except BadField as exc:
+            return Reject(rid, url, exc.reason, exc.detail)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # A value no conversion accepts costs this record only, never the rest of the file.
+            return Reject(rid, url, "bad_field", f"{type(exc).__name__}: {exc}")
+
+    def _identity(self, row: dict[str, Any], position: int) -> tuple[str, str | None]:
         rid = row.get(self.cfg.id_field)
+        text = row.get(self.cfg.text_field)
         rid = str(rid) if rid not in (None, "") else stable_id(self.source, position, text)
         url = row.get(self.cfg.url_field)
-        url = str(url) if url is not None else None
+        return rid, str(url) if url is not None else None
+
+    def _row_doc(self, row: dict[str, Any], rid: str, url: str | None) -> Doc | Reject:
+        text = row.get(self.cfg.text_field)
         if not isinstance(text, str):
             kind = "missing" if text is None else type(text).__name__
             return Reject(rid, url, "missing_text", f"`{self.cfg.text_field}` is {kind}")
@@ -64,7 +78,7 @@ class JsonlReader(TabularReader):
     def _line_event(self, line: bytes, line_no: int) -> Doc | Reject:
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, too deep, huge ints
             return Reject(
                 stable_id(self.source, line_no), None, "bad_json", f"line {line_no}: {exc}"
             )

@@ -155,6 +155,7 @@ def launch_pretrain(
     inputs_fp = upstream_fingerprint(run_dir / "tokenize")
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
         return _result(stage_dir, skipped=True)  # no process, no torch import
+    check_enough_tokens(run_dir / "tokenize", config.pretrain.model.block_size)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
@@ -190,4 +191,24 @@ def _describe(event: dict[str, Any]) -> str:
     return (
         f"step {event['done']}/{event['total']}: loss {c['loss']:.4f}, lr {c['lr']:.2e}, "
         f"{c['tokens_per_sec']:,.0f} tokens/s{mfu}"
+    )
+
+
+class NotEnoughTokens(ValueError):
+    """The token shards are too small to train on; the message says what there is and needs."""
+
+
+def check_enough_tokens(tokenize_dir: Path, block_size: int) -> None:
+    """Before a training process starts: each split must fill at least one window of T + 1."""
+    m = read_manifest(Path(tokenize_dir)) or {}
+    have = {split: m.get(split) or {"tokens": 0, "shards": 0} for split in ("train", "val")}
+    if all(s["tokens"] >= block_size + 1 for s in have.values()):
+        return
+    shown = ", ".join(
+        f"{k} {v['tokens']:,} tokens in {v['shards']} shards" for k, v in have.items()
+    )
+    raise NotEnoughTokens(
+        f"not enough data to pretrain: {tokenize_dir} has {shown}; each split needs at least "
+        f"{block_size + 1} tokens (`pretrain.model.block_size` + 1): add input documents, or "
+        "check the clean funnel (`lmpipe report`) for what was dropped"
     )

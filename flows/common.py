@@ -99,9 +99,9 @@ def hide_console_tracebacks() -> None:
         lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
     ]
     for handler in (h for lg in loggers for h in lg.handlers):
-        if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None:
-            if not isinstance(handler.formatter, MessageOnlyFormatter):
-                handler.setFormatter(MessageOnlyFormatter(handler.formatter))
+        wrapped = isinstance(handler.formatter, MessageOnlyFormatter | type(None))
+        if isinstance(handler, PrefectConsoleHandler) and not wrapped:
+            handler.setFormatter(MessageOnlyFormatter(handler.formatter))
 
 
 if os.environ.get("LMPIPE_TRACEBACKS") == "0":  # set by `lmpipe` (pipeline/cli.py)

@@ -244,7 +244,7 @@ class RejectedLedger(ShardWriter):
 
 
 def _storable(value: Any) -> Any:
-    """A ledger value Arrow can write: a string with lone surrogates is shown escaped (`\\ud800`)."""
+    """A ledger value Arrow can write: lone surrogates are shown escaped (`\\ud800`)."""
     if isinstance(value, str) and not value.isascii():
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value

@@ -85,9 +85,8 @@ def check_text(name: str, value: str | None) -> str | None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise BadField(
-                "bad_text", f"`{name}` is not valid Unicode: {exc.reason} at {exc.start}"
-            )
+            detail = f"`{name}` is not valid Unicode: {exc.reason} at {exc.start}"
+            raise BadField("bad_text", detail) from None
     return value
 
 

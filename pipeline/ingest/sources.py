@@ -77,7 +77,7 @@ def _expand_url(spec: str, timeout: float) -> list[str]:
 
 
 def _timed_out(exc: BaseException | None) -> bool:
-    """True if a timeout is the error or its cause (aiohttp's and fsspec's subclass TimeoutError)."""
+    """True if a timeout is the error or its cause (aiohttp's, fsspec's subclass TimeoutError)."""
     while exc is not None:
         if isinstance(exc, TimeoutError):
             return True

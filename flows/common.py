@@ -74,13 +74,16 @@ def summary(result: StageResult) -> dict[str, Any]:
 
 
 class MessageOnlyFormatter(logging.Formatter):
-    """Formats a record as its wrapped formatter would, without the traceback."""
+    """Formats a record as its wrapped formatter would, without the traceback when `lmpipe` runs
+    without `--debug` (it sets LMPIPE_TRACEBACKS=0 and shows the error as one line itself)."""
 
     def __init__(self, inner: logging.Formatter):
         super().__init__()
         self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
+        if os.environ.get("LMPIPE_TRACEBACKS") != "0":
+            return self.inner.format(record)
         saved = record.exc_info, record.exc_text
         record.exc_info = record.exc_text = None
         try:
@@ -89,12 +92,9 @@ class MessageOnlyFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def hide_console_tracebacks() -> None:
-    """Prefect's console log without tracebacks; the API log (the UI) keeps them.
-
-    `lmpipe` without `--debug` shows an error as one line: Prefect's engine would otherwise
-    print the failed flow's whole traceback to the terminal first.
-    """
+def wrap_console_formatters() -> None:
+    """Route Prefect's console log through MessageOnlyFormatter; the API log (the UI) keeps
+    every traceback."""
     loggers = [logging.getLogger()] + [
         lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
     ]
@@ -104,5 +104,4 @@ def hide_console_tracebacks() -> None:
             handler.setFormatter(MessageOnlyFormatter(handler.formatter))
 
 
-if os.environ.get("LMPIPE_TRACEBACKS") == "0":  # set by `lmpipe` (pipeline/cli.py)
-    hide_console_tracebacks()
+wrap_console_formatters()  # Prefect configured its logging when it was imported, above

@@ -8,6 +8,7 @@ small JSON in `_progress/`, so a killed run resumes where it stopped and gives t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -218,7 +219,8 @@ class ShardWriter:
     def abort(self) -> None:
         """Drop everything this writer produced (used when a unit fails half-way)."""
         if self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(OSError):  # closing fails like the write did (a full disk)
+                self._writer.close()
             self._tmp.unlink(missing_ok=True)
         for name in self.files:
             (self.directory / name).unlink(missing_ok=True)

@@ -99,23 +99,29 @@ def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     )
     rejected = RejectedLedger(out_dir, unit, STAGE)
     skipped: Counter[str] = Counter()
-    for event in read_guarded(cfg, url):
-        # Outside the guard: a failed write (full disk, no permission) fails the unit, it is
-        # not an input problem to record.
-        if isinstance(event, Doc):
-            docs.write(event.row, nbytes=len(event.row["raw"]))
-        elif isinstance(event, Reject):
-            rejected.reject(event.id, event.url, event.reason, event.detail)
-        else:
-            skipped[event.kind] += 1
+    try:
+        for event in read_guarded(cfg, url):
+            if isinstance(event, Doc):
+                docs.write(event.row, nbytes=len(event.row["raw"]))
+            elif isinstance(event, Reject):
+                rejected.reject(event.id, event.url, event.reason, event.detail)
+            else:
+                skipped[event.kind] += 1
+        shards, rejected_shards = docs.close(), rejected.close()
+    except BaseException:
+        # A failed write (full disk, no permission) fails the unit: it is not an input problem
+        # to record. Close and drop what it wrote, so no open file or temp shard stays behind.
+        docs.abort()
+        rejected.abort()
+        raise
     info = {
         "url": url,
         "documents": docs.rows,
         "rejected": rejected.rows,
         "skipped": dict(skipped),
         "reasons": dict(rejected.reasons),
-        "shards": docs.close(),
-        "rejected_shards": rejected.close(),
+        "shards": shards,
+        "rejected_shards": rejected_shards,
     }
     info["records_in"] = info["documents"] + info["rejected"] + sum(skipped.values())
     UnitLedger(out_dir).mark_finished(unit, info)

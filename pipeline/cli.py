@@ -165,9 +165,8 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
 
     print_report(Path(cfg.run_dir))
     if not state.is_completed():
-        print(
-            f"lmpipe: the pipeline flow ended {state.type.value}: {state.message}", file=sys.stderr
-        )
+        ended = f"the pipeline flow ended {state.type.value}: {state.message}"
+        print(f"lmpipe: error: {' '.join(ended.split())}", file=sys.stderr)
         return 1
     return 0
 

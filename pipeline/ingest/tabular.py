@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.ingest.config import IngestConfig
@@ -95,6 +96,25 @@ class ParquetReader(TabularReader):
         columns = [c for c in wanted if c in pf.schema_arrow.names]
         row_no = 0
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-            for row in batch.to_pylist():
+            for row in _batch_rows(batch):
                 row_no += 1
-                yield self._row_event(row, row_no)
+                if isinstance(row, Exception):
+                    detail = f"row {row_no}: {type(row).__name__}: {row}"
+                    yield Reject(stable_id(self.source, row_no), None, "bad_field", detail)
+                else:
+                    yield self._row_event(row, row_no)
+
+
+def _batch_rows(batch: pa.RecordBatch) -> list[dict[str, Any] | Exception]:
+    """The rows of a batch as dicts; a row no Python value can hold (a timestamp in the year
+    300000) comes back as its exception, so it costs that row only, not the batch."""
+    try:
+        return batch.to_pylist()
+    except (ValueError, OverflowError, pa.ArrowException):
+        rows: list[dict[str, Any] | Exception] = []
+        for i in range(batch.num_rows):
+            try:
+                rows.append(batch.slice(i, 1).to_pylist()[0])
+            except (ValueError, OverflowError, pa.ArrowException) as exc:
+                rows.append(exc)
+        return rows

@@ -10,6 +10,8 @@ import json
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,3 +136,20 @@ def test_fuzz_damaged_real_warc(offset, garbage):
     data[at : at + len(garbage)] = garbage
     counts, kept, rejected = ingest_counts("d.warc.gz", bytes(data))
     assert counts["records_in"] == kept + rejected > 0
+
+
+def test_parquet_date_beyond_python_costs_its_row_only(tmp_path):
+    """A timestamp Arrow holds but Python's datetime cannot (year 318857) used to fail the batch."""
+    table = pa.table(
+        {
+            "id": ["p1", "p2", "p3"],
+            "text": ["one", "two", "three"],
+            "date": pa.array([0, 10**13, 86_400], pa.timestamp("s")),
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet")
+    result = run_ingest(IngestConfig(workers=1), [str(tmp_path / "t.parquet")], tmp_path / "out")
+    docs, rejected = outcome(tmp_path / "out")
+    assert docs == ["p1", "p3"]
+    assert [reason for _, reason in rejected] == ["bad_field"]
+    assert result.counts == {"records_in": 3, "documents": 2, "rejected": 1, "files": 1}

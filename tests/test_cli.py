@@ -202,7 +202,8 @@ def test_data_flow_on_nothing_kept_then_pretrain_says_what_it_has(prefect_harnes
     assert done.returncode == 1
     assert error_lines(done) == [
         f"lmpipe: error: not enough data to pretrain: {run / 'tokenize'} has train 0 "
-        "tokens in 0 shards, val 0 tokens in 0 shards; each split needs at least 129 tokens "
-        "(`pretrain.model.block_size` + 1): add input documents, or check the clean funnel "
+        "tokens in 0 shards, val 0 tokens in 0 shards; it needs at least 129 train tokens (one "
+        "window, `pretrain.model.block_size` + 1) and 2,049 val tokens (one batch of "
+        "`pretrain.micro_batch_size` windows): add input documents, or check the clean funnel "
         "(`lmpipe report`) for what was dropped"
     ]

@@ -35,11 +35,13 @@ def test_clean_dropping_everything_gives_empty_stages(tmp_path):
     assert (m["train"]["shards"], m["val"]["shards"]) == (0, 0)
     assert (run / "tokenize" / "tokenizer.json").is_file()  # the byte-level alphabet alone
 
+    p = cfg.pretrain
     with pytest.raises(NotEnoughTokens) as err:
-        check_enough_tokens(run / "tokenize", block_size=cfg.pretrain.model.block_size)
+        check_enough_tokens(run / "tokenize", p.model.block_size, p.micro_batch_size)
     assert str(err.value) == (
         f"not enough data to pretrain: {run / 'tokenize'} has train 0 tokens in 0 shards, val 0 "
-        f"tokens in 0 shards; each split needs at least {cfg.pretrain.model.block_size + 1} tokens "
-        "(`pretrain.model.block_size` + 1): add input documents, or check the clean funnel "
+        "tokens in 0 shards; it needs at least 129 train tokens (one window, "
+        "`pretrain.model.block_size` + 1) and 2,049 val tokens (one batch of "
+        "`pretrain.micro_batch_size` windows): add input documents, or check the clean funnel "
         "(`lmpipe report`) for what was dropped"
     )

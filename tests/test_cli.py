@@ -190,6 +190,17 @@ def test_read_only_or_full_disk_is_not_retried(prefect_harness, tmpfs, options, 
     assert ingest_task_runs(t0) == [(1, "Failed")]  # one attempt: no retry
 
 
+def test_failed_pipeline_run_ends_in_one_error_line(prefect_harness, tmpfs):
+    """`lmpipe run` reports the flow's final state; its message is one `lmpipe: error:` line."""
+    run = tmpfs("ro") / "run"
+    done = lmpipe("run", "--stages", "ingest", "--input", str(SAMPLE_WARC), "--output", str(run))
+    assert done.returncode == 1
+    assert error_lines(done) == [
+        "lmpipe: error: the pipeline flow ended FAILED: Flow run encountered an exception: "
+        f"OSError: [Errno 30] Read-only file system: '{run}'"
+    ]
+
+
 def test_data_flow_on_nothing_kept_then_pretrain_says_what_it_has(prefect_harness, tmp_path):
     """Row 5 end to end: dedup's IndexError was retried for 35 s; pretrain raised a traceback."""
     (tmp_path / "s.jsonl").write_text('{"id": "a", "text": "Too short."}\n')

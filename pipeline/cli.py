@@ -11,7 +11,11 @@ from pathlib import Path
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.registry import cli as registry_cli
-from pipeline.stage import STAGE_ORDER
+from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
+from pipeline.train.launch import NotEnoughTokens
+
+# Errors whose message alone tells the user what to fix: shown as is, without the type name.
+USER_ERRORS = (ConfigError, InputError, MissingUpstreamError, NotEnoughTokens)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -47,6 +51,7 @@ DATA_STAGE_COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="lmpipe", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     for stage, help_text in DATA_STAGE_COMMANDS.items():
         _config_args(sub.add_parser(stage, help=help_text))
@@ -85,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="print the resolved config, or every field with its help")
     _config_args(cfg, io=False)
     cfg.add_argument("--fields", action="store_true", help="list every key, default and meaning")
+    for command in sub.choices.values():  # `lmpipe ingest ... --debug` works as well
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 
@@ -98,9 +105,13 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
-    """A missing input is an error before any flow (and Prefect's API) starts."""
+    """A missing input or upstream stage is an error before any flow (and Prefect's API) starts."""
     if not stages or "ingest" in stages:
-        resolve_inputs(cfg.inputs)
+        resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds)
+        return
+    first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
+    if first > 0:
+        upstream_fingerprint(Path(cfg.run_dir) / STAGE_ORDER[first - 1])
 
 
 def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
@@ -154,9 +165,8 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
 
     print_report(Path(cfg.run_dir))
     if not state.is_completed():
-        print(
-            f"lmpipe: the pipeline flow ended {state.type.value}: {state.message}", file=sys.stderr
-        )
+        ended = f"the pipeline flow ended {state.type.value}: {state.message}"
+        print(f"lmpipe: error: {' '.join(ended.split())}", file=sys.stderr)
         return 1
     return 0
 
@@ -164,10 +174,13 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry offline
+    os.environ["LMPIPE_TRACEBACKS"] = "1" if args.debug else "0"  # read by flows/common.py
     try:
         if args.command == "report":
             from pipeline.report import print_report, render_markdown
 
+            if not Path(args.run_dir).is_dir():
+                raise InputError(f"run directory {args.run_dir} does not exist")
             if args.markdown:
                 print(render_markdown(Path(args.run_dir)))
             else:
@@ -199,10 +212,23 @@ def main(argv: list[str] | None = None) -> int:
             return _run_training(resolve(args), ["register"])
         elif args.command in ("promote", "generate", "export-hf"):
             return registry_cli.run_command(args, resolve(args))
-    except (ConfigError, InputError) as err:
-        print(f"lmpipe: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"lmpipe: error: {error_line(err)}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError | InputError) else 1
     return 0
+
+
+def error_line(err: BaseException) -> str:
+    """An error as one line: the message of a user error, else its type and first line."""
+    if isinstance(err, USER_ERRORS):
+        return " ".join(str(err).split())
+    if isinstance(err, OSError) and err.errno:  # permissions, a full disk, a read-only mount
+        detail = err.filename or err.strerror  # pyarrow's errors carry no file name
+        return f"{os.strerror(err.errno)}: {detail}"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first} (run with --debug for the traceback)"
 
 
 if __name__ == "__main__":

@@ -73,14 +73,24 @@ class ConfigError(ValueError):
 
 
 def _format_validation_error(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid config ({origin}):"]
+    problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
-        got = e.get("input")
-        detail = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        shown = "" if e["type"] == "extra_forbidden" else f" (got {got!r})"
-        lines.append(f"  `{key}`: {detail}{shown}")
-    return "\n".join(lines)
+        if e["type"] == "extra_forbidden":
+            problems.append(f"`{key}`: unknown key")
+            continue
+        # A validator's own message already says what is wrong; drop pydantic's "Value error, ".
+        detail = str(e["ctx"]["error"]) if e["type"] == "value_error" else e["msg"]
+        problems.append(f"`{key}`: {detail} (got {e.get('input')!r})")
+    return f"invalid config ({origin}): " + "; ".join(problems)
+
+
+def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
+    """One line naming the file (or override) and the line/column of a YAML syntax error."""
+    mark = getattr(err, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return ConfigError(f"{where}: invalid YAML{at}: {problem}")
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -95,7 +105,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override `{dotted}`: `{key}` is not a section")
         node = child
-    node[keys[-1]] = yaml.safe_load(raw)
+    try:
+        node[keys[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise _yaml_error(f"override `{dotted}` (value {raw!r})", err) from None
 
 
 def load_config(
@@ -110,7 +123,10 @@ def load_config(
         origin = str(path)
         if not Path(path).is_file():
             raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise _yaml_error(f"config file {path}", err) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         data = loaded

@@ -8,6 +8,7 @@ small JSON in `_progress/`, so a killed run resumes where it stopped and gives t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -218,7 +219,8 @@ class ShardWriter:
     def abort(self) -> None:
         """Drop everything this writer produced (used when a unit fails half-way)."""
         if self._writer is not None:
-            self._writer.close()
+            with contextlib.suppress(OSError):  # closing fails like the write did (a full disk)
+                self._writer.close()
             self._tmp.unlink(missing_ok=True)
         for name in self.files:
             (self.directory / name).unlink(missing_ok=True)
@@ -240,7 +242,14 @@ class RejectedLedger(ShardWriter):
     ) -> None:
         self.reasons[reason] += 1
         row = {"id": id, "url": url, "stage": self.stage, "reason": reason, "detail": detail[:500]}
-        self.write({**row, **extra})
+        self.write({k: _storable(v) for k, v in {**row, **extra}.items()})
+
+
+def _storable(value: Any) -> Any:
+    """A ledger value Arrow can write: lone surrogates are shown escaped (`\\ud800`)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def sum_counts(infos: Iterable[dict[str, Any]], key: str) -> dict[str, int]:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from pipeline.cli import main
 from pipeline.ingest import IngestConfig, run_ingest
+from pipeline.ingest.sources import InputError
 from tests.conftest import REPO, SAMPLE_WARC
 
 
@@ -50,3 +58,163 @@ def test_console_script_runs_ingest_through_prefect(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Finished in state Completed()" in out.stdout + out.stderr
     assert (tmp_path / "ingest" / "manifest.json").is_file()
+
+
+# Issue 16, rows 8 and 9: a user error is one `lmpipe: error:` line, a traceback only with --debug.
+
+
+def error_of(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err.removesuffix("\n")
+
+
+def test_broken_yaml_names_the_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ingest:\n  workers: 2\n clean: [\n")
+    assert main(["config", "--config", str(bad)]) == 2
+    assert error_of(capsys) == (
+        f"lmpipe: error: config file {bad}: invalid YAML at line 3, column 2: "
+        "expected <block end>, but found '<block mapping start>'"
+    )
+
+
+def test_unparseable_override_names_the_key(capsys):
+    assert main(["config", "--set", "ingest.workers=[1"]) == 2
+    assert error_of(capsys) == (
+        "lmpipe: error: override `ingest.workers` (value '[1'): invalid YAML at line 1, "
+        "column 3: expected ',' or ']', but got '<stream end>'"
+    )
+
+
+def test_unknown_language_is_rejected_at_config_load(capsys):
+    assert main(["config", "--set", "clean.languages=[xx-nope]"]) == 2
+    err = error_of(capsys)
+    assert err.startswith(
+        "lmpipe: error: invalid config (defaults with --set clean.languages=[xx-nope]): "
+        "`clean.languages`: unknown language code(s) ['xx-nope']; the valid codes are: ace af "
+    )
+    assert " en " in err and err.endswith("zh zu zxx (got ['xx-nope'])")
+
+
+def test_stage_without_its_upstream_names_the_missing_dir(tmp_path, capsys):
+    """Checked before Prefect starts: no temporary server, no flow run, no traceback."""
+    assert main(["dedup", "--output", str(tmp_path / "missing")]) == 1
+    assert error_of(capsys) == (
+        f"lmpipe: error: {tmp_path / 'missing' / 'clean'} has no finished stage "
+        "(no manifest.json): run the previous stage first"
+    )
+
+
+def test_report_of_a_missing_run_dir_fails(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert error_of(capsys) == f"lmpipe: error: run directory {tmp_path / 'missing'} does not exist"
+
+
+@pytest.mark.parametrize("argv", [["--debug", "report", "nope"], ["report", "nope", "--debug"]])
+def test_debug_shows_the_traceback(argv):
+    with pytest.raises(InputError, match="run directory nope does not exist"):
+        main(argv)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a small real tmpfs: `tmpfs("size=256k")`, `tmpfs("ro")`; unmounted afterwards."""
+    mounted = []
+
+    def mount(options: str) -> Path:
+        target = tmp_path / f"mnt{len(mounted)}"
+        target.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def lmpipe(*argv: str) -> subprocess.CompletedProcess:
+    """The console script in its own process, on the session's Prefect API (no server start).
+
+    A subprocess, not `main()`: Prefect's console log handler keeps the stderr it found at
+    import, which pytest's capture closes after each test."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("lmpipe")), *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def error_lines(done: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    return [line for line in done.stderr.splitlines() if "lmpipe: error" in line]
+
+
+def ingest_task_runs(t0: datetime) -> list[dict]:
+    """(run count, state) of the ingest task runs created since `t0`, from the Prefect API."""
+    from tests.flows.prefect_api import _post
+
+    runs = asyncio.run(_post("/task_runs/filter", {"sort": "EXPECTED_START_TIME_DESC"}))
+    created = [(r, datetime.fromisoformat(r["created"].replace("Z", "+00:00"))) for r in runs]
+    return [
+        (r["run_count"], r["state_name"]) for r, c in created if c >= t0 and "ingest" in r["name"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ("ro", "lmpipe: error: Read-only file system: {run}"),
+        ("size=256k", "lmpipe: error: No space left on device: Error writing bytes to file. "
+                      "Detail: [errno 28] No space left on device"),
+    ],
+)  # fmt: skip
+def test_read_only_or_full_disk_is_not_retried(prefect_harness, tmpfs, options, expected):
+    """Row 9: EROFS/ENOSPC were retried after 5 s and 30 s, then shown as a traceback."""
+    run = tmpfs(options) / "run"
+    t0 = datetime.now(UTC)
+    done = lmpipe("ingest", "--input", str(SAMPLE_WARC), "--output", str(run))
+    assert done.returncode == 1
+    assert error_lines(done) == [expected.format(run=run)]
+    assert ingest_task_runs(t0) == [(1, "Failed")]  # one attempt: no retry
+
+
+def test_failed_pipeline_run_ends_in_one_error_line(prefect_harness, tmpfs):
+    """`lmpipe run` reports the flow's final state; its message is one `lmpipe: error:` line."""
+    run = tmpfs("ro") / "run"
+    done = lmpipe("run", "--stages", "ingest", "--input", str(SAMPLE_WARC), "--output", str(run))
+    assert done.returncode == 1
+    assert error_lines(done) == [
+        "lmpipe: error: the pipeline flow ended FAILED: Flow run encountered an exception: "
+        f"OSError: [Errno 30] Read-only file system: '{run}'"
+    ]
+
+
+def test_data_flow_on_nothing_kept_then_pretrain_says_what_it_has(prefect_harness, tmp_path):
+    """Row 5 end to end: dedup's IndexError was retried for 35 s; pretrain raised a traceback."""
+    (tmp_path / "s.jsonl").write_text('{"id": "a", "text": "Too short."}\n')
+    run = tmp_path / "run"
+    common = ["--config", str(REPO / "configs" / "demo.yaml"), "--output", str(run)]
+    done = lmpipe("data", "--input", str(tmp_path / "s.jsonl"), *common)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run / "tokenize" / "manifest.json").read_text())["counts"]["tokens"] == 0
+    done = lmpipe("pretrain", *common)
+    assert done.returncode == 1
+    assert error_lines(done) == [
+        f"lmpipe: error: not enough data to pretrain: {run / 'tokenize'} has train 0 "
+        "tokens in 0 shards, val 0 tokens in 0 shards; it needs at least 129 train tokens (one "
+        "window, `pretrain.model.block_size` + 1) and 2,049 val tokens (one batch of "
+        "`pretrain.micro_batch_size` windows): add input documents, or check the clean funnel "
+        "(`lmpipe report`) for what was dropped"
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeline.base_config import StrictModel
 
@@ -185,3 +185,15 @@ class CleanConfig(StrictModel):
     """Documents sent to a worker at a time."""
     compression: Literal["zstd", "lz4", "none"] = "zstd"
     """Compression of the Arrow IPC output shards."""
+
+    @field_validator("languages", "filter_languages")
+    @classmethod
+    def _known_languages(cls, codes: list[str] | None) -> list[str] | None:
+        # At config load, not hours later in the clean stage; py3langid's labels, without its model.
+        from pipeline.clean.language import KNOWN_LANGUAGES
+
+        unknown = sorted(set(codes or ()) - KNOWN_LANGUAGES)
+        if unknown:
+            known = " ".join(sorted(KNOWN_LANGUAGES))
+            raise ValueError(f"unknown language code(s) {unknown}; the valid codes are: {known}")
+        return codes

@@ -34,7 +34,8 @@ def group_edges(keys: np.ndarray, members: np.ndarray, lead_rank: np.ndarray) ->
     smallest `lead_rank` (pass the global index itself for "the first document")."""
     order = np.lexsort((lead_rank, keys))  # groups together, leader first in each
     sorted_keys, sorted_members = keys[order], members[order]
-    starts = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])  # (M,)
+    starts = np.ones(len(order), dtype=bool)  # (M,); sized by M so that M == 0 works too
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
     leader_pos = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
     follower = ~starts
     return np.stack([sorted_members[leader_pos][follower], sorted_members[follower]], axis=1)

@@ -34,5 +34,7 @@ class IngestConfig(StrictModel):
     """JSONL/Parquet: the column holding the source URL (may be absent)."""
     date_field: str = "date"
     """JSONL/Parquet: the column holding the fetch/creation date (may be absent)."""
+    network_timeout_seconds: float = Field(30.0, gt=0)
+    """Longest wait for a remote input (http/https) to connect or send its next bytes."""
     compression: Literal["zstd", "lz4", "none"] = "zstd"
     """Compression of the Arrow IPC output shards."""

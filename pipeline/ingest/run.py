@@ -15,7 +15,13 @@ from tqdm import tqdm
 from pipeline.base_config import config_hash
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
-from pipeline.ingest.sources import detect_format, input_fingerprint, open_input, resolve_inputs
+from pipeline.ingest.sources import (
+    detect_format,
+    input_fingerprint,
+    open_input,
+    read_error,
+    resolve_inputs,
+)
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import WarcReader, WholeFileGzip
 from pipeline.parallel import map_units
@@ -44,22 +50,37 @@ def unit_key(url: str) -> str:
 
 def read_events(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
     """All events of one input file, whatever its format."""
-    fmt = detect_format(url)
+    fmt, timeout = detect_format(url), cfg.network_timeout_seconds
     if fmt == "jsonl":
-        with open_input(url, compression="infer") as fh:
+        with open_input(url, compression="infer", timeout=timeout) as fh:
             yield from JsonlReader(cfg, url).read(fh)
     elif fmt == "parquet":
-        with open_input(url, seekable=True) as fh:
+        with open_input(url, seekable=True, timeout=timeout) as fh:
             yield from ParquetReader(cfg, url).read(fh)
     else:
         reader = WarcReader(cfg, url)
         compressed = url.lower().endswith(".gz")
         try:
-            with open_input(url) as fh:
+            with open_input(url, timeout=timeout) as fh:
                 yield from reader.read(fh, compressed)
         except WholeFileGzip:
-            with open_input(url, compression="gzip") as fh:
+            with open_input(url, compression="gzip", timeout=timeout) as fh:
                 yield from reader.read(fh, compressed=False)
+
+
+def read_guarded(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
+    """`read_events`, where a failure to read ends the file with one `unreadable_file` Reject."""
+    events = read_events(cfg, url)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        except Exception as exc:  # an unreadable file must not stop the run; it is recorded
+            detail = read_error(url, cfg.network_timeout_seconds, exc)
+            yield Reject(None, url, "unreadable_file", detail)
+            return
+        yield event
 
 
 def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
@@ -79,23 +100,28 @@ def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     rejected = RejectedLedger(out_dir, unit, STAGE)
     skipped: Counter[str] = Counter()
     try:
-        for event in read_events(cfg, url):
+        for event in read_guarded(cfg, url):
             if isinstance(event, Doc):
                 docs.write(event.row, nbytes=len(event.row["raw"]))
             elif isinstance(event, Reject):
                 rejected.reject(event.id, event.url, event.reason, event.detail)
             else:
                 skipped[event.kind] += 1
-    except Exception as exc:  # an unreadable file must not stop the run; it is recorded
-        rejected.reject(None, url, "unreadable_file", f"{type(exc).__name__}: {exc}")
+        shards, rejected_shards = docs.close(), rejected.close()
+    except BaseException:
+        # A failed write (full disk, no permission) fails the unit: it is not an input problem
+        # to record. Close and drop what it wrote, so no open file or temp shard stays behind.
+        docs.abort()
+        rejected.abort()
+        raise
     info = {
         "url": url,
         "documents": docs.rows,
         "rejected": rejected.rows,
         "skipped": dict(skipped),
         "reasons": dict(rejected.reasons),
-        "shards": docs.close(),
-        "rejected_shards": rejected.close(),
+        "shards": shards,
+        "rejected_shards": rejected_shards,
     }
     info["records_in"] = info["documents"] + info["rejected"] + sum(skipped.values())
     UnitLedger(out_dir).mark_finished(unit, info)
@@ -128,8 +154,8 @@ def run_ingest(
     """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable)."""
     t0 = time.time()
     out_dir = Path(output_dir)
-    files = resolve_inputs(inputs)
-    fps = [input_fingerprint(url) for url in files]
+    files = resolve_inputs(inputs, cfg.network_timeout_seconds)
+    fps = [input_fingerprint(url, cfg.network_timeout_seconds) for url in files]
     inputs_fp, chash = fingerprint(fps), config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
         return _result(out_dir, skipped=True)

@@ -10,10 +10,11 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.ingest.config import IngestConfig
-from pipeline.ingest.events import Doc, Reject, document, stable_id
+from pipeline.ingest.events import BadField, Doc, Reject, document, stable_id
 
 PARQUET_BATCH_ROWS = 1_000
 
@@ -25,11 +26,25 @@ class TabularReader:
         self.cfg, self.source = cfg, source
 
     def _row_event(self, row: dict[str, Any], position: int) -> Doc | Reject:
-        text = row.get(self.cfg.text_field)
+        rid, url = stable_id(self.source, position), None
+        try:
+            rid, url = self._identity(row, position)
+            return self._row_doc(row, rid, url)
+        except BadField as exc:
+            return Reject(rid, url, exc.reason, exc.detail)
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # A value no conversion accepts costs this record only, never the rest of the file.
+            return Reject(rid, url, "bad_field", f"{type(exc).__name__}: {exc}")
+
+    def _identity(self, row: dict[str, Any], position: int) -> tuple[str, str | None]:
         rid = row.get(self.cfg.id_field)
+        text = row.get(self.cfg.text_field)
         rid = str(rid) if rid not in (None, "") else stable_id(self.source, position, text)
         url = row.get(self.cfg.url_field)
-        url = str(url) if url is not None else None
+        return rid, str(url) if url is not None else None
+
+    def _row_doc(self, row: dict[str, Any], rid: str, url: str | None) -> Doc | Reject:
+        text = row.get(self.cfg.text_field)
         if not isinstance(text, str):
             kind = "missing" if text is None else type(text).__name__
             return Reject(rid, url, "missing_text", f"`{self.cfg.text_field}` is {kind}")
@@ -64,7 +79,7 @@ class JsonlReader(TabularReader):
     def _line_event(self, line: bytes, line_no: int) -> Doc | Reject:
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, too deep, huge ints
             return Reject(
                 stable_id(self.source, line_no), None, "bad_json", f"line {line_no}: {exc}"
             )
@@ -81,6 +96,25 @@ class ParquetReader(TabularReader):
         columns = [c for c in wanted if c in pf.schema_arrow.names]
         row_no = 0
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
-            for row in batch.to_pylist():
+            for row in _batch_rows(batch):
                 row_no += 1
-                yield self._row_event(row, row_no)
+                if isinstance(row, Exception):
+                    detail = f"row {row_no}: {type(row).__name__}: {row}"
+                    yield Reject(stable_id(self.source, row_no), None, "bad_field", detail)
+                else:
+                    yield self._row_event(row, row_no)
+
+
+def _batch_rows(batch: pa.RecordBatch) -> list[dict[str, Any] | Exception]:
+    """The rows of a batch as dicts; a row no Python value can hold (a timestamp in the year
+    300000) comes back as its exception, so it costs that row only, not the batch."""
+    try:
+        return batch.to_pylist()
+    except (ValueError, OverflowError, pa.ArrowException):
+        rows: list[dict[str, Any] | Exception] = []
+        for i in range(batch.num_rows):
+            try:
+                rows.append(batch.slice(i, 1).to_pylist()[0])
+            except (ValueError, OverflowError, pa.ArrowException) as exc:
+                rows.append(exc)
+        return rows

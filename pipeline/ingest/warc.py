@@ -16,7 +16,7 @@ from typing import IO
 from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
 from pipeline.ingest.config import IngestConfig
-from pipeline.ingest.events import Doc, Reject, Skip, document
+from pipeline.ingest.events import BadField, Doc, Reject, Skip, document
 from pipeline.ingest.payload import RejectedPayload, classify, decode, mime_of
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -145,6 +145,17 @@ class WarcReader:
         self.cfg, self.source = cfg, source
 
     def read(self, fh: IO[bytes], compressed: bool) -> Iterator[Doc | Reject | Skip]:
+        """Every record of the file as an event; UnreadableFile if there is not a single one."""
+        found = False
+        for event in self._read(fh, compressed):
+            found = True
+            yield event
+        if not found:
+            # fastwarc and the member scanner skip bytes that are not WARC: without this an empty
+            # or mislabelled file would pass silently, with nothing in the ledger.
+            raise UnreadableFile(_no_records_detail(fh, compressed))
+
+    def _read(self, fh: IO[bytes], compressed: bool) -> Iterator[Doc | Reject | Skip]:
         if not compressed:
             yield from self._records(fh)
             return
@@ -189,7 +200,7 @@ class WarcReader:
             if rtype == WarcRecordType.conversion:
                 return self._conversion(record, rid, url)
             return self._response(record, rid, url)
-        except RejectedPayload as rej:
+        except (RejectedPayload, BadField) as rej:
             return Reject(rid, url, rej.reason, rej.detail)
 
     def _conversion(self, record: WarcRecord, rid: str, url: str | None) -> Doc:
@@ -221,6 +232,21 @@ class WarcReader:
         )
         date = record.headers.get("WARC-Date")
         return document(rid, url, self.source, text, mime, date, charset, status)
+
+
+def _no_records_detail(fh: IO[bytes], compressed: bool) -> str:
+    try:
+        size = fh.tell()
+    except (OSError, ValueError):
+        size = None
+    if size == 0:
+        return "empty file (0 bytes)"
+    kind = "a gzip-compressed WARC" if compressed else "a WARC file"
+    return f"no WARC record found in {size} bytes: not {kind}"
+
+
+class UnreadableFile(ValueError):
+    """A file that holds no record at all (empty, or not the format its name says)."""
 
 
 class WholeFileGzip(Exception):

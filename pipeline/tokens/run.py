@@ -96,6 +96,8 @@ def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) 
         if cfg.tokenizer_path:
             tokenizer = reuse_tokenizer(cfg.tokenizer_path)
         else:
+            # No documents (clean dropped all) still gives a valid byte-level tokenizer: the 256
+            # bytes and the special tokens; the stage then writes an empty, well-formed output.
             texts = training_texts(cfg, shards)
             tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tokenizer, stage_dir)
@@ -166,8 +168,6 @@ def run_tokenize(
         return _result(out_dir, skipped=True)
     shards = list_shards(in_dir)
     check_input_schema(shards)
-    if not shards and not cfg.tokenizer_path:
-        raise ValueError(f"{in_dir} has no shards to train a tokenizer on")
     prepare_stage_dir(out_dir, inputs_fp, chash)
     for split in SPLITS:
         (out_dir / split).mkdir(exist_ok=True)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+import pyarrow as pa
 
 from pipeline.stage import (
     StageResult,
@@ -33,6 +36,7 @@ from pipeline.stage import (
 from pipeline.train.config import training_config_hash
 
 PROGRESS_PREFIX = "lmpipe-progress "
+SHARD = re.compile(r"shard-\d+\.arrow$")  # token shards; `shard-NNNNN.index.arrow` are indexes
 LAUNCH_CONFIG = "launch_config.json"
 
 
@@ -155,10 +159,11 @@ def launch_pretrain(
     inputs_fp = upstream_fingerprint(run_dir / "tokenize")
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
         return _result(stage_dir, skipped=True)  # no process, no torch import
+    p = config.pretrain
+    check_enough_tokens(run_dir / "tokenize", p.model.block_size, p.micro_batch_size)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
-    p = config.pretrain
     cmd = training_command(
         p.launcher, p.launcher_args, config_path, run_dir, stage_dir if custom_dir else None
     )
@@ -190,4 +195,37 @@ def _describe(event: dict[str, Any]) -> str:
     return (
         f"step {event['done']}/{event['total']}: loss {c['loss']:.4f}, lr {c['lr']:.2e}, "
         f"{c['tokens_per_sec']:,.0f} tokens/s{mfu}"
+    )
+
+
+class NotEnoughTokens(ValueError):
+    """The token shards are too small to train on; the message says what there is and needs."""
+
+
+def split_tokens(split_dir: Path) -> dict[str, int]:
+    """Tokens and shards of a token split, from the shards' row counts (no token is read)."""
+    shards = [p for p in sorted(Path(split_dir).glob("shard-*.arrow")) if SHARD.match(p.name)]
+    tokens = 0
+    for path in shards:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        tokens += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    return {"tokens": tokens, "shards": len(shards)}
+
+
+def check_enough_tokens(tokenize_dir: Path, block_size: int, micro_batch_size: int) -> None:
+    """Before a training process starts: train must fill one window of T + 1 tokens, val one
+    micro-batch of windows (what PretrainDataModule and its validation sampler need, one device).
+    """
+    have = {split: split_tokens(Path(tokenize_dir) / split) for split in ("train", "val")}
+    need = {"train": block_size + 1, "val": micro_batch_size * block_size + 1}
+    if all(have[split]["tokens"] >= need[split] for split in need):
+        return
+    shown = ", ".join(
+        f"{k} {v['tokens']:,} tokens in {v['shards']} shards" for k, v in have.items()
+    )
+    raise NotEnoughTokens(
+        f"not enough data to pretrain: {tokenize_dir} has {shown}; it needs at least "
+        f"{need['train']:,} train tokens (one window, `pretrain.model.block_size` + 1) and "
+        f"{need['val']:,} val tokens (one batch of `pretrain.micro_batch_size` windows): add "
+        "input documents, or check the clean funnel (`lmpipe report`) for what was dropped"
     )

@@ -141,3 +141,29 @@ def test_missing_input_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="unsupported input format"):
         (tmp_path / "x.csv").write_text("a,b")
         run_ingest(IngestConfig(), [str(tmp_path / "x.csv")], tmp_path / "ingest")
+
+
+def test_empty_or_mislabelled_warc_is_an_unreadable_file_row(tmp_path):
+    """Row 6: these passed silently (exit 0, no records, nothing in the ledger)."""
+    (tmp_path / "zero.warc.gz").write_bytes(b"")
+    (tmp_path / "text.warc.gz").write_text("just some text, not gzip and not WARC\n")
+    result = run_ingest(IngestConfig(workers=1), [str(tmp_path)], tmp_path / "out")
+    rejected = read_shards(tmp_path / "out" / "rejected").to_pylist()
+    got = {r["url"].rsplit("/", 1)[-1]: (r["reason"], r["detail"]) for r in rejected}
+    assert got == {
+        "zero.warc.gz": ("unreadable_file", "UnreadableFile: empty file (0 bytes)"),
+        "text.warc.gz": (
+            "unreadable_file",
+            "UnreadableFile: no WARC record found in 38 bytes: not a gzip-compressed WARC",
+        ),
+    }
+    assert result.counts == {"records_in": 2, "documents": 0, "rejected": 2, "files": 2}
+
+
+def test_empty_uncompressed_warc_is_an_unreadable_file_row(tmp_path):
+    (tmp_path / "zero.warc").write_bytes(b"")
+    run_ingest(IngestConfig(workers=1), [str(tmp_path / "zero.warc")], tmp_path / "out")
+    rejected = read_shards(tmp_path / "out" / "rejected").to_pylist()
+    assert [(r["reason"], r["detail"]) for r in rejected] == [
+        ("unreadable_file", "UnreadableFile: empty file (0 bytes)")
+    ]

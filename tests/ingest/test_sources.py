@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import shutil
+import socket
 import threading
+import time
 
 import pytest
 
 from pipeline.ingest import IngestConfig, run_ingest
+from pipeline.ingest.run import ingest_file
 from pipeline.ingest.sources import InputError, resolve_inputs
+from pipeline.stage import prepare_stage_dir
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
 from tests.helpers import read_shards
 
@@ -57,3 +62,62 @@ def test_missing_http_url_is_an_error_up_front(http_root):
     _, base = http_root
     with pytest.raises(InputError, match="input not found"):
         resolve_inputs([f"{base}/missing.warc.gz"])
+
+
+@pytest.fixture
+def silent_server():
+    """A real TCP server on loopback that accepts connections and never sends a byte."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_silent_server_is_a_clear_error_within_the_timeout(silent_server):
+    """Row 7: this hung for aiohttp's 300 s, then raised FSTimeoutError."""
+    t0 = time.monotonic()
+    with pytest.raises(InputError) as err:
+        resolve_inputs([f"{silent_server}/x.jsonl"], timeout=1.0)
+    assert time.monotonic() - t0 < 10  # HEAD, then GET: two waits of 1 s
+    assert str(err.value) == (
+        f"input {silent_server}/x.jsonl: no answer from {silent_server}/x.jsonl within 1 s "
+        "(`ingest.network_timeout_seconds`)"
+    )
+
+
+def test_silent_server_mid_run_is_an_unreadable_file_row(tmp_path, silent_server):
+    """A server that stops answering after the run started: the file is a ledger row."""
+    url = f"{silent_server}/x.jsonl"
+    prepare_stage_dir(tmp_path, "inputs", "config")
+    t0 = time.monotonic()
+    info = ingest_file(IngestConfig(network_timeout_seconds=1.0), url, tmp_path)
+    assert time.monotonic() - t0 < 10
+    assert (info["records_in"], info["reasons"]) == (1, {"unreadable_file": 1})
+    detail = read_shards(tmp_path / "rejected")["detail"].to_pylist()
+    assert detail == [f"no answer from {url} within 1 s (`ingest.network_timeout_seconds`)"]
+
+
+def test_cli_reports_a_silent_server_in_one_line(silent_server, tmp_path, capsys):
+    from pipeline.cli import main
+
+    url = f"{silent_server}/x.jsonl"
+    args = ["--set", "ingest.network_timeout_seconds=1", "--output", str(tmp_path)]
+    assert main(["ingest", "--input", url, *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"lmpipe: error: input {url}: no answer from {url} within 1 s " + (
+        "(`ingest.network_timeout_seconds`)\n"
+    )

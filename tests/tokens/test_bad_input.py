@@ -85,8 +85,11 @@ def test_missing_tokenizer_file_names_the_config_key(tmp_path, sample_docs):
         run_tokenize(cfg, tmp_path / "dedup", tmp_path / "tokenize")
 
 
-def test_empty_corpus_without_a_tokenizer_is_a_clear_error(tmp_path):
+def test_empty_corpus_gives_an_empty_output_and_manifest(tmp_path):
+    """Empty is a valid result: the byte-level alphabet as tokenizer, no shards, 0 tokens."""
     (tmp_path / "dedup").mkdir()
     write_manifest(tmp_path / "dedup", stage="dedup", output_fingerprint=fingerprint([]))
-    with pytest.raises(ValueError, match="no shards to train a tokenizer on"):
-        run_tokenize(TokenizeConfig(), tmp_path / "dedup", tmp_path / "tokenize")
+    result = run_tokenize(TokenizeConfig(), tmp_path / "dedup", tmp_path / "tokenize")
+    assert (result.counts["tokens"], result.counts["input_shards"]) == (0, 0)
+    assert result.manifest["tokenizer"]["vocab_size"] == 256 + 6  # bytes + special tokens
+    assert not list((tmp_path / "tokenize").rglob("shard-*.arrow"))

@@ -100,6 +100,11 @@ class Server:
         body = {"deployments": {"id": {"any_": [deployment_id]}}, **where}
         return api(f"{self.url}/flow_runs/filter", body)
 
+    def new_runs_of(self, deployment_id: str, known: list[dict]) -> list[dict]:
+        """Runs of the deployment that are not in `known` (an earlier test's, the same id)."""
+        seen = {r["id"] for r in known}
+        return [r for r in self.runs_of(deployment_id) if r["id"] not in seen]
+
     def finish(self, flow_run_id: str, timeout: float = 900) -> str:
         def state():
             s = api(f"{self.url}/flow_runs/{flow_run_id}")["state_type"]
@@ -128,6 +133,7 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
     try:
         deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
         refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
+        earlier = server.runs_of(train_id)
         assert [s["schedule"]["cron"] for s in deps["corpus-refresh"]["schedules"]] == ["* * * * *"]
         # The upcoming runs the UI's "Upcoming" tab lists: made by the scheduler, not by us.
         upcoming = {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}
@@ -143,7 +149,9 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
         server.assert_completed(first[0]["id"])
         assert (run_dir / "tokenize" / "manifest.json").is_file()
 
-        triggered = wait_for("a triggered training run", lambda: server.runs_of(train_id), 120)
+        triggered = wait_for(
+            "a triggered training run", lambda: server.new_runs_of(train_id, earlier), 120
+        )
         assert triggered[0]["parameters"]["config"]["run_dir"] == str(run_dir)
         server.assert_completed(triggered[0]["id"])
         assert (run_dir / "pretrain" / "model.safetensors").is_file()
@@ -163,6 +171,7 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
     try:
         deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
         refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
+        earlier = server.runs_of(train_id)
         automations = api(f"{url}/automations/filter", {})
         assert any(a["actions"][0].get("deployment_id") == train_id for a in automations)
 
@@ -179,7 +188,9 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         params = {"parameters": {"config": cfg.model_dump(mode="json")}}
         refresh = api(f"{url}/deployments/{refresh_id}/create_flow_run", params)
         server.assert_completed(refresh["id"])
-        triggered = wait_for("a triggered training run", lambda: server.runs_of(train_id), 120)
+        triggered = wait_for(
+            "a triggered training run", lambda: server.new_runs_of(train_id, earlier), 120
+        )
         received = triggered[0]["parameters"]["config"]
         assert received["run_dir"] == str(edited_dir)
         assert received["pretrain"]["max_steps"] == 100_000

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from flows.params import resolve_config
 from pipeline.config import ConfigError
 from pipeline.ingest.sources import InputError
+from pipeline.runlock import describe, run_lock
 from pipeline.stage import MissingUpstreamError, StageResult
 
 # Bad config or a missing input fails the same way every time: retrying only wastes time.
@@ -60,3 +65,32 @@ def summary(result: StageResult) -> dict[str, Any]:
         "reasons": result.reasons,
         "skipped": result.skipped,
     }
+
+
+def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flow decorator (below `@flow`): the run directory's lock for the whole flow run.
+
+    Flows started from the UI or a deployment take the same lock as the CLI, so a second run on
+    one directory fails at once naming the holder. The lock is re-entrant in a process: the
+    end-to-end flow's subflows (and a flow called by the CLI, which already holds it) go on.
+    """
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        given = bound.arguments
+        config = resolve_config(
+            given.get("config"), given.get("config_path"), given.get("overrides")
+        )
+        with run_lock(config.run_dir, f"flow {fn.__name__}") as lock:
+            if lock.took_over:
+                get_run_logger().warning(
+                    "took over the lock of %s: that process is gone", describe(lock.took_over)
+                )
+            return fn(*args, **kwargs)
+
+    # Prefect builds the parameter model from the signature and resolves string annotations in
+    # the function's module; this module has none of the flow's types: give it resolved ones.
+    locked.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    return locked

@@ -6,11 +6,15 @@ import argparse
 import json
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.registry import cli as registry_cli
+from pipeline.runlock import RunLockedError, describe, run_lock
 from pipeline.stage import STAGE_ORDER
 
 
@@ -103,11 +107,25 @@ def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
         resolve_inputs(cfg.inputs)
 
 
+@contextmanager
+def holding(cfg: PipelineConfig) -> Iterator[None]:
+    """The run directory's lock, taken before Prefect starts: a second writer fails at once."""
+    with run_lock(cfg.run_dir) as lock:
+        if lock.took_over:
+            print(
+                f"lmpipe: warning: took over the lock of {describe(lock.took_over)}: that"
+                " process is gone",
+                file=sys.stderr,
+            )
+        yield
+
+
 def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     _check_inputs(cfg, stages)
     from flows.data import data_flow  # Prefect is imported only when a flow runs
 
-    results = data_flow(cfg, stages=stages)
+    with holding(cfg):
+        results = data_flow(cfg, stages=stages)
     for stage, res in results.items():
         print(f"{stage}: {res['counts']} -> {res['output_dir']}")
     from pipeline.report import print_report
@@ -120,7 +138,8 @@ def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
     from pipeline.train.launch import TrainingFailed, TrainingTimeout
 
     try:
-        results = training_flow(cfg, stages=stages)
+        with holding(cfg):
+            results = training_flow(cfg, stages=stages)
     except (TrainingFailed, TrainingTimeout, FileNotFoundError) as err:
         print(f"lmpipe: {stages[0]} failed: {err}", file=sys.stderr)
         return 1
@@ -133,7 +152,8 @@ def _run_scaling(cfg: PipelineConfig) -> int:
     from flows.scaling import scaling_flow
 
     try:
-        results = scaling_flow(cfg)
+        with holding(cfg):
+            results = scaling_flow(cfg)
     except FileNotFoundError as err:  # no <run>/tokenize yet
         print(f"lmpipe: scaling failed: {err}", file=sys.stderr)
         return 1
@@ -149,7 +169,8 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     _check_inputs(cfg, stages)
     from flows.end_to_end import pipeline_flow
 
-    state = pipeline_flow(cfg, stages=stages, return_state=True)
+    with holding(cfg):
+        state = pipeline_flow(cfg, stages=stages, return_state=True)
     from pipeline.report import print_report
 
     print_report(Path(cfg.run_dir))
@@ -191,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             from flows.deploy import serve_deployments
 
+            # prefect 3.8.8's SIGTERM handler calls its async `stop()` from inside the event
+            # loop (never awaited, then exits as it should): not worth a warning to the user.
+            warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
             serve_deployments(resolve(args), limit=args.limit)
         elif args.command in ("pretrain", "finetune", "evaluate"):
             return _run_training(resolve(args), [args.command])
@@ -199,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_training(resolve(args), ["register"])
         elif args.command in ("promote", "generate", "export-hf"):
             return registry_cli.run_command(args, resolve(args))
-    except (ConfigError, InputError) as err:
+    except (ConfigError, InputError, RunLockedError) as err:
         print(f"lmpipe: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -109,7 +109,8 @@ def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
 
 @contextmanager
 def holding(cfg: PipelineConfig) -> Iterator[None]:
-    """The run directory's lock, taken before Prefect starts: a second writer fails at once."""
+    """The run directory's lock, taken before Prefect is even imported: a second writer fails at
+    once (a flow takes it again, re-entrantly)."""
     with run_lock(cfg.run_dir) as lock:
         if lock.took_over:
             print(
@@ -122,9 +123,9 @@ def holding(cfg: PipelineConfig) -> Iterator[None]:
 
 def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     _check_inputs(cfg, stages)
-    from flows.data import data_flow  # Prefect is imported only when a flow runs
-
     with holding(cfg):
+        from flows.data import data_flow  # Prefect is imported only when a flow runs
+
         results = data_flow(cfg, stages=stages)
     for stage, res in results.items():
         print(f"{stage}: {res['counts']} -> {res['output_dir']}")
@@ -134,11 +135,12 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
 
 
 def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
-    from flows.train import training_flow
     from pipeline.train.launch import TrainingFailed, TrainingTimeout
 
     try:
         with holding(cfg):
+            from flows.train import training_flow
+
             results = training_flow(cfg, stages=stages)
     except (TrainingFailed, TrainingTimeout, FileNotFoundError) as err:
         print(f"lmpipe: {stages[0]} failed: {err}", file=sys.stderr)
@@ -149,10 +151,10 @@ def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
 
 
 def _run_scaling(cfg: PipelineConfig) -> int:
-    from flows.scaling import scaling_flow
-
     try:
         with holding(cfg):
+            from flows.scaling import scaling_flow
+
             results = scaling_flow(cfg)
     except FileNotFoundError as err:  # no <run>/tokenize yet
         print(f"lmpipe: scaling failed: {err}", file=sys.stderr)
@@ -167,9 +169,9 @@ def _run_scaling(cfg: PipelineConfig) -> int:
 
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     _check_inputs(cfg, stages)
-    from flows.end_to_end import pipeline_flow
-
     with holding(cfg):
+        from flows.end_to_end import pipeline_flow
+
         state = pipeline_flow(cfg, stages=stages, return_state=True)
     from pipeline.report import print_report
 

@@ -94,13 +94,7 @@ def run_register(
     tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
     # What this attempt registers: a rerun after a kill finds the run it logged by this key.
     key = fingerprint([inputs_fp, chash, str(rm.run_dir.resolve())])
-    # The fluent API follows the process-wide URI: point it at this registry, then restore it.
-    with using_tracking_uri(uri), temp_files_under(out / TMP_DIR):
-        mv, run_id = resume(client, rm, cfg, name, key)
-        if mv is None:
-            run_id, model_uri = log_pyfunc(rm, cfg, tags | {KEY_TAG: key})
-            mv = mlflow.register_model(model_uri, name, tags=tags)
-    model_uri = mv.source
+    mv, run_id, model_uri = _version_for(client, rm, cfg, name, key, tags, out)
     client.update_model_version(name, mv.version, description=model_card(rm, name))
     describe_registered_model(client, name)
     client.set_registered_model_alias(name, promote.CHALLENGER, mv.version)
@@ -120,6 +114,17 @@ def run_register(
     }
     _write_manifest(out, cfg, rm, record, tags, inputs_fp=inputs_fp, chash=chash, t0=t0)
     return _result(out, skipped=False)
+
+
+def _version_for(client, rm, cfg, name, key, tags, out) -> tuple[Any, str, str]:
+    """(model version, logging run id, logged model URI): the killed attempt's, else a new one."""
+    # The fluent API follows the process-wide URI: point it at this registry, then restore it.
+    with using_tracking_uri(tracking_uri(cfg)), temp_files_under(out / TMP_DIR):
+        mv, run_id = resume(client, rm, cfg, name, key)
+        if mv is not None:
+            return mv, run_id, mv.source
+        run_id, model_uri = log_pyfunc(rm, cfg, tags | {KEY_TAG: key})
+        return mlflow.register_model(model_uri, name, tags=tags), run_id, model_uri
 
 
 def _write_manifest(out, cfg, rm, record, tags, *, inputs_fp, chash, t0) -> None:

@@ -1,0 +1,86 @@
+"""The temporary Prefect API server lives exactly as long as the lmpipe process that started it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import REPO
+
+LMPIPE = Path(sys.executable).parent / "lmpipe"
+
+
+def api_server_of(proc: subprocess.Popen, timeout: float = 180) -> psutil.Process:
+    """The uvicorn child serving Prefect's API that `proc` started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "lmpipe ended before starting its API server"
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "prefect.server.api.server:create_app" in child.cmdline():
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.1)
+    raise TimeoutError("no Prefect API server child")
+
+
+def test_temporary_server_dies_when_lmpipe_is_sigkilled(tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "a", "text": "one small document"}\n')
+    lmpipe = subprocess.Popen(
+        [str(LMPIPE), "ingest", "--input", str(docs), "--output", str(tmp_path / "run")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = api_server_of(lmpipe)
+    os.kill(lmpipe.pid, signal.SIGKILL)  # the main process only, as the OOM killer does
+    lmpipe.wait()
+    try:
+        gone, _ = psutil.wait_procs([server], timeout=15)
+        assert gone, f"the API server (pid {server.pid}) outlived its killed parent"
+    finally:
+        if server.is_running():
+            server.kill()
+
+
+def test_serve_exits_quietly_within_seconds_of_sigterm(tmp_path):
+    log = tmp_path / "serve.log"
+    # DEBUG: the runner logs its first poll for scheduled runs, once it is fully started.
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "DEBUG"}
+    with open(log, "w") as out:
+        serve = subprocess.Popen(
+            [str(LMPIPE), "serve", "--config", str(REPO / "configs" / "demo.yaml")],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        server = api_server_of(serve)
+        deadline = time.monotonic() + 180
+        while "Discovered 0 scheduled flow runs" not in log.read_text():
+            assert serve.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        os.killpg(serve.pid, signal.SIGTERM)  # the whole group, as systemd or docker stop do
+        code = serve.wait(timeout=60)
+        elapsed = time.monotonic() - t0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert code in (0, -signal.SIGTERM), text[-3000:]
+    assert elapsed < 15, f"serve took {elapsed:.0f}s to exit"
+    assert "SIGTERM received" in text and "All deployments have been paused!" in text
+    # Before: the API server got the group's SIGTERM too, and the runner's shutdown retried
+    # its calls to it for over a minute, printing connection-error tracebacks.
+    assert "Traceback" not in text and "ConnectError" not in text, text[-3000:]
+    assert psutil.wait_procs([server], timeout=10)[0], "the API server outlived serve"

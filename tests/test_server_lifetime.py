@@ -9,26 +9,45 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 from tests.conftest import REPO
 
 LMPIPE = Path(sys.executable).parent / "lmpipe"
+APP = b"prefect.server.api.server:create_app"
 
 
-def api_server_of(proc: subprocess.Popen, timeout: float = 180) -> psutil.Process:
-    """The uvicorn child serving Prefect's API that `proc` started."""
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/PID/stat after the command name: [state, ppid, ...]."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def api_server_of(proc: subprocess.Popen, timeout: float = 180) -> int:
+    """The pid of the uvicorn child serving Prefect's API that `proc` started."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "lmpipe ended before starting its API server"
-        for child in psutil.Process(proc.pid).children(recursive=True):
+        for entry in Path("/proc").iterdir():
             try:
-                if "prefect.server.api.server:create_app" in child.cmdline():
-                    return child
-            except psutil.NoSuchProcess:
-                continue
+                if not entry.name.isdigit() or int(_stat(int(entry.name))[1]) != proc.pid:
+                    continue
+                if APP in (entry / "cmdline").read_bytes().split(b"\0"):
+                    return int(entry.name)
+            except OSError:
+                continue  # exited meanwhile
         time.sleep(0.1)
     raise TimeoutError("no Prefect API server child")
+
+
+def ended(pid: int, timeout: float) -> bool:
+    """Whether `pid` is gone (or a zombie) within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _stat(pid)[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_temporary_server_dies_when_lmpipe_is_sigkilled(tmp_path):
@@ -43,11 +62,10 @@ def test_temporary_server_dies_when_lmpipe_is_sigkilled(tmp_path):
     os.kill(lmpipe.pid, signal.SIGKILL)  # the main process only, as the OOM killer does
     lmpipe.wait()
     try:
-        gone, _ = psutil.wait_procs([server], timeout=15)
-        assert gone, f"the API server (pid {server.pid}) outlived its killed parent"
+        assert ended(server, 15), f"the API server (pid {server}) outlived its killed parent"
     finally:
-        if server.is_running():
-            server.kill()
+        if not ended(server, 0.1):
+            os.kill(server, signal.SIGKILL)
 
 
 def test_serve_exits_quietly_within_seconds_of_sigterm(tmp_path):
@@ -83,4 +101,4 @@ def test_serve_exits_quietly_within_seconds_of_sigterm(tmp_path):
     # Before: the API server got the group's SIGTERM too, and the runner's shutdown retried
     # its calls to it for over a minute, printing connection-error tracebacks.
     assert "Traceback" not in text and "ConnectError" not in text, text[-3000:]
-    assert psutil.wait_procs([server], timeout=10)[0], "the API server outlived serve"
+    assert ended(server, 10), "the API server outlived serve"

@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.registry import cli as registry_cli
-from pipeline.runlock import RunLockedError, describe, run_lock
+from pipeline.runlock import RunDirError, describe, run_lock
 from pipeline.stage import STAGE_ORDER
 
 
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_training(resolve(args), ["register"])
         elif args.command in ("promote", "generate", "export-hf"):
             return registry_cli.run_command(args, resolve(args))
-    except (ConfigError, InputError, RunLockedError) as err:
+    except (ConfigError, InputError, RunDirError) as err:
         print(f"lmpipe: error: {err}", file=sys.stderr)
         return 2
     return 0

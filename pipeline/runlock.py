@@ -31,7 +31,11 @@ _held: dict[str, list[int]] = {}
 _guard = threading.Lock()
 
 
-class RunLockedError(RuntimeError):
+class RunDirError(RuntimeError):
+    """The run directory cannot be locked: not creatable or writable, or in use."""
+
+
+class RunLockedError(RunDirError):
     """Another live process is writing the run directory."""
 
 
@@ -54,9 +58,7 @@ def describe(holder: dict[str, Any]) -> str:
 @contextmanager
 def run_lock(run_dir: str | Path, command: str | None = None) -> Iterator[RunLock]:
     """Hold `run_dir`'s lock for the block; RunLockedError at once when another process has it."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = (run_dir / LOCK_FILE).resolve()
+    path = (Path(run_dir) / LOCK_FILE).resolve()
     with _guard:
         entry = _held.get(str(path))
         if entry is not None:
@@ -71,7 +73,13 @@ def run_lock(run_dir: str | Path, command: str | None = None) -> Iterator[RunLoc
 
 
 def _acquire(path: Path, command: str) -> RunLock:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as err:  # read-only, a file in the way, a full disk: say so before any work
+        raise RunDirError(
+            f"cannot use run directory {path.parent}: {err.strerror} (config key `run_dir`)"
+        ) from err
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

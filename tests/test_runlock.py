@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.cli import main
 from pipeline.runlock import LOCK_FILE, run_lock
 from pipeline.stage import read_manifest
 from tests.conftest import SAMPLE_WARC
@@ -90,3 +91,15 @@ def test_second_run_fails_at_once_and_a_killed_holder_is_taken_over(tmp_path):
     assert f"lmpipe: warning: took over the lock of pid {holder.pid}" in third.stderr
     assert read_manifest(run / "ingest")["counts"]["documents"] == 1
     assert (run / LOCK_FILE).read_text() == ""
+
+
+def test_an_unusable_run_directory_is_one_clear_error_before_any_work(tmp_path, capsys):
+    docs, blocker = tmp_path / "docs.jsonl", tmp_path / "a-file"
+    docs.write_text('{"id": "a", "text": "one small document"}\n')
+    blocker.write_text("not a directory")
+    code = main(["ingest", "--input", str(docs), "--output", str(blocker / "run")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"lmpipe: error: cannot use run directory {blocker.resolve() / 'run'}: Not a directory"
+        " (config key `run_dir`)\n"
+    )

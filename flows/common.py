@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import logging
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging.handlers import PrefectConsoleHandler
 
+from flows.params import resolve_config
 from pipeline.config import ConfigError
 from pipeline.ingest.sources import InputError
+from pipeline.runlock import describe, run_lock
 from pipeline.stage import MissingUpstreamError, StageResult
 
 # Bad config or a missing input fails the same way every time: retrying only wastes time.
@@ -43,9 +49,9 @@ def progress_reporter(stage: str) -> Callable[[int, int, dict[str, Any]], None]:
     The artifact has a key (`<stage>-progress`), so the UI's Artifacts page lists it by stage and
     keeps its history across runs.
     """
-    artifact_id = create_progress_artifact(
-        0.0, key=f"{stage}-progress", description=f"{stage}: starting"
-    )
+    # Prefect keys are lowercase letters, digits and dashes (a scaling point is `d16-...-tpp0.02`).
+    key = re.sub(r"[^a-z0-9-]+", "-", f"{stage}-progress".lower())
+    artifact_id = create_progress_artifact(0.0, key=key, description=f"{stage}: starting")
 
     def report(done: int, total: int, counts: dict[str, Any]) -> None:
         shown = ", ".join(f"{k} {readable(v)}" for k, v in counts.items())
@@ -105,3 +111,37 @@ def wrap_console_formatters() -> None:
 
 
 wrap_console_formatters()  # Prefect configured its logging when it was imported, above
+
+
+# A flow waits this long for a busy run directory before it fails: the training that a finished
+# corpus refresh triggers may start while that refresh run is still returning (and releasing).
+FLOW_LOCK_WAIT_SECONDS = 30.0
+
+
+def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Flow decorator (below `@flow`): the run directory's lock for the whole flow run.
+
+    Flows started from the UI or a deployment take the same lock as the CLI, so a second run on
+    one directory fails at once naming the holder. The lock is re-entrant in a process: the
+    end-to-end flow's subflows (and a flow called by the CLI, which already holds it) go on.
+    """
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        given = bound.arguments
+        config = resolve_config(
+            given.get("config"), given.get("config_path"), given.get("overrides")
+        )
+        with run_lock(config.run_dir, f"flow {fn.__name__}", FLOW_LOCK_WAIT_SECONDS) as lock:
+            if lock.took_over:
+                get_run_logger().warning(
+                    "took over the lock of %s: that process is gone", describe(lock.took_over)
+                )
+            return fn(*args, **kwargs)
+
+    # Prefect builds the parameter model from the signature and resolves string annotations in
+    # the function's module; this module has none of the flow's types: give it resolved ones.
+    locked.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    return locked

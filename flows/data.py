@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from flows.caching import cache_key_fn, run_stage
-from flows.common import progress_reporter, retry_io_only, summary
+from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
 from flows.params import DATA_STAGES, DataStage, documented, resolve_config, wanted_stages
 from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
@@ -86,6 +86,7 @@ def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
 
 @flow(name="lmpipe-data", log_prints=True)
 @documented
+@holds_run_dir
 def data_flow(
     config: PipelineConfig | None = None,
     stages: list[DataStage] | None = None,

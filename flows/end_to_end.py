@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.common import holds_run_dir
 from flows.data import data_flow
 from flows.params import (
     DATA_STAGES,
@@ -21,6 +22,7 @@ from pipeline.config import PipelineConfig
 
 @flow(name="lmpipe-pipeline", log_prints=True)
 @documented
+@holds_run_dir
 def pipeline_flow(
     config: PipelineConfig | None = None,
     stages: list[Stage] | None = None,

@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import progress_reporter, summary
+from flows.common import holds_run_dir, progress_reporter, summary
 from flows.params import resolve_config
 from pipeline.config import PipelineConfig
 from pipeline.scaling.ladder import SCALING_DIR, LadderPoint, plan_ladder, point_config, point_dir
@@ -62,6 +62,7 @@ def fit_task(config: PipelineConfig, run_dir: str, parent: str) -> dict[str, Any
 
 
 @flow(name="lmpipe-scaling", log_prints=True)
+@holds_run_dir
 def scaling_flow(
     config: PipelineConfig | None = None,
     config_path: str | None = None,

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.caching import cache_key_fn, run_stage
-from flows.common import progress_reporter, summary
+from flows.common import holds_run_dir, progress_reporter, summary
 from flows.params import TRAINING_STAGES, TrainingStage, documented, resolve_config, wanted_stages
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
@@ -83,6 +83,7 @@ def pretrain_markdown(stage_dir: Path) -> str:
 
 @flow(name="lmpipe-train", log_prints=True)
 @documented
+@holds_run_dir
 def training_flow(
     config: PipelineConfig | None = None,
     stages: list[TrainingStage] | None = None,

@@ -6,16 +6,20 @@ import argparse
 import json
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.registry import cli as registry_cli
+from pipeline.runlock import RunDirError, describe, run_lock
 from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
 from pipeline.train.launch import NotEnoughTokens
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
-USER_ERRORS = (ConfigError, InputError, MissingUpstreamError, NotEnoughTokens)
+USER_ERRORS = (ConfigError, InputError, MissingUpstreamError, NotEnoughTokens, RunDirError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -114,11 +118,26 @@ def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
         upstream_fingerprint(Path(cfg.run_dir) / STAGE_ORDER[first - 1])
 
 
+@contextmanager
+def holding(cfg: PipelineConfig) -> Iterator[None]:
+    """The run directory's lock, taken before Prefect is even imported: a second writer fails at
+    once (a flow takes it again, re-entrantly)."""
+    with run_lock(cfg.run_dir) as lock:
+        if lock.took_over:
+            print(
+                f"lmpipe: warning: took over the lock of {describe(lock.took_over)}: that"
+                " process is gone",
+                file=sys.stderr,
+            )
+        yield
+
+
 def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     _check_inputs(cfg, stages)
-    from flows.data import data_flow  # Prefect is imported only when a flow runs
+    with holding(cfg):
+        from flows.data import data_flow  # Prefect is imported only when a flow runs
 
-    results = data_flow(cfg, stages=stages)
+        results = data_flow(cfg, stages=stages)
     for stage, res in results.items():
         print(f"{stage}: {res['counts']} -> {res['output_dir']}")
     from pipeline.report import print_report
@@ -127,11 +146,13 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
 
 
 def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
-    from flows.train import training_flow
     from pipeline.train.launch import TrainingFailed, TrainingTimeout
 
     try:
-        results = training_flow(cfg, stages=stages)
+        with holding(cfg):
+            from flows.train import training_flow
+
+            results = training_flow(cfg, stages=stages)
     except (TrainingFailed, TrainingTimeout, FileNotFoundError) as err:
         print(f"lmpipe: {stages[0]} failed: {err}", file=sys.stderr)
         return 1
@@ -141,10 +162,11 @@ def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
 
 
 def _run_scaling(cfg: PipelineConfig) -> int:
-    from flows.scaling import scaling_flow
-
     try:
-        results = scaling_flow(cfg)
+        with holding(cfg):
+            from flows.scaling import scaling_flow
+
+            results = scaling_flow(cfg)
     except FileNotFoundError as err:  # no <run>/tokenize yet
         print(f"lmpipe: scaling failed: {err}", file=sys.stderr)
         return 1
@@ -158,9 +180,10 @@ def _run_scaling(cfg: PipelineConfig) -> int:
 
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     _check_inputs(cfg, stages)
-    from flows.end_to_end import pipeline_flow
+    with holding(cfg):
+        from flows.end_to_end import pipeline_flow
 
-    state = pipeline_flow(cfg, stages=stages, return_state=True)
+        state = pipeline_flow(cfg, stages=stages, return_state=True)
     from pipeline.report import print_report
 
     print_report(Path(cfg.run_dir))
@@ -204,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             from flows.deploy import serve_deployments
 
+            # prefect 3.8.8's SIGTERM handler calls its async `stop()` from inside the event
+            # loop (never awaited, then exits as it should): not worth a warning to the user.
+            warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
             serve_deployments(resolve(args), limit=args.limit)
         elif args.command in ("pretrain", "finetune", "evaluate"):
             return _run_training(resolve(args), [args.command])
@@ -216,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"lmpipe: error: {error_line(err)}", file=sys.stderr)
-        return 2 if isinstance(err, ConfigError | InputError) else 1
+        return 2 if isinstance(err, ConfigError | InputError | RunDirError) else 1
     return 0
 
 

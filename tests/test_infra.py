@@ -25,13 +25,27 @@ def env_example() -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
-def load_compose() -> dict:
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?error}` (an error when VAR is unset)."""
+
+    def value(m: re.Match) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if env.get(name):
+            return env[name]
+        assert op != ":?", f"{name} unset: {arg}"
+        return arg if op == ":-" else ""
+
+    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", value, text)
+
+
+def load_compose(env: dict[str, str] | None = None) -> dict:
     """The compose file with ${VARS} interpolated from .env.example, as `docker compose` would."""
-    env = env_example()
+    env = env_example() if env is None else env
     text = (INFRA / "compose.yaml").read_text()
-    missing = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - set(env))
+    plain = set(re.findall(r"\$\{(\w+)\}", text))  # no default, no error: must be in .env
+    missing = sorted(plain - set(env))
     assert not missing, f"variables without a value in .env.example: {missing}"
-    return yaml.safe_load(re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], text))
+    return yaml.safe_load(interpolate(text, env))
 
 
 def test_compose_file_matches_the_compose_schema():
@@ -119,3 +133,70 @@ def test_worker_values_point_at_the_gpu_pool():
 def test_dockerfiles_pass_hadolint(dockerfile):
     out = subprocess.run([str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _published(svc: dict) -> list[str]:
+    return [str(p) for p in svc.get("ports", [])]
+
+
+def test_only_the_uis_are_published_on_loopback():
+    services = load_compose()["services"]
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"prefect-server", "mlflow"}
+    for name in published:
+        for port in _published(services[name]):
+            host = port.rsplit(":", 2)[0] if port.count(":") == 2 else ""
+            assert host == "127.0.0.1", f"{name} publishes {port!r}: not on loopback"
+    # Without UI_BIND_ADDRESS in .env the default is still loopback, never every interface.
+    env = {k: v for k, v in env_example().items() if k != "UI_BIND_ADDRESS"}
+    for name in published:
+        assert all(
+            p.startswith("127.0.0.1:") for p in _published(load_compose(env)["services"][name])
+        )
+
+
+def test_backend_services_are_on_the_internal_network_only():
+    compose = load_compose()
+    assert compose["networks"]["backend"]["internal"] is True
+    for name in ("postgres", "s3", "prefect-services", "create-bucket"):
+        assert compose["services"][name]["networks"] == ["backend"], name
+
+
+def test_servers_require_authentication():
+    services = load_compose()["services"]
+    env = env_example()
+    prefect = services["prefect-server"]["environment"]
+    assert prefect["PREFECT_SERVER_API_AUTH_STRING"] == env["PREFECT_AUTH_STRING"]
+    assert ":" in env["PREFECT_AUTH_STRING"]  # user:password, as basic auth sends it
+    for user in ("prefect-worker", "prefect-services"):
+        auth = services[user]["environment"]["PREFECT_API_AUTH_STRING"]
+        assert auth == env["PREFECT_AUTH_STRING"], user
+    mlflow = services["mlflow"]
+    assert "--app-name basic-auth" in mlflow["command"]
+    assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == env["MLFLOW_ADMIN_PASSWORD"]
+    worker = services["prefect-worker"]["environment"]
+    assert worker["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_ADMIN_PASSWORD"]
+    auth_ini = mlflow["volumes"][0].split(":")[0]
+    assert "basic_auth.db" in (INFRA / auth_ini).read_text()
+    assert "mlflow[auth]" in (INFRA / "Dockerfile.mlflow").read_text()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["POSTGRES_PASSWORD", "PREFECT_AUTH_STRING", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"],
+)
+def test_a_missing_secret_stops_compose(secret):
+    """Each secret is `${VAR:?...}` where it guards a server: compose stops without it."""
+    text = (INFRA / "compose.yaml").read_text()
+    guards = re.findall(r"\$\{" + secret + r":\?[^}]*\}", text)
+    assert guards, f"{secret} has no ${{{secret}:?...}} guard"
+    env = {k: v for k, v in env_example().items() if k != secret}
+    with pytest.raises(AssertionError, match=f"{secret} unset"):
+        interpolate(guards[0], env)
+
+
+def test_secrets_file_is_not_committed():
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "-q", "infra/.env"], capture_output=True
+    )
+    assert ignored.returncode == 0, "infra/.env is not ignored by git"

@@ -82,18 +82,30 @@ def _number(value: Any) -> float | None:
 
 
 def apply(client: MlflowClient, name: str, version: str, decision: Promotion, how: str) -> None:
-    """Record the decision on the version; move `champion` when it says so."""
-    client.set_model_version_tag(
-        name, version, TAG + "promotion", how if decision.promote else "no"
-    )
-    client.set_model_version_tag(name, version, TAG + "promotion.reason", decision.reason)
-    if not decision.promote:
-        return
-    client.set_registered_model_alias(name, CHAMPION, version)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    client.set_model_version_tag(name, version, TAG + "promotion.at", stamp)
-    if decision.previous:
-        client.set_model_version_tag(name, version, TAG + "promotion.previous", decision.previous)
+    """Record the decision on the version; move `champion` when it says so.
+
+    The reason tag is written after the others and before the alias: a version with a reason
+    holds the whole decision, which a rerun after a kill completes (`recorded`) as it is.
+    """
+    tags = {TAG + "promotion": how if decision.promote else "no"}
+    if decision.promote:
+        tags[TAG + "promotion.at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if decision.previous:
+            tags[TAG + "promotion.previous"] = decision.previous
+    tags[TAG + "promotion.reason"] = decision.reason
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def recorded(version_tags: dict[str, str]) -> Promotion | None:
+    """The decision already written on a version (see `apply`), or None."""
+    reason = version_tags.get(TAG + "promotion.reason")
+    if reason is None:
+        return None
+    promoted = version_tags.get(TAG + "promotion", "no") != "no"
+    return Promotion(promoted, reason, version_tags.get(TAG + "promotion.previous"))
 
 
 def force_promote(client: MlflowClient, name: str, version: str, note: str = "") -> Promotion:

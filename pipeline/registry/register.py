@@ -9,6 +9,7 @@ registered and why it did or did not become champion.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,8 +33,12 @@ from pipeline.registry.lineage import (
     model_card,
 )
 from pipeline.stage import StageResult, fingerprint, manifest_matches, read_manifest, write_manifest
+from pipeline.tracking_store import default_uri, ensure_store
 
 STAGE = "register"
+KEY_TAG = TAG + "register.key"
+"""Tag of the MLflow run logging a model: which run directory, weights, gate and registry."""
+TMP_DIR = ".tmp"
 
 
 @contextmanager
@@ -57,11 +62,11 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
 
 
 def tracking_uri(cfg: RegistryConfig) -> str:
-    return cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    return cfg.tracking_uri or default_uri()
 
 
 def client_for(cfg: RegistryConfig) -> MlflowClient:
-    uri = tracking_uri(cfg)
+    uri = ensure_store(tracking_uri(cfg))
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -87,15 +92,13 @@ def run_register(
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
     tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
-    # The fluent API follows the process-wide URI: point it at this registry, then restore it.
-    with using_tracking_uri(uri):
-        run_id, model_uri = log_pyfunc(rm, cfg, tags)
-        mv = mlflow.register_model(model_uri, name, tags=tags)
+    # What this attempt registers: a rerun after a kill finds the run it logged by this key.
+    key = fingerprint([inputs_fp, chash, str(rm.run_dir.resolve())])
+    mv, run_id, model_uri = _version_for(client, rm, cfg, name, key, tags, out)
     client.update_model_version(name, mv.version, description=model_card(rm, name))
     describe_registered_model(client, name)
     client.set_registered_model_alias(name, promote.CHALLENGER, mv.version)
-    decision = promote.decide(client, name, rm.gate, cfg)
-    promote.apply(client, name, mv.version, decision, how="auto")
+    decision = complete_decision(client, name, str(mv.version), rm.gate, cfg)
     record = {
         "model_name": name,
         "version": str(mv.version),
@@ -111,6 +114,17 @@ def run_register(
     }
     _write_manifest(out, cfg, rm, record, tags, inputs_fp=inputs_fp, chash=chash, t0=t0)
     return _result(out, skipped=False)
+
+
+def _version_for(client, rm, cfg, name, key, tags, out) -> tuple[Any, str, str]:
+    """(model version, logging run id, logged model URI): the killed attempt's, else a new one."""
+    # The fluent API follows the process-wide URI: point it at this registry, then restore it.
+    with using_tracking_uri(tracking_uri(cfg)), temp_files_under(out / TMP_DIR):
+        mv, run_id = resume(client, rm, cfg, name, key)
+        if mv is not None:
+            return mv, run_id, mv.source
+        run_id, model_uri = log_pyfunc(rm, cfg, tags | {KEY_TAG: key})
+        return mlflow.register_model(model_uri, name, tags=tags), run_id, model_uri
 
 
 def _write_manifest(out, cfg, rm, record, tags, *, inputs_fp, chash, t0) -> None:
@@ -158,6 +172,75 @@ def log_pyfunc(rm: RunModel, cfg: RegistryConfig, tags: dict[str, str]) -> tuple
                 metadata={"source_stage": rm.source_stage, "run_dir": str(rm.run_dir.resolve())},
             )
     return run.info.run_id, info.model_uri
+
+
+def resume(
+    client: MlflowClient, rm: RunModel, cfg: RegistryConfig, name: str, key: str
+) -> tuple[Any, str | None]:
+    """The version (and run) an earlier, killed attempt registered under `key`, or (None, None).
+
+    Its logging runs still RUNNING were killed mid-upload: they end FAILED with their pending
+    logged models, and this attempt logs the model again.
+    """
+    experiment_id, _ = _logging_experiment(client, rm, cfg)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}'")
+    for run in runs:
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'")
+        if found:
+            return found[0], run.info.run_id
+    for run in runs:
+        if run.info.status == "RUNNING":
+            _end_failed(client, experiment_id, run.info.run_id)
+    return None, None
+
+
+def _end_failed(client: MlflowClient, experiment_id: str, run_id: str) -> None:
+    from mlflow.entities import LoggedModelStatus
+
+    models = client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    for model in models:
+        if model.status != LoggedModelStatus.READY:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+    client.set_terminated(run_id, status="FAILED")
+
+
+def complete_decision(
+    client: MlflowClient, name: str, version: str, gate: dict[str, Any], cfg: RegistryConfig
+) -> promote.Promotion:
+    """Decide `champion` for a new version; for a resumed one, finish the decision it recorded.
+
+    A recorded promotion moves the alias only while `champion` is still where it was when the
+    decision was made (a kill came between the two): never back over a later champion.
+    """
+    done = promote.recorded(client.get_model_version(name, version).tags)
+    if done is None:
+        decision = promote.decide(client, name, gate, cfg)
+        promote.apply(client, name, version, decision, how="auto")
+        return decision
+    champ = promote.alias_version(client, name, promote.CHAMPION)
+    if done.promote and (str(champ.version) if champ else None) == done.previous:
+        client.set_registered_model_alias(name, promote.CHAMPION, version)
+    return done
+
+
+@contextmanager
+def temp_files_under(parent: Path) -> Iterator[None]:
+    """Temporary files (ours and MLflow's staging copies of the model) under `parent` meanwhile.
+
+    A killed attempt leaves them there, where the next attempt deletes them first, instead of
+    megabytes in the system's temp directory. `tempfile.tempdir` is process-wide: registration
+    is the last stage, nothing else of the run makes temporary files at the same time.
+    """
+    shutil.rmtree(parent, ignore_errors=True)
+    parent.mkdir(parents=True)
+    saved, tempfile.tempdir = tempfile.tempdir, str(parent)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def _logging_experiment(

@@ -7,24 +7,24 @@ Each ladder point's training run names it in the tag `mlflow.parentRunId` (set b
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pipeline.stage import write_json_atomic
+from pipeline.tracking_store import default_uri, ensure_store
 
 PARENT_FILE = "mlflow_parent.json"
 
 
 def tracking_uri() -> str:
     """The same store pretraining logs to (MLFLOW_TRACKING_URI, else ./mlflow.db)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    return default_uri()
 
 
 def _client():
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri())
+    return MlflowClient(ensure_store(tracking_uri()))
 
 
 def parent_run(scaling_dir: Path, experiment: str, run_name: str, params: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, Strategy
 
 from pipeline.model import DecoderLayer
+from pipeline.tracking_store import default_uri, ensure_store
 from pipeline.train.config import PretrainConfig
 
 CHECKPOINT_DIR = "checkpoints"
@@ -101,7 +102,7 @@ def mlflow_loggers(cfg: PretrainConfig, out_dir: Path, run_name: str) -> list[ML
     """The MLflow logger; a resumed run keeps logging into the MLflow run it started."""
     if not cfg.mlflow:
         return []
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    uri = ensure_store(default_uri())  # concurrent first runs: one creates the sqlite tables
     saved = Path(out_dir) / MLFLOW_RUN_FILE
     run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
     # MLflow nests a run under the run named by this tag (UI tree, search by parent).

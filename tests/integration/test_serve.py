@@ -202,7 +202,10 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         wait_for("training to stop", lambda: not training_pids(edited_dir) or None, 90, every=1)
         assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
         assert server.finish(triggered[0]["id"], timeout=120) == "CANCELLED"
-        assert not (run_dir / "pretrain" / "launch_config.json").read_text().count("100000")
+        # ... and the default run directory kept its own (short) training.
+        default_run = json.loads((run_dir / "pretrain" / "launch_config.json").read_text())
+        assert default_run["run_dir"] == str(run_dir)
+        assert default_run["pretrain"]["max_steps"] == 30
     finally:
         stop_serve(serve, [run_dir, edited_dir])
 

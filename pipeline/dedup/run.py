@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.base_config import config_hash
@@ -42,35 +41,20 @@ from pipeline.dedup.references import reference_files, signature_params
 from pipeline.dedup.signatures import SignatureFile, SignatureStore
 from pipeline.parallel import map_units
 from pipeline.stage import (
+    Progress,
     StageResult,
     UnitLedger,
+    check_input_schema,
     fingerprint,
     list_shards,
     manifest_matches,
     prepare_stage_dir,
-    read_manifest,
     sum_counts,
     upstream_fingerprint,
     write_manifest,
 )
 
-Progress = Callable[[int, int, dict[str, int]], None]
 WORK = "_work"
-
-
-def check_input_schema(shards: list[Path]) -> None:
-    """A clear error when an input shard lacks a string `id` or `text` column (a contract bug)."""
-    for path in shards:
-        try:
-            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
-        except (OSError, pa.ArrowException):
-            continue  # unreadable: counted as one rejected record by its unit
-        for name in ("id", "text"):
-            if name not in schema.names:
-                raise ValueError(f"{path}: input shard has no `{name}` column; dedup needs both")
-            kind = schema.field(name).type
-            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-                raise ValueError(f"{path}: column `{name}` is {kind}, not a string")
 
 
 class PhaseRunner:
@@ -170,9 +154,9 @@ def run_dedup(
     inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "references": ref_runs})
     chash = config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     shards = list_shards(in_dir)
-    check_input_schema(shards)
+    check_input_schema(shards, STAGE, ("id", "text"), strings=("id", "text"))
     prepare_stage_dir(out_dir, inputs_fp, chash)
     for sub in ("signatures", "bands"):
         (out_dir / WORK / sub).mkdir(parents=True, exist_ok=True)
@@ -185,7 +169,7 @@ def run_dedup(
     runner.run("output", write_unit, _output_jobs(cfg, store, shards, out_dir, runner.ledger))
     _write_manifest(cfg, out_dir, shards, store, ref_runs, inputs_fp=inputs_fp, chash=chash, t0=t0)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return _result(out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, t0) -> None:
@@ -214,8 +198,3 @@ def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, 
         ),
         wall_seconds=round(time.time() - t0, 3),
     )
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

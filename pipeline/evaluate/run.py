@@ -116,7 +116,7 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
     inputs = evaluate_inputs(run_dir)
     inputs_fp, chash = fingerprint(inputs), config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     t0 = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
     ft = read_manifest(run_dir / "finetune") or {}
@@ -154,7 +154,7 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),
         wall_seconds=round(time.time() - t0, 3),
     )
-    return _result(out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _log_to_mlflow(run: dict[str, Any], metrics: dict[str, float], gate: dict) -> dict:
@@ -169,8 +169,3 @@ def _log_to_mlflow(run: dict[str, Any], metrics: dict[str, float], gate: dict) -
     client.log_metric(run["run_id"], "eval/gate_passed", float(gate["passed"]))
     client.set_tag(run["run_id"], "gate_passed", str(gate["passed"]).lower())
     return run
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -6,7 +6,7 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import WarcReader, WholeFileGzip
 from pipeline.parallel import map_units
 from pipeline.stage import (
+    Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
@@ -33,13 +34,11 @@ from pipeline.stage import (
     fingerprint,
     manifest_matches,
     prepare_stage_dir,
-    read_manifest,
     sum_counts,
     write_manifest,
 )
 
 STAGE = "ingest"
-Progress = Callable[[int, int, dict[str, int]], None]
 
 
 def unit_key(url: str) -> str:
@@ -158,7 +157,7 @@ def run_ingest(
     fps = [input_fingerprint(url, cfg.network_timeout_seconds) for url in files]
     inputs_fp, chash = fingerprint(fps), config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     prepare_stage_dir(out_dir, inputs_fp, chash)
     ledger = UnitLedger(out_dir)
     todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
@@ -181,9 +180,4 @@ def run_ingest(
         output_fingerprint=fingerprint([(i["url"], i["documents"], i["shards"]) for i in infos]),
         wall_seconds=round(time.time() - t0, 3),
     )
-    return _result(out_dir, skipped=False)
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)
+    return StageResult.from_dir(STAGE, out_dir)

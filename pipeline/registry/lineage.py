@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.stage import MissingUpstreamError, read_manifest
+from pipeline.stage import MissingUpstreamError, file_sha256, read_manifest
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
     "model.safetensors",
@@ -31,14 +31,6 @@ NOT_EVALUATED = {
     "rule": "not evaluated",
 }
 TAG = "lmpipe."  # prefix of every lineage tag
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(repo: Path | None = None) -> str | None:

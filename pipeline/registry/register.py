@@ -88,7 +88,7 @@ def run_register(
     chash = fingerprint([config_hash(cfg), name, uri])
     client = client_for(cfg)
     if manifest_matches(out, inputs_fp, chash) and _still_registered(client, out):
-        return _result(out, skipped=True)
+        return StageResult.from_dir(STAGE, out, skipped=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
     tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
@@ -113,7 +113,7 @@ def run_register(
         "previous_champion": decision.previous,
     }
     _write_manifest(out, cfg, rm, record, tags, inputs_fp=inputs_fp, chash=chash, t0=t0)
-    return _result(out, skipped=False)
+    return StageResult.from_dir(STAGE, out)
 
 
 def _version_for(client, rm, cfg, name, key, tags, out) -> tuple[Any, str, str]:
@@ -281,11 +281,6 @@ def _still_registered(client: MlflowClient, out: Path) -> bool:
     except MlflowException:
         return False
     return True
-
-
-def _result(out: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out) or {}
-    return StageResult(STAGE, out, m.get("counts", {}), m.get("reasons", {}), skipped)
 
 
 def registered_summary(out: Path) -> dict[str, Any]:

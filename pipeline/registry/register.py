@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.base_config import config_hash
+from pipeline.layout import RunLayout
 from pipeline.registry import package, promote
 from pipeline.registry.config import RegistryConfig
 from pipeline.registry.lineage import (
@@ -81,7 +82,7 @@ def run_register(
     """Register the final model of `run_dir` as a new version of `name` (skipped when unchanged)."""
     t0 = time.time()
     rm = locate(Path(run_dir))
-    out = Path(output_dir or Path(run_dir) / STAGE)
+    out = Path(output_dir or RunLayout(run_dir).register)
     name = name or cfg.model_name
     uri = tracking_uri(cfg)
     inputs_fp = rm.inputs_fingerprint()

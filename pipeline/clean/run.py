@@ -28,8 +28,7 @@ from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
 from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
-from pipeline.parallel import executor as parallel_executor
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     RejectedLedger,
@@ -264,7 +263,12 @@ def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, 
 
 
 def _run_units_ray(
-    cfg: CleanConfig, shards: list[Path], stage_dir: Path, total: int, progress: Progress | None
+    cfg: CleanConfig,
+    shards: list[Path],
+    stage_dir: Path,
+    total: int,
+    progress: Progress | None,
+    parallel: ParallelConfig,
 ) -> list[str]:
     """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
     bar = tqdm(total=total, unit="doc", desc=STAGE)
@@ -272,7 +276,7 @@ def _run_units_ray(
     keys: dict[int, list[str]] = {}
     items = [(cfg, str(path), str(stage_dir)) for path in shards]
     try:
-        for i, infos in map_units(clean_shard, items, cfg.workers):
+        for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
             keys[i] = [info["key"] for info in infos]
             for info in infos:
                 bar.update(info["records_in"])
@@ -285,11 +289,16 @@ def _run_units_ray(
 
 
 def _run_units(
-    cfg: CleanConfig, shards: list[Path], stage_dir: Path, total: int, progress: Progress | None
+    cfg: CleanConfig,
+    shards: list[Path],
+    stage_dir: Path,
+    total: int,
+    progress: Progress | None,
+    parallel: ParallelConfig,
 ) -> list[str]:
     """Clean every unfinished unit; returns the keys of all units, in order."""
-    if parallel_executor() == "ray":
-        return _run_units_ray(cfg, shards, stage_dir, total, progress)
+    if parallel.executor == "ray":
+        return _run_units_ray(cfg, shards, stage_dir, total, progress, parallel)
     ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg)
     bar = tqdm(total=total, unit="doc", desc=STAGE)
     done: Counter[str] = Counter()
@@ -332,6 +341,8 @@ def run_clean(
     input_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
     t0 = time.time()
@@ -345,7 +356,7 @@ def run_clean(
     check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
     prepare_stage_dir(out_dir, inputs_fp, chash)
     total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
-    keys = _run_units(cfg, shards, out_dir, total, progress)
+    keys = _run_units(cfg, shards, out_dir, total, progress, parallel or ParallelConfig())
     infos = [UnitLedger(out_dir).finished(k) for k in keys]
     _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, time.time() - t0)
     return StageResult.from_dir(STAGE, out_dir)

@@ -39,7 +39,7 @@ from pipeline.dedup.phases import (
 )
 from pipeline.dedup.references import reference_files, signature_params
 from pipeline.dedup.signatures import SignatureFile, SignatureStore
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     StageResult,
@@ -62,8 +62,15 @@ class PhaseRunner:
     Ray), skipping units finished before, and turns each finished unit into a tqdm step and a
     `progress(done, total, counts)` call."""
 
-    def __init__(self, cfg: DedupConfig, stage_dir: Path, total: int, progress: Progress | None):
-        self.workers, self.ledger = cfg.workers, UnitLedger(stage_dir)
+    def __init__(
+        self,
+        cfg: DedupConfig,
+        stage_dir: Path,
+        total: int,
+        progress: Progress | None,
+        parallel: ParallelConfig | None = None,
+    ):
+        self.workers, self.ledger, self.parallel = cfg.workers, UnitLedger(stage_dir), parallel
         self.total, self.progress = total, progress
         self.done: Counter[str] = Counter()
 
@@ -72,7 +79,7 @@ class PhaseRunner:
         todo = [(job,) for unit, job in jobs if self.ledger.finished(unit) is None]
         self._advance(phase, len(jobs) - len(todo))
         bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=not todo)
-        for _ in map_units(fn, todo, self.workers):
+        for _ in map_units(fn, todo, self.workers, self.parallel):
             bar.update(1)
             self._advance(phase, 1)
         bar.close()
@@ -146,6 +153,8 @@ def run_dedup(
     input_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
     t0 = time.time()
@@ -162,7 +171,8 @@ def run_dedup(
         (out_dir / WORK / sub).mkdir(parents=True, exist_ok=True)
     for sub in ("clusters", "index"):
         (out_dir / sub).mkdir(exist_ok=True)
-    runner = PhaseRunner(cfg, out_dir, 2 * len(shards) + cfg.lsh_shape()[0], progress)
+    units = 2 * len(shards) + cfg.lsh_shape()[0]
+    runner = PhaseRunner(cfg, out_dir, units, progress, parallel)
     runner.run("signatures", signature_unit, _signature_jobs(cfg, shards, out_dir))
     store = _store(refs, shards, runner.ledger, out_dir)
     _cluster(cfg, store, out_dir, runner)

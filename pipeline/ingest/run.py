@@ -24,7 +24,7 @@ from pipeline.ingest.sources import (
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import WarcReader, WholeFileGzip
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     RejectedLedger,
@@ -127,7 +127,13 @@ def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     return info
 
 
-def _run_units(cfg: IngestConfig, todo: list[dict], out_dir: Path, progress: Progress | None):
+def _run_units(
+    cfg: IngestConfig,
+    todo: list[dict],
+    out_dir: Path,
+    progress: Progress | None,
+    parallel: ParallelConfig | None,
+) -> None:
     total_bytes = sum(fp.get("size") or 0 for fp in todo)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=not todo)
     done: Counter[str] = Counter()
@@ -139,7 +145,7 @@ def _run_units(cfg: IngestConfig, todo: list[dict], out_dir: Path, progress: Pro
             progress(done["files"], len(todo), dict(done))
 
     items = [(cfg, fp["url"], out_dir) for fp in todo]
-    for i, info in map_units(ingest_file, items, cfg.workers):
+    for i, info in map_units(ingest_file, items, cfg.workers, parallel):
         finished(todo[i], info)
     bar.close()
 
@@ -149,8 +155,12 @@ def run_ingest(
     inputs: list[str],
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
-    """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable)."""
+    """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable).
+
+    `parallel`: where the files are read (local worker processes by default, or Ray)."""
     t0 = time.time()
     out_dir = Path(output_dir)
     files = resolve_inputs(inputs, cfg.network_timeout_seconds)
@@ -161,7 +171,7 @@ def run_ingest(
     prepare_stage_dir(out_dir, inputs_fp, chash)
     ledger = UnitLedger(out_dir)
     todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
-    _run_units(cfg, todo, out_dir, progress)
+    _run_units(cfg, todo, out_dir, progress, parallel)
     infos = [ledger.finished(unit_key(url)) for url in files]
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")} | {
         "files": len(files)

@@ -12,7 +12,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.base_config import config_hash
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     StageResult,
@@ -83,7 +83,12 @@ def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) 
     return tokenizer_info(path)
 
 
-def _run_units(cfg: TokenizeConfig, todo: list[EncodeJob], progress: Progress | None) -> None:
+def _run_units(
+    cfg: TokenizeConfig,
+    todo: list[EncodeJob],
+    progress: Progress | None,
+    parallel: ParallelConfig | None,
+) -> None:
     bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=not todo)
     done: Counter[str] = Counter()
 
@@ -96,8 +101,8 @@ def _run_units(cfg: TokenizeConfig, todo: list[EncodeJob], progress: Progress | 
         if progress:
             progress(done["shards"], len(todo), dict(done))
 
-    # Worker processes (spawned) or Ray tasks, as `pipeline.parallel` is configured.
-    for _, info in map_units(encode_shard, [(job,) for job in todo], cfg.workers):
+    # Worker processes (spawned) or Ray tasks, as `parallel` says.
+    for _, info in map_units(encode_shard, [(job,) for job in todo], cfg.workers, parallel):
         finished(info)
     bar.close()
 
@@ -135,6 +140,8 @@ def run_tokenize(
     input_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
     t0 = time.time()
@@ -153,7 +160,7 @@ def run_tokenize(
     tok = prepare_tokenizer(cfg, shards, out_dir)
     jobs = _jobs(cfg, shards, out_dir, tok)
     ledger = UnitLedger(out_dir)
-    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress)
+    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
     infos = [ledger.finished(j.unit) for j in jobs]
     _write_manifest(cfg, out_dir, infos, tok, inputs_fp=inputs_fp, chash=chash, t0=t0)
     return StageResult.from_dir(STAGE, out_dir)

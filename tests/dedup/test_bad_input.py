@@ -6,9 +6,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import Doc
 from pipeline.stage import fingerprint, write_manifest
 from tests.dedup.conftest import clean_dir, read_dir, rejected_by_id
+from tests.dedup.labeled import Doc
 
 FAST = {"workers": 1}
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
+from flows.cli import DATA_STAGE_COMMANDS, main
 from flows.data import DATA_STAGES
-from pipeline.cli import DATA_STAGE_COMMANDS, main
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.dedup import DedupConfig
-from pipeline.dedup.labeled import Doc
 from pipeline.report import render_markdown
 from tests.dedup.conftest import clean_dir
+from tests.dedup.labeled import Doc
 
 
 def test_config_section_is_typed_documented_and_named_in_errors():

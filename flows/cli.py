@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for stage, help_text in DATA_STAGE_COMMANDS.items():
         _config_args(sub.add_parser(stage, help=help_text))
-    _config_args(sub.add_parser("data", help="ingest -> clean -> dedup into a curated corpus"))
+    data_help = "ingest -> clean -> dedup -> tokenize: the curated corpus and its token shards"
+    _config_args(sub.add_parser("data", help=data_help))
     pretrain = sub.add_parser("pretrain", help="pretrain the model on <run>/tokenize (Lightning)")
     _config_args(pretrain, io=False)
     pretrain.add_argument("--output", help="run directory (reads <output>/tokenize)")

@@ -19,8 +19,8 @@ def stage_rows(run_dir: Path) -> list[dict]:
         rows.append(
             {
                 "stage": stage,
-                "in": counts.get("records_in", counts.get("documents_in", 0)),
-                "out": counts.get("documents", counts.get("documents_out", 0)),
+                "in": counts.get("records_in", 0),
+                "out": counts.get("documents", 0),
                 "rejected": counts.get("rejected", 0),
                 "skipped": sum(m.get("skipped_records", {}).values()),
                 "reasons": m.get("reasons", {}),

@@ -56,11 +56,11 @@ def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
     bound = base + sign * gate.threshold if base is not None else gate.threshold
     passed = value > bound if gate.higher_is_better else value < bound
     word = "above" if gate.higher_is_better else "below"
-    against = f"{gate.baseline} ({base:.4f})" if base is not None else "the threshold"
-    margin = f" by more than {gate.threshold:g}" if base is not None and gate.threshold else ""
-    rule = f"{gate.metric} ({value:.4f}) must be {word} {against}{margin}"
     if base is None:
         rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.threshold:g}"
+    else:
+        margin = f" by more than {gate.threshold:g}" if gate.threshold else ""
+        rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.baseline} ({base:.4f}){margin}"
     return {
         "metric": gate.metric,
         "value": value,

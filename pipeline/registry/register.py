@@ -48,18 +48,30 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
 
     (`mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI, and setting None deletes it.)
     """
-    from mlflow.tracking._tracking_service import utils
-
-    saved_global, saved_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    saved_uri, saved_env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        utils._tracking_uri = saved_global
-        if saved_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+        _restore_tracking_uri(saved_uri, saved_env)
+
+
+def _restore_tracking_uri(saved_uri: str, saved_env: str | None) -> None:
+    """The URI in effect before, with MLflow's public API only: unset, so the fluent API reads
+    MLFLOW_TRACKING_URI (or MLflow's default) again as it did, unless that gives another URI
+    than before (one had been set explicitly): then that URI is set again."""
+    mlflow.set_tracking_uri(None)
+    _set_env(saved_env)
+    if mlflow.get_tracking_uri() != saved_uri:
+        mlflow.set_tracking_uri(saved_uri)
+        _set_env(saved_env)
+
+
+def _set_env(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = value
 
 
 def tracking_uri(cfg: RegistryConfig) -> str:

@@ -39,8 +39,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import CLEAN_SCHEMA, Doc, build_variants, load_pages, write_clean_run
 from pipeline.stage import fingerprint, write_manifest
+from tests.dedup.labeled import CLEAN_SCHEMA, Doc, build_variants, load_pages, write_clean_run
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = [REPO / "data" / "sample" / "python-docs.warc.gz", REPO / "tests" / "data" / "warc"]

@@ -1,13 +1,15 @@
 """Precision / recall / F1 of near-duplicate pair detection on a labeled set built from real pages.
 
-The set (pipeline/dedup/labeled.py documents how): the 350 Python docs pages of the bundled
+The set (tests/dedup/labeled.py documents how): the 350 Python docs pages of the bundled
 sample and the tests' web captures as base pages, two constructed variants of each (exact copy,
 other navigation, paragraphs removed, numbers changed, words edited), and non-duplicate pairs
 (each page with its most similar other page, random pages). Ground truth of a pair: the true
 Jaccard of the word 5-gram shingle sets >= `--threshold`. The whole set goes through `run_dedup`
 as clean shards; a pair is detected when both documents end in the same cluster.
 
-    .venv/bin/python benchmarks/dedup_quality.py [--threshold 0.75]
+    .venv/bin/python -m benchmarks.dedup_quality [--threshold 0.75]   # from the repo root
+
+(`-m`: the labeled set is `tests/dedup/labeled.py`, imported as `tests.dedup.labeled`.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import (
+from tests.dedup.labeled import (
     build_variants,
     cluster_map,
     ground_truth_sets,

@@ -22,21 +22,23 @@ from pathlib import Path
 from pipeline.clean import CleanConfig, run_clean
 from pipeline.config import load_config
 from pipeline.ingest import run_ingest
-from pipeline.parallel import ParallelConfig, configure
+from pipeline.parallel import ParallelConfig
 from tests.helpers import tree_digest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
 
 
-def run_once(inputs: list[str], out: Path, workers: int, clean_cfg: CleanConfig) -> dict:
+def run_once(
+    inputs: list[str], out: Path, workers: int, clean_cfg: CleanConfig, parallel: ParallelConfig
+) -> dict:
     demo = load_config(REPO / "configs" / "demo.yaml")
     ingest_cfg = demo.ingest.model_copy(update={"workers": workers})
     clean_cfg = clean_cfg.model_copy(update={"workers": workers})
     t0 = time.perf_counter()
-    ing = run_ingest(ingest_cfg, inputs, out / "ingest")
+    ing = run_ingest(ingest_cfg, inputs, out / "ingest", parallel=parallel)
     t1 = time.perf_counter()
-    cln = run_clean(clean_cfg, out / "ingest", out / "clean")
+    cln = run_clean(clean_cfg, out / "ingest", out / "clean", parallel=parallel)
     t2 = time.perf_counter()
     return {
         "docs": ing.counts["documents"],
@@ -67,10 +69,11 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t0
         for executor in ("process", "ray"):
-            configure(ParallelConfig(executor=executor))
+            parallel = ParallelConfig(executor=executor)
             for workers in (1, 2):
                 out = tmp / f"{executor}-{workers}"
-                rows.append((executor, workers, run_once(inputs, out, workers, clean_cfg)))
+                result = run_once(inputs, out, workers, clean_cfg, parallel)
+                rows.append((executor, workers, result))
                 shutil.rmtree(out / "ingest")
         ray.shutdown()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

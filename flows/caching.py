@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.base_config import config_hash
+from pipeline.layout import RunLayout
 from pipeline.stage import STAGE_ORDER, fingerprint, read_manifest, write_json_atomic
 
 # The config sections that determine a stage's output.
@@ -34,7 +35,7 @@ def _upstream_digest(run_dir: Path, stage: str) -> Any:
     if stage == "ingest":
         return None  # the inputs section's files, see `_inputs_digest`
     upstream = STAGE_ORDER[STAGE_ORDER.index(stage) - 1]
-    m = read_manifest(run_dir / upstream)
+    m = read_manifest(RunLayout(run_dir).stage(upstream))
     if m is None:
         return "absent"
     if "output_fingerprint" in m:
@@ -81,12 +82,12 @@ def cache_key_fn(context: Any, parameters: dict[str, Any]) -> str | None:
 
 
 def _marker(run_dir: str | Path, stage: str) -> Path:
-    return Path(run_dir) / stage / MARKER
+    return RunLayout(run_dir).stage(stage) / MARKER
 
 
 def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
     """True when `<run>/<stage>` is the finished output that the cache entry `key` describes."""
-    m = read_manifest(Path(run_dir) / stage)
+    m = read_manifest(RunLayout(run_dir).stage(stage))
     path = _marker(run_dir, stage)
     if m is None or not path.is_file():
         return False
@@ -99,7 +100,7 @@ def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
 
 def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:
     """Record that `<run>/<stage>` (as it is now) is the output cached under `key`."""
-    m = read_manifest(Path(run_dir) / stage)
+    m = read_manifest(RunLayout(run_dir).stage(stage))
     if m is not None:
         write_json_atomic(_marker(run_dir, stage), {"key": key, "written_at": m.get("written_at")})
 

@@ -15,11 +15,15 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging.handlers import PrefectConsoleHandler
 
+from flows.ephemeral import install as _install_server_watch
 from flows.params import resolve_config
 from pipeline.config import ConfigError
 from pipeline.ingest.sources import InputError
 from pipeline.runlock import describe, run_lock
 from pipeline.stage import MissingUpstreamError, StageResult
+
+# Here rather than in flows/__init__.py, so that `import flows.cli` costs no Prefect import.
+_install_server_watch()  # the temporary Prefect API server must not outlive a killed lmpipe
 
 # Bad config or a missing input fails the same way every time: retrying only wastes time.
 DETERMINISTIC_ERRORS = (ConfigError, InputError, MissingUpstreamError, ValueError, TypeError)

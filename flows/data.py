@@ -16,7 +16,7 @@ from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
 from pipeline.dedup import run_dedup
 from pipeline.ingest import run_ingest
-from pipeline.parallel import configure as configure_parallel
+from pipeline.layout import RunLayout
 from pipeline.report import reason_rows, render_markdown
 from pipeline.tokens import run_tokenize
 
@@ -50,9 +50,10 @@ def announce_corpus(config: PipelineConfig) -> None:
     )
 
 
-def _run(stage: str, run_stage_fn: Any, *args: Any) -> dict[str, Any]:
-    """Call a `pipeline.*` stage with a progress artifact; log and return its summary."""
-    result = run_stage_fn(*args, progress_reporter(stage))
+def _run(stage: str, run_stage_fn: Any, config: PipelineConfig, *args: Any) -> dict[str, Any]:
+    """Call a `pipeline.*` stage with a progress artifact on the config's parallel backend (local
+    processes or Ray); log and return its summary."""
+    result = run_stage_fn(*args, progress_reporter(stage), parallel=config.parallel)
     get_run_logger().info("%s: %s%s", stage, result.counts, " (cached)" if result.skipped else "")
     return summary(result)
 
@@ -60,28 +61,30 @@ def _run(stage: str, run_stage_fn: Any, *args: Any) -> dict[str, Any]:
 @task(name="ingest", **DATA_TASK)
 def ingest_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Read the configured inputs into `<run_dir>/ingest/` document shards."""
-    return _run("ingest", run_ingest, config.ingest, config.inputs, Path(run_dir) / "ingest")
+    return _run(
+        "ingest", run_ingest, config, config.ingest, config.inputs, RunLayout(run_dir).ingest
+    )
 
 
 @task(name="clean", **DATA_TASK)
 def clean_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Clean `<run_dir>/ingest/` records into text documents in `<run_dir>/clean/`."""
-    run = Path(run_dir)
-    return _run("clean", run_clean, config.clean, run / "ingest", run / "clean")
+    run = RunLayout(run_dir)
+    return _run("clean", run_clean, config, config.clean, run.ingest, run.clean)
 
 
 @task(name="dedup", **DATA_TASK)
 def dedup_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Deduplicate `<run_dir>/clean/` into the curated corpus `<run_dir>/dedup/`."""
-    run = Path(run_dir)
-    return _run("dedup", run_dedup, config.dedup, run / "clean", run / "dedup")
+    run = RunLayout(run_dir)
+    return _run("dedup", run_dedup, config, config.dedup, run.clean, run.dedup)
 
 
 @task(name="tokenize", **DATA_TASK)
 def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Train the tokenizer on `<run_dir>/dedup/` and write token shards to `<run_dir>/tokenize/`."""
-    run = Path(run_dir)
-    return _run("tokenize", run_tokenize, config.tokenize, run / "dedup", run / "tokenize")
+    run = RunLayout(run_dir)
+    return _run("tokenize", run_tokenize, config, config.tokenize, run.dedup, run.tokenize)
 
 
 @flow(name="lmpipe-data", log_prints=True)
@@ -100,7 +103,6 @@ def data_flow(
     """
     config = resolve_config(config, config_path, overrides)
     wanted = wanted_stages(stages, DATA_STAGES)
-    configure_parallel(config.parallel)  # worker processes, or Ray when the config says so
     results: dict[str, Any] = {}
     for stage_task in (ingest_task, clean_task, dedup_task, tokenize_task):
         if stage_task.name in wanted:

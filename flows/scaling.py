@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import holds_run_dir, progress_reporter, summary
 from flows.params import resolve_config
 from pipeline.config import PipelineConfig
+from pipeline.layout import RunLayout
 from pipeline.scaling.ladder import SCALING_DIR, LadderPoint, plan_ladder, point_config, point_dir
 from pipeline.scaling.run import REPORT_FILE, run_scaling_fit
 from pipeline.stage import upstream_fingerprint
@@ -75,7 +76,7 @@ def scaling_flow(
     """
     config = resolve_config(config, config_path, overrides)
     run_dir = str(Path(config.run_dir).resolve())
-    upstream_fingerprint(Path(run_dir) / "tokenize")  # no tokens: a clear error before any run
+    upstream_fingerprint(RunLayout(run_dir).tokenize)  # no tokens: a clear error before any run
     parent = parent_run_task(config, run_dir)
     plan, points = plan_ladder(config), {}
     step = config.scaling.max_parallel

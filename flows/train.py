@@ -18,6 +18,7 @@ from flows.params import TRAINING_STAGES, TrainingStage, documented, resolve_con
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
 from pipeline.finetune.launch import launch_finetune
+from pipeline.layout import RunLayout
 from pipeline.stage import read_manifest
 from pipeline.train.launch import launch_pretrain
 
@@ -34,7 +35,8 @@ def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> 
     config = config.model_copy(update=quiet)
     result = launcher(config, run_dir, logger.info, progress_reporter(stage))
     logger.info("%s: %s%s", stage, result.counts, " (cached)" if result.skipped else "")
-    create_markdown_artifact(pretrain_markdown(Path(run_dir) / stage), key=f"{stage}-report")
+    report = pretrain_markdown(RunLayout(run_dir).stage(stage))
+    create_markdown_artifact(report, key=f"{stage}-report")
     return summary(result)
 
 
@@ -60,7 +62,7 @@ def evaluate_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     gate = result.manifest.get("gate", {})
     verdict = "passed" if gate.get("passed") else "FAILED"
     logger.info("evaluate: gate %s: %s", verdict, gate.get("rule"))
-    create_markdown_artifact(pretrain_markdown(Path(run_dir) / "evaluate"), key="evaluate-report")
+    create_markdown_artifact(pretrain_markdown(RunLayout(run_dir).evaluate), key="evaluate-report")
     return {**summary(result), "gate": gate}
 
 

@@ -1,7 +1,7 @@
 """Typed pipeline configuration, loaded from YAML with `--set a.b=c` overrides.
 
 Each stage owns its config model next to its code (`pipeline/<stage>/config.py`); this module
-only composes them. Every field has a default and a docstring, which `lmpipe config --help-fields`
+only composes them. Every field has a default and a docstring, which `lmpipe config --fields`
 prints; an unknown key or a bad value fails with a message that names the YAML key.
 """
 

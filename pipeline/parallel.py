@@ -1,12 +1,12 @@
 """Where a stage's work units run: worker processes on this machine, or a Ray cluster.
 
-Stages call `map_units(fn, items, workers)`; each item is one unit (an input file, a shard) that
-`fn` turns into a small, picklable summary, writing its output to disk itself. Units are
+Stages call `map_units(fn, items, workers, parallel)`; each item is one unit (an input file, a
+shard) that `fn` turns into a small, picklable summary, writing its output to disk itself. Units are
 deterministic, so the output shards are the same whichever backend ran them.
 
-The backend is chosen once per process with `configure(...)` (the flows do it from the
-`parallel.executor` config key): `process` (default) or `ray`, with `ray_address` naming a running
-cluster (`ray://head:10001`, `auto`) or None for a local Ray started on demand.
+The backend is a `ParallelConfig` passed to every call (the flows pass the config's `parallel`
+section to the stages' `run_*`): `process` (default) or `ray`, with `ray_address` naming a
+running cluster (`ray://head:10001`, `auto`) or None for a local Ray started on demand.
 """
 
 from __future__ import annotations
@@ -30,28 +30,19 @@ class ParallelConfig(StrictModel):
     """CPUs of a local Ray (None: all of this machine's)."""
 
 
-_settings = ParallelConfig()
-
-
-def configure(cfg: ParallelConfig) -> None:
-    """Choose the backend for this process."""
-    global _settings
-    _settings = cfg
-
-
-def executor() -> str:
-    """The backend chosen for this process: `process` or `ray`."""
-    return _settings.executor
-
-
 def map_units(
-    fn: Callable[..., Any], items: list[tuple], workers: int
+    fn: Callable[..., Any],
+    items: list[tuple],
+    workers: int,
+    parallel: ParallelConfig | None = None,
 ) -> Iterator[tuple[int, Any]]:
-    """Run `fn(*item)` for every item; yield `(index, result)` as units finish."""
+    """Run `fn(*item)` for every item on the `parallel` backend (default: local processes);
+    yield `(index, result)` as units finish."""
     if not items:
         return
-    if _settings.executor == "ray":
-        yield from _map_ray(fn, items, workers)
+    parallel = parallel or ParallelConfig()
+    if parallel.executor == "ray":
+        yield from _map_ray(fn, items, workers, parallel)
     elif workers == 1 or len(items) == 1:
         for i, item in enumerate(items):
             yield i, fn(*item)
@@ -68,13 +59,13 @@ def _map_processes(fn, items, workers):
             yield futures[fut], fut.result()
 
 
-def _map_ray(fn, items, workers):
+def _map_ray(fn, items, workers, parallel: ParallelConfig):
     import ray
 
     if not ray.is_initialized():
         ray.init(
-            address=_settings.ray_address,
-            num_cpus=None if _settings.ray_address else _settings.ray_num_cpus,
+            address=parallel.ray_address,
+            num_cpus=None if parallel.ray_address else parallel.ray_num_cpus,
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={"env_vars": {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}},

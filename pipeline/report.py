@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.layout import RunLayout
 from pipeline.stage import STAGE_ORDER, read_manifest
 
 
@@ -11,15 +12,15 @@ def stage_rows(run_dir: Path) -> list[dict]:
     """One row per finished stage: records in, out, rejected, and the drop reasons."""
     rows = []
     for stage in STAGE_ORDER[: STAGE_ORDER.index("tokenize") + 1]:  # training: `model_lines`
-        m = read_manifest(Path(run_dir) / stage)
+        m = read_manifest(RunLayout(run_dir).stage(stage))
         if not m:
             continue
         counts = m.get("counts", {})
         rows.append(
             {
                 "stage": stage,
-                "in": counts.get("records_in", counts.get("documents_in", 0)),
-                "out": counts.get("documents", counts.get("documents_out", 0)),
+                "in": counts.get("records_in", 0),
+                "out": counts.get("documents", 0),
                 "rejected": counts.get("rejected", 0),
                 "skipped": sum(m.get("skipped_records", {}).values()),
                 "reasons": m.get("reasons", {}),
@@ -31,7 +32,7 @@ def stage_rows(run_dir: Path) -> list[dict]:
 
 def token_lines(run_dir: Path) -> list[str]:
     """The tokenize stage's totals: tokens, documents and shards per split, compression, vocab."""
-    m = read_manifest(Path(run_dir) / "tokenize")
+    m = read_manifest(RunLayout(run_dir).tokenize)
     if not m or "tokenizer" not in m:
         return []
     tok = m["tokenizer"]
@@ -49,7 +50,7 @@ def token_lines(run_dir: Path) -> list[str]:
 
 def clean_steps(run_dir: Path) -> list[dict]:
     """The clean stage's funnel: per step (extraction, language, each filter) in/kept/dropped."""
-    m = read_manifest(Path(run_dir) / "clean") or {}
+    m = read_manifest(RunLayout(run_dir).clean) or {}
     rows = [dict(r) for r in m.get("filters", []) if r.get("in") or r.get("skipped")]
     for r in rows:
         top = sorted(r.get("reasons", {}).items(), key=lambda x: -x[1])
@@ -112,9 +113,9 @@ def render_markdown(run_dir: Path) -> str:
 
 def model_lines(run_dir: Path) -> list[str]:
     """Training, evaluation and registry in a few lines: losses, gate, registered version."""
-    run_dir = Path(run_dir)
+    run = RunLayout(run_dir)
     lines = []
-    pre = read_manifest(run_dir / "pretrain") or {}
+    pre = read_manifest(run.pretrain) or {}
     if pre:
         m, c = pre.get("metrics", {}), pre.get("counts", {})
         nan = float("nan")
@@ -122,16 +123,16 @@ def model_lines(run_dir: Path) -> list[str]:
             f"pretrain: {c.get('tokens', 0):,} tokens, {c.get('steps', 0):,} steps, "
             f"val loss {m.get('val_loss', nan):.3f} (ppl {m.get('val_ppl', nan):.1f})"
         )
-    ft = read_manifest(run_dir / "finetune") or {}
+    ft = read_manifest(run.finetune) or {}
     if ft:
         m = {k: v for k, v in ft.get("metrics", {}).items() if isinstance(v, int | float)}
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(m.items())[:4])
         lines.append(f"finetune: {shown}")
-    ev = read_manifest(run_dir / "evaluate") or {}
+    ev = read_manifest(run.evaluate) or {}
     if gate := ev.get("gate"):
         verdict = "PASSED" if gate.get("passed") else "FAILED"
         lines.append(f"gate {verdict}: {gate.get('rule')}")
-    reg = read_manifest(run_dir / "register") or {}
+    reg = read_manifest(run.register) or {}
     if reg:
         aliases = ", ".join(reg.get("aliases", [])) or "no alias"
         lines.append(

@@ -1,4 +1,4 @@
-"""The stage contract (DESIGN.md): shards written atomically, a rejected ledger, a manifest.
+"""The stage contract (ARCHITECTURE.md): shards written atomically, a rejected ledger, a manifest.
 
 A stage writes `<run_dir>/<stage>/`: output shards, `rejected/` shards (`id, url, stage, reason`,
 plus `detail`), and `manifest.json` (input fingerprints, config hash, code version, counts, drop
@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,9 @@ STAGE_ORDER = (
     "register",
 )
 
+Progress = Callable[[int, int, dict[str, int]], None]
+"""`progress(done_units, total_units, counts)`, called by a stage as its work units finish."""
+
 
 @dataclass
 class StageResult:
@@ -65,6 +68,12 @@ class StageResult:
     @property
     def manifest(self) -> dict[str, Any]:
         return read_manifest(self.output_dir) or {}
+
+    @classmethod
+    def from_dir(cls, stage: str, output_dir: Path, skipped: bool = False) -> StageResult:
+        """The result of a finished stage, read back from its manifest's counts and reasons."""
+        m = read_manifest(output_dir) or {}
+        return cls(stage, Path(output_dir), m.get("counts", {}), m.get("reasons", {}), skipped)
 
 
 def fingerprint(obj: Any) -> str:
@@ -94,11 +103,69 @@ def manifest_matches(stage_dir: Path, inputs_fp: str, config_hash: str) -> bool:
     )
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def temp_path(path: Path) -> Path:
+    """The name a file is written under before it is renamed to `path`.
+
+    A hidden sibling (same directory, so the rename is atomic) ending in `.tmp-<pid>`: two
+    processes never share one, and `prepare_stage_dir` removes those a killed run left behind.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Write to the yielded temporary path; it becomes `path` only if the block finishes.
+
+    A reader never sees a half-written file: on an error the temporary is removed and `path`
+    keeps what it held before.
+    """
+    tmp = temp_path(path)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (weights can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_input_schema(
+    shards: Sequence[Path], stage: str, required: Sequence[str], strings: Sequence[str]
+) -> None:
+    """A clear error when an upstream shard lacks a column `stage` needs (a contract bug
+    upstream), or when one of the `strings` columns is not a string.
+
+    An unreadable shard is skipped: its unit records it as rejected and the run goes on.
+    """
+    for path in shards:
+        try:
+            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
+        except (OSError, pa.ArrowException):
+            continue
+        missing = [c for c in required if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{path}: input shard has no column(s) {missing}; {stage} needs "
+                f"{', '.join(required)}"
+            )
+        for name in strings:
+            kind = schema.field(name).type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+                raise ValueError(f"{path}: column `{name}` is {kind}, not a string")
 
 
 def write_manifest(stage_dir: Path, **fields: Any) -> dict[str, Any]:
@@ -192,7 +259,7 @@ class ShardWriter:
             return
         if self._writer is None:
             name = f"{self.prefix}-{len(self.files):05d}.arrow"
-            self._tmp = self.directory / f".{name}.tmp-{os.getpid()}"
+            self._tmp = temp_path(self.directory / name)
             self._writer = pa.ipc.new_file(str(self._tmp), self.schema, options=self.options)
             self.files.append(name)
         # Column-wise: from_pylist would import pandas (half a second) in every worker.

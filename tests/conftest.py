@@ -37,6 +37,8 @@ def prefect_harness():
     """One ephemeral Prefect API for the whole session (each start costs 15-25 s)."""
     from prefect.testing.utilities import prefect_test_harness
 
+    import flows.common  # noqa: F401 (installs the server watch: the harness's server dies with us)
+
     with prefect_test_harness(server_startup_timeout=120):
         yield
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.sources import InputError
 from tests.conftest import REPO, SAMPLE_WARC
@@ -43,7 +43,7 @@ def test_console_script_runs_ingest_through_prefect(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "flows.cli",
             "ingest",
             "--input",
             str(SAMPLE_WARC),

@@ -6,31 +6,33 @@ import shutil
 
 import pytest
 
-from pipeline import parallel
 from pipeline.ingest import IngestConfig, run_ingest
+from pipeline.parallel import ParallelConfig
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
 from tests.helpers import tree_digest
+
+LOCAL_RAY = ParallelConfig(executor="ray", ray_num_cpus=2)
 
 
 @pytest.fixture
 def local_ray():
     import ray
 
-    parallel.configure(parallel.ParallelConfig(executor="ray", ray_num_cpus=2))
     yield
-    parallel.configure(parallel.ParallelConfig())
     ray.shutdown()
 
 
 def test_ingest_on_ray_matches_worker_processes(tmp_path, local_ray):
+    import ray
+
     inputs = tmp_path / "in"
     inputs.mkdir()
     for path in [SAMPLE_WARC, *REAL_WARCS]:
         shutil.copy(path, inputs / path.name)
-    on_ray = run_ingest(IngestConfig(workers=2), [str(inputs)], tmp_path / "ray")
-
-    parallel.configure(parallel.ParallelConfig(executor="process"))
-    local = run_ingest(IngestConfig(workers=2), [str(inputs)], tmp_path / "local")
+    cfg = IngestConfig(workers=2)
+    on_ray = run_ingest(cfg, [str(inputs)], tmp_path / "ray", parallel=LOCAL_RAY)
+    assert ray.is_initialized()  # the units ran as Ray tasks, not in the process pool
+    local = run_ingest(cfg, [str(inputs)], tmp_path / "local")
 
     assert on_ray.counts == local.counts and local.counts["documents"] == 389
     assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
@@ -38,6 +40,8 @@ def test_ingest_on_ray_matches_worker_processes(tmp_path, local_ray):
 
 def test_data_flow_on_ray_gives_the_shards_of_the_process_pool(tmp_path, prefect_harness):
     """ingest -> clean -> dedup -> tokenize through the real flow, once per executor."""
+    import ray
+
     from flows.data import DATA_STAGES, data_flow
     from pipeline.config import load_config
     from tests.conftest import REPO
@@ -54,10 +58,10 @@ def test_data_flow_on_ray_gives_the_shards_of_the_process_pool(tmp_path, prefect
             cfg = cfg.model_copy(update={"inputs": inputs})
             assert data_flow(cfg, return_state=True).is_completed()
             runs[executor] = run
+            # The flow passed `parallel` on to the stages: Ray ran the units (not started before).
+            assert ray.is_initialized() == (executor == "ray")
+            ray.shutdown()
     finally:
-        parallel.configure(parallel.ParallelConfig())
-        import ray
-
         ray.shutdown()
     for stage in DATA_STAGES:
         ray_shards, local_shards = (tree_digest(runs[e] / stage) for e in ("ray", "process"))

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.runlock import LOCK_FILE, run_lock
 from pipeline.stage import read_manifest
 from tests.conftest import SAMPLE_WARC

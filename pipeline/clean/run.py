@@ -12,7 +12,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -28,14 +27,15 @@ from pipeline.clean.config import CleanConfig
 from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
-from pipeline.clean.units import Unit, UnreadableShard, check_input_schema, iter_units
-from pipeline.parallel import executor as parallel_executor
-from pipeline.parallel import map_units
+from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
+    Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
     UnitLedger,
+    check_input_schema,
     fingerprint,
     list_shards,
     manifest_matches,
@@ -48,7 +48,6 @@ from pipeline.stage import (
 
 STAGE = "clean"
 UNITS_IN_FLIGHT = 2  # the next unit's batches queue up while the current one drains
-Progress = Callable[[int, int, dict[str, int]], None]
 
 CLEAN_SCHEMA = pa.schema(
     [
@@ -264,7 +263,12 @@ def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, 
 
 
 def _run_units_ray(
-    cfg: CleanConfig, shards: list[Path], stage_dir: Path, total: int, progress: Progress | None
+    cfg: CleanConfig,
+    shards: list[Path],
+    stage_dir: Path,
+    total: int,
+    progress: Progress | None,
+    parallel: ParallelConfig,
 ) -> list[str]:
     """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
     bar = tqdm(total=total, unit="doc", desc=STAGE)
@@ -272,7 +276,7 @@ def _run_units_ray(
     keys: dict[int, list[str]] = {}
     items = [(cfg, str(path), str(stage_dir)) for path in shards]
     try:
-        for i, infos in map_units(clean_shard, items, cfg.workers):
+        for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
             keys[i] = [info["key"] for info in infos]
             for info in infos:
                 bar.update(info["records_in"])
@@ -285,11 +289,16 @@ def _run_units_ray(
 
 
 def _run_units(
-    cfg: CleanConfig, shards: list[Path], stage_dir: Path, total: int, progress: Progress | None
+    cfg: CleanConfig,
+    shards: list[Path],
+    stage_dir: Path,
+    total: int,
+    progress: Progress | None,
+    parallel: ParallelConfig,
 ) -> list[str]:
     """Clean every unfinished unit; returns the keys of all units, in order."""
-    if parallel_executor() == "ray":
-        return _run_units_ray(cfg, shards, stage_dir, total, progress)
+    if parallel.executor == "ray":
+        return _run_units_ray(cfg, shards, stage_dir, total, progress, parallel)
     ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg)
     bar = tqdm(total=total, unit="doc", desc=STAGE)
     done: Counter[str] = Counter()
@@ -332,23 +341,25 @@ def run_clean(
     input_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
     t0 = time.time()
     in_dir, out_dir = Path(input_dir), Path(output_dir)
     inputs_fp, chash = upstream_fingerprint(in_dir), config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     check_languages(cfg.languages, "clean.languages")
     check_languages(cfg.filter_languages, "clean.filter_languages")
     shards = list_shards(in_dir)
-    check_input_schema(shards)
+    check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
     prepare_stage_dir(out_dir, inputs_fp, chash)
     total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
-    keys = _run_units(cfg, shards, out_dir, total, progress)
+    keys = _run_units(cfg, shards, out_dir, total, progress, parallel or ParallelConfig())
     infos = [UnitLedger(out_dir).finished(k) for k in keys]
     _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, time.time() - t0)
-    return _result(out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, seconds) -> None:
@@ -370,8 +381,3 @@ def _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, seconds) -> Non
         ),
         wall_seconds=round(seconds, 3),
     )
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -56,21 +56,3 @@ def iter_units(shards: list[Path], unit_documents: int) -> Iterator[Unit | Unrea
                 offset += batch.num_rows
         except (OSError, pa.ArrowException) as exc:
             yield UnreadableShard(f"{path.stem}-unreadable", path, f"{type(exc).__name__}: {exc}")
-
-
-def check_input_schema(shards: list[Path]) -> None:
-    """A clear error when a shard lacks a column clean needs (a contract bug upstream)."""
-    for path in shards:
-        try:
-            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
-        except (OSError, pa.ArrowException):
-            continue  # unreadable: rejected as `unreadable_shard`, the run goes on
-        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
-        if missing:
-            raise ValueError(
-                f"{path}: input shard has no column(s) {missing}; clean needs "
-                f"{', '.join(REQUIRED_COLUMNS)} (the ingest stage's output)"
-            )
-        raw_type = schema.field("raw").type
-        if not (pa.types.is_string(raw_type) or pa.types.is_large_string(raw_type)):
-            raise ValueError(f"{path}: column `raw` is {raw_type}, not a string")

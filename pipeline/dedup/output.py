@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE, SURVIVOR
 from pipeline.dedup.signatures import to_numpy
-from pipeline.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger
+from pipeline.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger, temp_path
 
 STAGE = "dedup"
 REJECTED_DEDUP_SCHEMA = REJECTED_SCHEMA.append(pa.field("duplicate_of", pa.string()))
@@ -58,7 +58,7 @@ class AtomicArrowFile:
     def __init__(self, path: Path, schema: pa.Schema, compression: str | None = None):
         self.path, self.schema, self.rows = Path(path), schema, 0
         self.options = pa.ipc.IpcWriteOptions(compression=compression)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._tmp = temp_path(self.path)
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:

@@ -18,7 +18,6 @@ N x B x 16 bytes (every document a candidate in every band); benchmarks/dedup.py
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from pipeline.dedup.signatures import (
     write_signatures,
 )
 from pipeline.dedup.verify import verified
-from pipeline.stage import UnitLedger
+from pipeline.stage import UnitLedger, atomic_path
 
 
 @dataclass
@@ -96,10 +95,8 @@ def band_path(work_dir: Path, band: int) -> Path:
 
 def save_atomic(path: Path, array: np.ndarray) -> None:
     """np.save under a temp name `prepare_stage_dir` cleans up, then rename into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
-    os.replace(tmp, path)
 
 
 def band_unit(job: BandJob) -> dict[str, Any]:
@@ -188,7 +185,5 @@ def links_phase(store: SignatureStore, work_dir: Path) -> None:
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     table = pa.table({"index": members, "cluster_id": pc.take(grouped, pa.array(inverse))})
-    tmp = work_dir / f".links.arrow.tmp-{os.getpid()}"
-    with pa.ipc.new_file(str(tmp), table.schema) as writer:
-        writer.write_table(table)
-    os.replace(tmp, work_dir / "links.arrow")
+    with atomic_path(work_dir / "links.arrow") as tmp, pa.ipc.new_file(str(tmp), table.schema) as w:
+        w.write_table(table)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.base_config import config_hash
@@ -40,37 +39,22 @@ from pipeline.dedup.phases import (
 )
 from pipeline.dedup.references import reference_files, signature_params
 from pipeline.dedup.signatures import SignatureFile, SignatureStore
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
+    Progress,
     StageResult,
     UnitLedger,
+    check_input_schema,
     fingerprint,
     list_shards,
     manifest_matches,
     prepare_stage_dir,
-    read_manifest,
     sum_counts,
     upstream_fingerprint,
     write_manifest,
 )
 
-Progress = Callable[[int, int, dict[str, int]], None]
 WORK = "_work"
-
-
-def check_input_schema(shards: list[Path]) -> None:
-    """A clear error when an input shard lacks a string `id` or `text` column (a contract bug)."""
-    for path in shards:
-        try:
-            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
-        except (OSError, pa.ArrowException):
-            continue  # unreadable: counted as one rejected record by its unit
-        for name in ("id", "text"):
-            if name not in schema.names:
-                raise ValueError(f"{path}: input shard has no `{name}` column; dedup needs both")
-            kind = schema.field(name).type
-            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-                raise ValueError(f"{path}: column `{name}` is {kind}, not a string")
 
 
 class PhaseRunner:
@@ -78,8 +62,15 @@ class PhaseRunner:
     Ray), skipping units finished before, and turns each finished unit into a tqdm step and a
     `progress(done, total, counts)` call."""
 
-    def __init__(self, cfg: DedupConfig, stage_dir: Path, total: int, progress: Progress | None):
-        self.workers, self.ledger = cfg.workers, UnitLedger(stage_dir)
+    def __init__(
+        self,
+        cfg: DedupConfig,
+        stage_dir: Path,
+        total: int,
+        progress: Progress | None,
+        parallel: ParallelConfig | None = None,
+    ):
+        self.workers, self.ledger, self.parallel = cfg.workers, UnitLedger(stage_dir), parallel
         self.total, self.progress = total, progress
         self.done: Counter[str] = Counter()
 
@@ -88,7 +79,7 @@ class PhaseRunner:
         todo = [(job,) for unit, job in jobs if self.ledger.finished(unit) is None]
         self._advance(phase, len(jobs) - len(todo))
         bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=not todo)
-        for _ in map_units(fn, todo, self.workers):
+        for _ in map_units(fn, todo, self.workers, self.parallel):
             bar.update(1)
             self._advance(phase, 1)
         bar.close()
@@ -162,6 +153,8 @@ def run_dedup(
     input_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
     t0 = time.time()
@@ -170,22 +163,23 @@ def run_dedup(
     inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "references": ref_runs})
     chash = config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     shards = list_shards(in_dir)
-    check_input_schema(shards)
+    check_input_schema(shards, STAGE, ("id", "text"), strings=("id", "text"))
     prepare_stage_dir(out_dir, inputs_fp, chash)
     for sub in ("signatures", "bands"):
         (out_dir / WORK / sub).mkdir(parents=True, exist_ok=True)
     for sub in ("clusters", "index"):
         (out_dir / sub).mkdir(exist_ok=True)
-    runner = PhaseRunner(cfg, out_dir, 2 * len(shards) + cfg.lsh_shape()[0], progress)
+    units = 2 * len(shards) + cfg.lsh_shape()[0]
+    runner = PhaseRunner(cfg, out_dir, units, progress, parallel)
     runner.run("signatures", signature_unit, _signature_jobs(cfg, shards, out_dir))
     store = _store(refs, shards, runner.ledger, out_dir)
     _cluster(cfg, store, out_dir, runner)
     runner.run("output", write_unit, _output_jobs(cfg, store, shards, out_dir, runner.ledger))
     _write_manifest(cfg, out_dir, shards, store, ref_runs, inputs_fp=inputs_fp, chash=chash, t0=t0)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return _result(out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, t0) -> None:
@@ -214,8 +208,3 @@ def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, 
         ),
         wall_seconds=round(time.time() - t0, 3),
     )
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -9,7 +9,6 @@ One band of the whole corpus is therefore one contiguous column per file: the ba
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pyarrow as pa
 
 from pipeline.dedup.minhash import MinHasher
 from pipeline.dedup.shingles import document_features
+from pipeline.stage import atomic_path
 
 SIGNATURE_VERSION = 1
 """Bumped whenever normalization, shingling or hashing changes: old signatures become unusable."""
@@ -66,17 +66,11 @@ def write_signatures(
     hasher: MinHasher, ngram_size: int, batch_documents: int, shard: Path, out: Path
 ) -> int:
     """Write the signature file of `shard` to `out` (atomically); returns its number of rows."""
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     rows = 0
-    try:
-        with pa.ipc.new_file(str(tmp), signature_schema(hasher.bands)) as writer:
-            for batch in read_text_batches(shard, batch_documents):
-                writer.write_batch(signature_batch(hasher, ngram_size, batch))
-                rows += batch.num_rows
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp, pa.ipc.new_file(str(tmp), signature_schema(hasher.bands)) as w:
+        for batch in read_text_batches(shard, batch_documents):
+            w.write_batch(signature_batch(hasher, ngram_size, batch))
+            rows += batch.num_rows
     return rows
 
 

@@ -25,6 +25,7 @@ from pipeline.finetune.template import (
     load_chat_tokenizer,
     stop_ids,
 )
+from pipeline.layout import RunLayout
 from pipeline.model import load_model
 from pipeline.model.generate import generate
 from pipeline.stage import (
@@ -55,11 +56,11 @@ def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
     bound = base + sign * gate.threshold if base is not None else gate.threshold
     passed = value > bound if gate.higher_is_better else value < bound
     word = "above" if gate.higher_is_better else "below"
-    against = f"{gate.baseline} ({base:.4f})" if base is not None else "the threshold"
-    margin = f" by more than {gate.threshold:g}" if base is not None and gate.threshold else ""
-    rule = f"{gate.metric} ({value:.4f}) must be {word} {against}{margin}"
     if base is None:
         rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.threshold:g}"
+    else:
+        margin = f" by more than {gate.threshold:g}" if gate.threshold else ""
+        rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.baseline} ({base:.4f}){margin}"
     return {
         "metric": gate.metric,
         "value": value,
@@ -74,11 +75,9 @@ def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
 
 def score(model, run_dir: Path, cfg: EvaluateConfig, eod: int | None, pad: int) -> dict:
     """pretrain_val_{loss,ppl} and sft_val_{loss,ppl} of one model."""
-    block = model.config.block_size
-    pre = pretrain_batches(
-        run_dir / "tokenize", block, cfg.batch_size, cfg.pretrain_val_batches, eod
-    )
-    sft = sft_batches(run_dir / "finetune", block, pad, cfg.batch_size)
+    block, run = model.config.block_size, RunLayout(run_dir)
+    pre = pretrain_batches(run.tokenize, block, cfg.batch_size, cfg.pretrain_val_batches, eod)
+    sft = sft_batches(run.finetune, block, pad, cfg.batch_size)
     out = {}
     for name, batches in (("pretrain_val", pre), ("sft_val", sft)):
         loss, ppl = mean_and_ppl(*summed_loss(model, batches))
@@ -106,28 +105,29 @@ def answer_prompts(model, tokenizer, cfg: EvaluateConfig) -> dict[str, str]:
 
 
 def evaluate_inputs(run_dir: Path) -> dict[str, str]:
-    return {s: upstream_fingerprint(run_dir / s) for s in ("tokenize", "pretrain", "finetune")}
+    run = RunLayout(run_dir)
+    return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
 
 
 def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
     """Evaluate `<run_dir>/finetune` against `<run_dir>/pretrain` into `<run_dir>/evaluate`."""
     run_dir = Path(run_dir)
-    out_dir = run_dir / STAGE
+    run, out_dir = RunLayout(run_dir), RunLayout(run_dir).evaluate
     inputs = evaluate_inputs(run_dir)
     inputs_fp, chash = fingerprint(inputs), config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     t0 = time.time()
     out_dir.mkdir(parents=True, exist_ok=True)
-    ft = read_manifest(run_dir / "finetune") or {}
-    pre = read_manifest(run_dir / "pretrain") or {}
+    ft = read_manifest(run.finetune) or {}
+    pre = read_manifest(run.pretrain) or {}
     tok_info = ft["tokenizer"]
     tokenizer = load_chat_tokenizer(ft["tokenizer_path"])
     eod = int(tok_info["eod_id"]) if pre.get("config", {}).get("document_masking", True) else None
     torch.manual_seed(cfg.seed)
     metrics, samples = {}, {}
     for prefix, stage in (("base_", "pretrain"), ("", "finetune")):
-        model = load_model(run_dir / stage).eval()
+        model = load_model(run.stage(stage)).eval()
         metrics |= {
             prefix + k: v for k, v in score(model, run_dir, cfg, eod, tok_info["pad_id"]).items()
         }
@@ -154,7 +154,7 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),
         wall_seconds=round(time.time() - t0, 3),
     )
-    return _result(out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _log_to_mlflow(run: dict[str, Any], metrics: dict[str, float], gate: dict) -> dict:
@@ -169,8 +169,3 @@ def _log_to_mlflow(run: dict[str, Any], metrics: dict[str, float], gate: dict) -
     client.log_metric(run["run_id"], "eval/gate_passed", float(gate["passed"]))
     client.set_tag(run["run_id"], "gate_passed", str(gate["passed"]).lower())
     return run
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -6,7 +6,7 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from pipeline.ingest.sources import (
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import WarcReader, WholeFileGzip
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
+    Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
@@ -33,13 +34,11 @@ from pipeline.stage import (
     fingerprint,
     manifest_matches,
     prepare_stage_dir,
-    read_manifest,
     sum_counts,
     write_manifest,
 )
 
 STAGE = "ingest"
-Progress = Callable[[int, int, dict[str, int]], None]
 
 
 def unit_key(url: str) -> str:
@@ -128,7 +127,13 @@ def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     return info
 
 
-def _run_units(cfg: IngestConfig, todo: list[dict], out_dir: Path, progress: Progress | None):
+def _run_units(
+    cfg: IngestConfig,
+    todo: list[dict],
+    out_dir: Path,
+    progress: Progress | None,
+    parallel: ParallelConfig | None,
+) -> None:
     total_bytes = sum(fp.get("size") or 0 for fp in todo)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=not todo)
     done: Counter[str] = Counter()
@@ -140,7 +145,7 @@ def _run_units(cfg: IngestConfig, todo: list[dict], out_dir: Path, progress: Pro
             progress(done["files"], len(todo), dict(done))
 
     items = [(cfg, fp["url"], out_dir) for fp in todo]
-    for i, info in map_units(ingest_file, items, cfg.workers):
+    for i, info in map_units(ingest_file, items, cfg.workers, parallel):
         finished(todo[i], info)
     bar.close()
 
@@ -150,19 +155,23 @@ def run_ingest(
     inputs: list[str],
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
-    """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable)."""
+    """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable).
+
+    `parallel`: where the files are read (local worker processes by default, or Ray)."""
     t0 = time.time()
     out_dir = Path(output_dir)
     files = resolve_inputs(inputs, cfg.network_timeout_seconds)
     fps = [input_fingerprint(url, cfg.network_timeout_seconds) for url in files]
     inputs_fp, chash = fingerprint(fps), config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     prepare_stage_dir(out_dir, inputs_fp, chash)
     ledger = UnitLedger(out_dir)
     todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
-    _run_units(cfg, todo, out_dir, progress)
+    _run_units(cfg, todo, out_dir, progress, parallel)
     infos = [ledger.finished(unit_key(url)) for url in files]
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")} | {
         "files": len(files)
@@ -181,9 +190,4 @@ def run_ingest(
         output_fingerprint=fingerprint([(i["url"], i["documents"], i["shards"]) for i in infos]),
         wall_seconds=round(time.time() - t0, 3),
     )
-    return _result(out_dir, skipped=False)
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)
+    return StageResult.from_dir(STAGE, out_dir)

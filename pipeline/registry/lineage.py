@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.stage import MissingUpstreamError, read_manifest
+from pipeline.layout import RunLayout
+from pipeline.stage import MANIFEST, MissingUpstreamError, file_sha256, read_manifest
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
     "model.safetensors",
@@ -31,14 +32,6 @@ NOT_EVALUATED = {
     "rule": "not evaluated",
 }
 TAG = "lmpipe."  # prefix of every lineage tag
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(repo: Path | None = None) -> str | None:
@@ -111,20 +104,21 @@ class RunModel:
 def locate(run_dir: Path) -> RunModel:
     """The final model of `run_dir`; a clear error when the run has no trained weights."""
     run_dir = Path(run_dir)
+    run = RunLayout(run_dir)
     manifests = {
         s: m
         for s in ("dedup", "tokenize", "pretrain", "finetune", "evaluate")
-        if (m := read_manifest(run_dir / s)) is not None
+        if (m := read_manifest(run.stage(s))) is not None
     }
     for stage in ("finetune", "pretrain"):
-        d = run_dir / stage
+        d = run.stage(stage)
         if (d / WEIGHTS_FILE).is_file() and (d / CONFIG_FILE).is_file():
             break
     else:
         raise MissingUpstreamError(
             f"{run_dir} has no trained model (finetune/ or pretrain/ weights)"
         )
-    tokenizer = run_dir / "tokenize" / TOKENIZER_FILE
+    tokenizer = run.tokenize / TOKENIZER_FILE
     if not tokenizer.is_file():
         raise MissingUpstreamError(f"{tokenizer} is missing: the run has no tokenizer")
     return RunModel(run_dir, stage, d / WEIGHTS_FILE, d / CONFIG_FILE, tokenizer, manifests)
@@ -159,7 +153,7 @@ def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
 
 
 def _manifest_path(rm: RunModel, stage: str) -> str | None:
-    path = rm.run_dir / stage / "manifest.json"
+    path = RunLayout(rm.run_dir).stage(stage) / MANIFEST
     return str(path.resolve()) if path.is_file() else None
 
 

@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.base_config import config_hash
+from pipeline.layout import RunLayout
 from pipeline.registry import package, promote
 from pipeline.registry.config import RegistryConfig
 from pipeline.registry.lineage import (
@@ -47,18 +48,30 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
 
     (`mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI, and setting None deletes it.)
     """
-    from mlflow.tracking._tracking_service import utils
-
-    saved_global, saved_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    saved_uri, saved_env = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        utils._tracking_uri = saved_global
-        if saved_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved_env
+        _restore_tracking_uri(saved_uri, saved_env)
+
+
+def _restore_tracking_uri(saved_uri: str, saved_env: str | None) -> None:
+    """The URI in effect before, with MLflow's public API only: unset, so the fluent API reads
+    MLFLOW_TRACKING_URI (or MLflow's default) again as it did, unless that gives another URI
+    than before (one had been set explicitly): then that URI is set again."""
+    mlflow.set_tracking_uri(None)
+    _set_env(saved_env)
+    if mlflow.get_tracking_uri() != saved_uri:
+        mlflow.set_tracking_uri(saved_uri)
+        _set_env(saved_env)
+
+
+def _set_env(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = value
 
 
 def tracking_uri(cfg: RegistryConfig) -> str:
@@ -81,14 +94,14 @@ def run_register(
     """Register the final model of `run_dir` as a new version of `name` (skipped when unchanged)."""
     t0 = time.time()
     rm = locate(Path(run_dir))
-    out = Path(output_dir or Path(run_dir) / STAGE)
+    out = Path(output_dir or RunLayout(run_dir).register)
     name = name or cfg.model_name
     uri = tracking_uri(cfg)
     inputs_fp = rm.inputs_fingerprint()
     chash = fingerprint([config_hash(cfg), name, uri])
     client = client_for(cfg)
     if manifest_matches(out, inputs_fp, chash) and _still_registered(client, out):
-        return _result(out, skipped=True)
+        return StageResult.from_dir(STAGE, out, skipped=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
     tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
@@ -113,7 +126,7 @@ def run_register(
         "previous_champion": decision.previous,
     }
     _write_manifest(out, cfg, rm, record, tags, inputs_fp=inputs_fp, chash=chash, t0=t0)
-    return _result(out, skipped=False)
+    return StageResult.from_dir(STAGE, out)
 
 
 def _version_for(client, rm, cfg, name, key, tags, out) -> tuple[Any, str, str]:
@@ -281,11 +294,6 @@ def _still_registered(client: MlflowClient, out: Path) -> bool:
     except MlflowException:
         return False
     return True
-
-
-def _result(out: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out) or {}
-    return StageResult(STAGE, out, m.get("counts", {}), m.get("reasons", {}), skipped)
 
 
 def registered_summary(out: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig
+from pipeline.layout import RunLayout
 from pipeline.model.config import ModelConfig
 from pipeline.scaling.config import LadderSize, ScalingConfig
 
@@ -121,7 +122,8 @@ def point_config(
 
 def point_dir(run_dir: str | Path, point: LadderPoint) -> Path:
     """`<run>/scaling/<point>/pretrain/`: the point's stage directory."""
-    return Path(run_dir) / SCALING_DIR / point.name / "pretrain"
+    # Each point is a run of its own under `<run_dir>/scaling/<point>/`, laid out like any run.
+    return RunLayout(Path(run_dir) / SCALING_DIR / point.name).pretrain
 
 
 def target_model(path: str | Path) -> tuple[ModelConfig, int] | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig
+from pipeline.layout import RunLayout
 from pipeline.scaling.analysis import analyse, collect_points
 from pipeline.scaling.ladder import (
     SCALING_DIR,
@@ -81,7 +82,7 @@ def run_scaling_fit(
     write_manifest(
         out_dir,
         stage=STAGE,
-        inputs_fingerprint=upstream_fingerprint(run_dir / "tokenize"),
+        inputs_fingerprint=upstream_fingerprint(RunLayout(run_dir).tokenize),
         config_hash=sweep_hash(config),
         counts=counts,
         reasons=dict(reasons),

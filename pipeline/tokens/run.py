@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +12,17 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline.base_config import config_hash
-from pipeline.parallel import map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
+    Progress,
     StageResult,
     UnitLedger,
+    check_input_schema,
+    file_sha256,
     fingerprint,
     list_shards,
     manifest_matches,
     prepare_stage_dir,
-    read_manifest,
     sum_counts,
     upstream_fingerprint,
     write_manifest,
@@ -30,35 +32,12 @@ from pipeline.tokens.encode import STAGE, EncodeJob, encode_shard
 from pipeline.tokens.shards import SPLITS, id_fraction, shard_name
 from pipeline.tokens.tokenizer import (
     TOKENIZER_FILE,
-    file_sha256,
     reuse_tokenizer,
     save_tokenizer,
     token_dtype,
     tokenizer_info,
     train_tokenizer,
 )
-
-Progress = Callable[[int, int, dict[str, int]], None]
-REQUIRED_COLUMNS = ("id", "text")
-
-
-def check_input_schema(shards: list[Path]) -> None:
-    """A clear error when an upstream shard lacks `id` or a string `text` (a contract bug)."""
-    for path in shards:
-        try:
-            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
-        except (OSError, pa.ArrowException):
-            continue  # unreadable: its unit records it as rejected, the run goes on
-        missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
-        if missing:
-            raise ValueError(
-                f"{path}: input shard has no column(s) {missing}; tokenize needs id, text"
-            )
-        if not (
-            pa.types.is_string(schema.field("text").type)
-            or pa.types.is_large_string(schema.field("text").type)
-        ):
-            raise ValueError(f"{path}: column `text` is {schema.field('text').type}, not a string")
 
 
 def training_texts(cfg: TokenizeConfig, shards: list[Path]) -> Iterator[list[str]]:
@@ -104,7 +83,12 @@ def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) 
     return tokenizer_info(path)
 
 
-def _run_units(cfg: TokenizeConfig, todo: list[EncodeJob], progress: Progress | None) -> None:
+def _run_units(
+    cfg: TokenizeConfig,
+    todo: list[EncodeJob],
+    progress: Progress | None,
+    parallel: ParallelConfig | None,
+) -> None:
     bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=not todo)
     done: Counter[str] = Counter()
 
@@ -117,8 +101,8 @@ def _run_units(cfg: TokenizeConfig, todo: list[EncodeJob], progress: Progress | 
         if progress:
             progress(done["shards"], len(todo), dict(done))
 
-    # Worker processes (spawned) or Ray tasks, as `pipeline.parallel` is configured.
-    for _, info in map_units(encode_shard, [(job,) for job in todo], cfg.workers):
+    # Worker processes (spawned) or Ray tasks, as `parallel` says.
+    for _, info in map_units(encode_shard, [(job,) for job in todo], cfg.workers, parallel):
         finished(info)
     bar.close()
 
@@ -156,6 +140,8 @@ def run_tokenize(
     input_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
     t0 = time.time()
@@ -165,19 +151,19 @@ def run_tokenize(
     )
     chash = config_hash(cfg)
     if manifest_matches(out_dir, inputs_fp, chash):
-        return _result(out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, out_dir, skipped=True)
     shards = list_shards(in_dir)
-    check_input_schema(shards)
+    check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
     prepare_stage_dir(out_dir, inputs_fp, chash)
     for split in SPLITS:
         (out_dir / split).mkdir(exist_ok=True)
     tok = prepare_tokenizer(cfg, shards, out_dir)
     jobs = _jobs(cfg, shards, out_dir, tok)
     ledger = UnitLedger(out_dir)
-    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress)
+    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
     infos = [ledger.finished(j.unit) for j in jobs]
     _write_manifest(cfg, out_dir, infos, tok, inputs_fp=inputs_fp, chash=chash, t0=t0)
-    return _result(out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _reused_tokenizer_sha256(cfg: TokenizeConfig) -> str | None:
@@ -226,8 +212,3 @@ def _write_manifest(
         ),
         wall_seconds=round(time.time() - t0, 3),
     )
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

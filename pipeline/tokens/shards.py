@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.stage import read_manifest
+from pipeline.stage import atomic_path, read_manifest
 
 SPLITS = ("train", "val")
 TOKENS_COLUMN = "tokens"
@@ -40,11 +39,9 @@ def shard_name(number: int) -> str:
 
 
 def _write_ipc_atomic(path: Path, batch: pa.RecordBatch) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # Uncompressed, one batch: the file's buffers are the arrays, so a memory map needs no copy.
-    with pa.ipc.new_file(str(tmp), batch.schema) as writer:
+    with atomic_path(path) as tmp, pa.ipc.new_file(str(tmp), batch.schema) as writer:
         writer.write_batch(batch)
-    os.replace(tmp, path)
 
 
 def write_token_shard(

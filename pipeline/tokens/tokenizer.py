@@ -7,13 +7,13 @@ page that literally contains `<|endoftext|>` must not inject an end-of-document 
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from pipeline.stage import atomic_path, file_sha256
 
 # Order fixed by the token shard contract: ids 0..5 right after training.
 SPECIAL_TOKENS = {
@@ -85,9 +85,8 @@ def check_roundtrip(tokenizer: Tokenizer, origin: str) -> None:
 def save_tokenizer(tokenizer: Tokenizer, stage_dir: Path) -> Path:
     """Write `tokenizer.json` atomically (a killed run never leaves a torn tokenizer)."""
     path = Path(stage_dir) / TOKENIZER_FILE
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tokenizer.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tokenizer.save(str(tmp))
     return path
 
 
@@ -96,14 +95,6 @@ def load_document_tokenizer(path: str | Path) -> Tokenizer:
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.encode_special_tokens = True
     return tokenizer
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def padded_size(n: int, multiple: int = VOCAB_MULTIPLE) -> int:

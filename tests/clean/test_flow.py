@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from flows.cli import DATA_STAGE_COMMANDS
 from flows.data import DATA_STAGES, data_flow
-from pipeline.cli import DATA_STAGE_COMMANDS
 from pipeline.config import load_config
 from tests.conftest import REPO, SAMPLE_WARC
 from tests.flows.prefect_api import task_states_since

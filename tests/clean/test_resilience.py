@@ -8,8 +8,8 @@ import subprocess
 import sys
 import time
 
+from flows.cli import main
 from pipeline.clean import CleanConfig, run_clean
-from pipeline.cli import main
 from pipeline.stage import read_manifest
 from tests.clean.conftest import SAMPLE_CFG, record, write_ingest_shard
 from tests.clean.pages import page

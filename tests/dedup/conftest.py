@@ -1,7 +1,7 @@
 """Real pages as clean-stage stand-ins, and builders of clean-shaped run directories.
 
 The clean stage is written in parallel with dedup, so these tests build clean-shaped shards
-themselves (pipeline/dedup/labeled.py `write_clean_run`: the clean schema plus an extra column,
+themselves (tests/dedup/labeled.py `write_clean_run`: the clean schema plus an extra column,
 and a manifest with an `output_fingerprint`) from real text: the Python docs pages of the bundled
 sample and the tests' web captures, reduced to text with resiliparse's html2text.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipeline.dedup.labeled import Doc, load_pages, write_clean_run
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
+from tests.dedup.labeled import Doc, load_pages, write_clean_run
 
 
 @pytest.fixture(scope="session")

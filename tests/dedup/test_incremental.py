@@ -7,8 +7,8 @@ import random
 import pytest
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import Doc, other_navigation
 from tests.dedup.conftest import clean_dir, read_dir, rejected_by_id
+from tests.dedup.labeled import Doc, other_navigation
 from tests.helpers import tree_digest
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import (
+from tests.dedup.labeled import (
     build_variants,
     cluster_map,
     ground_truth_sets,

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import Doc
 from tests.conftest import REPO
 from tests.dedup.conftest import clean_dir
+from tests.dedup.labeled import Doc
 from tests.helpers import tree_digest
 
 

@@ -8,7 +8,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.dedup.labeled import (
+from pipeline.dedup.shingles import jaccard, shingle_set
+from tests.dedup.conftest import clean_dir, read_dir, rejected_by_id
+from tests.dedup.labeled import (
     CLEAN_SCHEMA,
     Doc,
     exact_copy,
@@ -16,8 +18,6 @@ from pipeline.dedup.labeled import (
     other_navigation,
     paragraphs_removed,
 )
-from pipeline.dedup.shingles import jaccard, shingle_set
-from tests.dedup.conftest import clean_dir, read_dir, rejected_by_id
 from tests.helpers import tree_digest
 
 FAST = {"workers": 1}

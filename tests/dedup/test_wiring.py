@@ -6,13 +6,13 @@ import json
 
 import pytest
 
+from flows.cli import DATA_STAGE_COMMANDS, main
 from flows.data import DATA_STAGES
-from pipeline.cli import DATA_STAGE_COMMANDS, main
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.dedup import DedupConfig
-from pipeline.dedup.labeled import Doc
 from pipeline.report import render_markdown
 from tests.dedup.conftest import clean_dir
+from tests.dedup.labeled import Doc
 
 
 def test_config_section_is_typed_documented_and_named_in_errors():
@@ -29,9 +29,8 @@ def test_config_section_is_typed_documented_and_named_in_errors():
 def test_dedup_is_a_data_stage_between_ingest_and_tokenize():
     assert "dedup" in DATA_STAGE_COMMANDS
     order = list(DATA_STAGES)
-    assert order.index("ingest") < order.index("dedup") < order.index("tokenize")
-    if "clean" in order:
-        assert order.index("clean") < order.index("dedup")
+    assert order.index("ingest") < order.index("clean") < order.index("dedup")
+    assert order.index("dedup") < order.index("tokenize")
 
 
 def test_lmpipe_dedup_runs_the_flow_and_reports(tmp_path, distinct_pages, prefect_harness, capsys):

@@ -7,11 +7,11 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
 
+from flows.cli import main
 from flows.data import data_flow
 from flows.end_to_end import pipeline_flow
 from flows.params import wanted_stages
 from flows.train import training_flow
-from pipeline.cli import main
 from pipeline.stage import STAGE_ORDER
 
 FLOWS = {"data": data_flow, "train": training_flow, "pipeline": pipeline_flow}

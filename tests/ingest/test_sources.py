@@ -112,7 +112,7 @@ def test_silent_server_mid_run_is_an_unreadable_file_row(tmp_path, silent_server
 
 
 def test_cli_reports_a_silent_server_in_one_line(silent_server, tmp_path, capsys):
-    from pipeline.cli import main
+    from flows.cli import main
 
     url = f"{silent_server}/x.jsonl"
     args = ["--set", "ingest.network_timeout_seconds=1", "--output", str(tmp_path)]

@@ -34,7 +34,7 @@ def lmpipe_run(run_dir: Path, name: str, env: dict, log: Path) -> subprocess.Pop
     for s in sets:
         args += ["--set", s]
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "flows.cli", *args],
         cwd=REPO,  # as `make demo`: the config's relative paths are the repository's
         env=env,
         stdout=open(log, "ab"),  # noqa: SIM115 (the child owns it)

@@ -25,7 +25,7 @@ def test_data_flow_run_is_recorded_by_the_prefect_server(stack, tmp_path):
         "MLFLOW_TRACKING_URI": stack["mlflow"],
     }
     before = {r["id"] for r in api(f"{stack['prefect']}/flow_runs/filter", {"limit": 200})}
-    cmd = [sys.executable, "-m", "pipeline.cli", "ingest", "--input", str(SAMPLE_WARC)]
+    cmd = [sys.executable, "-m", "flows.cli", "ingest", "--input", str(SAMPLE_WARC)]
     out = subprocess.run(
         [*cmd, "--output", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True
     )

@@ -62,7 +62,7 @@ def start_serve(tmp_path: Path, url: str, sets: list[str]) -> subprocess.Popen:
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (the child keeps it; closed on exit)
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "serve", *args],
+            [sys.executable, "-m", "flows.cli", "serve", *args],
             cwd=tmp_path,
             env=env,
             stdout=log,
@@ -221,7 +221,7 @@ def test_prefect_yaml_deploys_to_the_work_pools(stack):
         {"name": "lmpipe-k8s", "type": "kubernetes", "base_job_template": template},
     )
     env = {**os.environ, "PREFECT_API_URL": url}
-    cmd = ["-m", "pipeline.cli", "deploy", "--prefect-file", "infra/prefect.yaml"]
+    cmd = ["-m", "flows.cli", "deploy", "--prefect-file", "infra/prefect.yaml"]
     done = subprocess.run(
         [sys.executable, *cmd],
         cwd=REPO,

@@ -6,7 +6,7 @@ import json
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.stage import read_manifest
 from tests.flows.prefect_api import latest_artifact
 

@@ -10,10 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.registry.config import RegistryConfig
-from pipeline.registry.lineage import file_sha256
 from pipeline.registry.promote import CHALLENGER, CHAMPION, force_promote
 from pipeline.registry.register import run_register
-from pipeline.stage import read_manifest
+from pipeline.stage import file_sha256, read_manifest
 
 T = "lmpipe."
 

@@ -19,9 +19,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.registry.config import RegistryConfig
-from pipeline.registry.lineage import file_sha256, locate, model_card
+from pipeline.registry.lineage import locate, model_card
 from pipeline.registry.promote import CHALLENGER, CHAMPION
 from pipeline.registry.register import KEY_TAG, TMP_DIR, run_register
+from pipeline.stage import file_sha256
 
 # Registers argv[1] as model argv[2], held (asleep) at the point argv[3]: "uploading", as the
 # model's files are about to be uploaded (its logged model PENDING, its run RUNNING), or

@@ -9,8 +9,8 @@ import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 
+from flows.cli import main
 from flows.scaling import scaling_flow
-from pipeline.cli import main
 from pipeline.scaling.ladder import SCALING_DIR
 from pipeline.scaling.tracking import PARENT_FILE, child_runs
 from tests.conftest import REPO

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.report import render_markdown
 from pipeline.tokens import TokenizeConfig, read_tokenizer_info

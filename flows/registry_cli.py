@@ -49,7 +49,7 @@ def register_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def run_command(args: argparse.Namespace, cfg: PipelineConfig) -> int:
-    """promote / generate / export-hf (register goes through the flow, see pipeline.cli)."""
+    """promote / generate / export-hf (register goes through the flow, see flows.cli)."""
     import os
 
     from mlflow.exceptions import MlflowException

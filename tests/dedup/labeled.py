@@ -36,7 +36,7 @@ from pipeline.clean.run import CLEAN_SCHEMA  # the shards written here are clean
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
 from pipeline.stage import fingerprint, write_manifest
 
-"""The clean stage's output columns (DESIGN.md), plus an extra column dedup must pass through."""
+"""The clean stage's output columns (ARCHITECTURE.md), plus an extra column dedup must pass on."""
 
 MIRROR_HEADER = (
     "DocsMirror\nHome | Search | Languages | Libraries | Sign in\n"

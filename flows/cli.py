@@ -1,0 +1,263 @@
+"""The `lmpipe` command. Pipeline commands run through the Prefect flows in `flows/`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flows import registry_cli
+from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
+from pipeline.ingest.sources import InputError, resolve_inputs
+from pipeline.layout import RunLayout
+from pipeline.runlock import RunDirError, describe, run_lock
+from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
+from pipeline.train.launch import NotEnoughTokens
+
+# Errors whose message alone tells the user what to fix: shown as is, without the type name.
+USER_ERRORS = (ConfigError, InputError, MissingUpstreamError, NotEnoughTokens, RunDirError)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line naming what is wrong (and the valid choices), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
+    p.add_argument("--config", help="YAML config file (default: built-in defaults)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set ingest.workers=4 (repeatable)",
+    )
+    if io:
+        p.add_argument("--input", nargs="+", help="input paths, globs or fsspec URLs")
+        p.add_argument("--output", help="run directory (stages write <output>/<stage>/)")
+
+
+# Data stages runnable one at a time (`lmpipe <stage>`); each runs the data flow for that stage.
+DATA_STAGE_COMMANDS = {
+    "ingest": "raw WARC/WET/JSONL/Parquet files to Arrow document shards",
+    "clean": "HTML to text, language ID, quality filters and PII redaction of <run>/ingest",
+    "dedup": "exact + MinHash LSH dedup of <run>/clean into the curated corpus <run>/dedup",
+    "tokenize": "train the BPE tokenizer on <run>/dedup and write token shards",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog="lmpipe", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for stage, help_text in DATA_STAGE_COMMANDS.items():
+        _config_args(sub.add_parser(stage, help=help_text))
+    data_help = "ingest -> clean -> dedup -> tokenize: the curated corpus and its token shards"
+    _config_args(sub.add_parser("data", help=data_help))
+    pretrain = sub.add_parser("pretrain", help="pretrain the model on <run>/tokenize (Lightning)")
+    _config_args(pretrain, io=False)
+    pretrain.add_argument("--output", help="run directory (reads <output>/tokenize)")
+    for name, help_text, reads in (
+        ("finetune", "fine-tune <run>/pretrain on instruction data (full or LoRA)", "pretrain"),
+        ("evaluate", "score base vs fine-tuned model, sample answers, decide the gate", "finetune"),
+    ):
+        stage = sub.add_parser(name, help=help_text)
+        _config_args(stage, io=False)
+        stage.add_argument("--output", help=f"run directory (reads <output>/{reads})")
+    scaling = sub.add_parser("scaling", help="train the `scaling` ladder, fit loss vs size/compute")
+    _config_args(scaling, io=False)
+    scaling.add_argument("--output", help="run directory (reads <output>/tokenize)")
+    run = sub.add_parser("run", help="the whole pipeline: raw inputs to a registered model")
+    _config_args(run)
+    run.add_argument(
+        "--stages",
+        nargs="+",
+        choices=STAGE_ORDER,
+        metavar="STAGE",
+        help=f"only these stages (default: all): {', '.join(STAGE_ORDER)}",
+    )
+    serve = sub.add_parser("serve", help="create the Prefect deployments and run their flow runs")
+    _config_args(serve, io=False)
+    serve.add_argument("--limit", type=int, help="run at most this many flow runs at a time")
+    deploy = sub.add_parser("deploy", help="create the deployments of a prefect.yaml on work pools")
+    deploy.add_argument("--prefect-file", default="infra/prefect.yaml", help="the prefect.yaml")
+    registry_cli.add_commands(sub, _config_args)
+    report = sub.add_parser("report", help="print the funnel of a run directory")
+    report.add_argument("run_dir")
+    report.add_argument("--markdown", action="store_true", help="print markdown instead")
+    cfg = sub.add_parser("config", help="print the resolved config, or every field with its help")
+    _config_args(cfg, io=False)
+    cfg.add_argument("--fields", action="store_true", help="list every key, default and meaning")
+    for command in sub.choices.values():  # `lmpipe ingest ... --debug` works as well
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> PipelineConfig:
+    overrides = list(args.overrides)
+    if getattr(args, "input", None):
+        overrides.append("inputs=" + json.dumps(args.input))
+    if getattr(args, "output", None):
+        overrides.append("run_dir=" + json.dumps(args.output))
+    return load_config(args.config, overrides)
+
+
+def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
+    """A missing input or upstream stage is an error before any flow (and Prefect's API) starts."""
+    if not stages or "ingest" in stages:
+        resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds)
+        return
+    first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
+    if first > 0:
+        upstream_fingerprint(RunLayout(cfg.run_dir).stage(STAGE_ORDER[first - 1]))
+
+
+@contextmanager
+def holding(cfg: PipelineConfig) -> Iterator[None]:
+    """The run directory's lock, taken before Prefect is even imported: a second writer fails at
+    once (a flow takes it again, re-entrantly)."""
+    with run_lock(cfg.run_dir) as lock:
+        if lock.took_over:
+            print(
+                f"lmpipe: warning: took over the lock of {describe(lock.took_over)}: that"
+                " process is gone",
+                file=sys.stderr,
+            )
+        yield
+
+
+def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
+    _check_inputs(cfg, stages)
+    with holding(cfg):
+        from flows.data import data_flow  # Prefect is imported only when a flow runs
+
+        results = data_flow(cfg, stages=stages)
+    for stage, res in results.items():
+        print(f"{stage}: {res['counts']} -> {res['output_dir']}")
+    from pipeline.report import print_report
+
+    print_report(Path(cfg.run_dir))
+
+
+def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
+    from pipeline.train.launch import TrainingFailed, TrainingTimeout
+
+    try:
+        with holding(cfg):
+            from flows.train import training_flow
+
+            results = training_flow(cfg, stages=stages)
+    except (TrainingFailed, TrainingTimeout, FileNotFoundError) as err:
+        print(f"lmpipe: {stages[0]} failed: {err}", file=sys.stderr)
+        return 1
+    for stage, res in results.items():
+        print(f"{stage}: {res['counts']} -> {res['output_dir']}")
+    return 0
+
+
+def _run_scaling(cfg: PipelineConfig) -> int:
+    try:
+        with holding(cfg):
+            from flows.scaling import scaling_flow
+
+            results = scaling_flow(cfg)
+    except FileNotFoundError as err:  # no <run>/tokenize yet
+        print(f"lmpipe: scaling failed: {err}", file=sys.stderr)
+        return 1
+    failed = [name for name, res in results["points"].items() if "failed" in res]
+    print(f"scaling: {results['fit']['counts']} -> {results['fit']['output_dir']}")
+    print(Path(results["fit"]["output_dir"], "report.md").read_text())
+    if failed:
+        print(f"lmpipe: scaling points failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
+    _check_inputs(cfg, stages)
+    with holding(cfg):
+        from flows.end_to_end import pipeline_flow
+
+        state = pipeline_flow(cfg, stages=stages, return_state=True)
+    from pipeline.report import print_report
+
+    print_report(Path(cfg.run_dir))
+    if not state.is_completed():
+        ended = f"the pipeline flow ended {state.type.value}: {state.message}"
+        print(f"lmpipe: error: {' '.join(ended.split())}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry offline
+    os.environ["LMPIPE_TRACEBACKS"] = "1" if args.debug else "0"  # read by flows/common.py
+    try:
+        if args.command == "report":
+            from pipeline.report import print_report, render_markdown
+
+            if not Path(args.run_dir).is_dir():
+                raise InputError(f"run directory {args.run_dir} does not exist")
+            if args.markdown:
+                print(render_markdown(Path(args.run_dir)))
+            else:
+                print_report(Path(args.run_dir))
+        elif args.command == "config":
+            cfg = resolve(args)
+            print("\n".join(describe_fields()) if args.fields else cfg.model_dump_json(indent=2))
+        elif args.command in DATA_STAGE_COMMANDS:
+            _run_data(resolve(args), [args.command])
+        elif args.command == "data":
+            _run_data(resolve(args), None)
+        elif args.command == "run":
+            return _run_pipeline(resolve(args), args.stages)
+        elif args.command == "scaling":
+            return _run_scaling(resolve(args))
+        elif args.command == "deploy":
+            from flows.deploy import deploy_prefect_yaml
+
+            for deployment_id in deploy_prefect_yaml(args.prefect_file):
+                print(f"deployment {deployment_id}")
+        elif args.command == "serve":
+            from flows.deploy import serve_deployments
+
+            # prefect 3.8.8's SIGTERM handler calls its async `stop()` from inside the event
+            # loop (never awaited, then exits as it should): not worth a warning to the user.
+            warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
+            serve_deployments(resolve(args), limit=args.limit)
+        elif args.command in ("pretrain", "finetune", "evaluate"):
+            return _run_training(resolve(args), [args.command])
+        elif args.command == "register":
+            args.overrides += registry_cli.register_overrides(args)
+            return _run_training(resolve(args), ["register"])
+        elif args.command in ("promote", "generate", "export-hf"):
+            return registry_cli.run_command(args, resolve(args))
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"lmpipe: error: {error_line(err)}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError | InputError | RunDirError) else 1
+    return 0
+
+
+def error_line(err: BaseException) -> str:
+    """An error as one line: the message of a user error, else its type and first line."""
+    if isinstance(err, USER_ERRORS):
+        return " ".join(str(err).split())
+    if isinstance(err, OSError) and err.errno:  # permissions, a full disk, a read-only mount
+        detail = err.filename or err.strerror  # pyarrow's errors carry no file name
+        return f"{os.strerror(err.errno)}: {detail}"
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first} (run with --debug for the traceback)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The run layout: where each stage of a run writes (ARCHITECTURE.md, "Run layout").
+
+Every stage writes `<run_dir>/<stage>/`, named by `STAGE_ORDER`. Code outside this module asks a
+`RunLayout` for a stage's directory (`layout.dedup`, `layout.stage("dedup")`) instead of joining
+the name itself, so the layout is defined in one place (and can move, say to object storage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.stage import STAGE_ORDER
+
+
+def _stage_dir(name: str) -> property:
+    return property(lambda self: self.stage(name), doc=f"`<run_dir>/{name}/`")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The directories of one run: `RunLayout("runs/demo").clean == Path("runs/demo/clean")`."""
+
+    run_dir: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))  # accept a str, like the flows pass
+
+    def stage(self, name: str) -> Path:
+        """The directory of stage `name` (one of `STAGE_ORDER`)."""
+        if name not in STAGE_ORDER:
+            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGE_ORDER)}")
+        return self.run_dir / name
+
+    ingest = _stage_dir("ingest")
+    clean = _stage_dir("clean")
+    dedup = _stage_dir("dedup")
+    tokenize = _stage_dir("tokenize")
+    pretrain = _stage_dir("pretrain")
+    finetune = _stage_dir("finetune")
+    evaluate = _stage_dir("evaluate")
+    register = _stage_dir("register")
+
+
+# One attribute per stage, no more, no fewer: a stage added to STAGE_ORDER needs one here too.
+assert {n for n, v in vars(RunLayout).items() if isinstance(v, property)} == set(STAGE_ORDER)

@@ -30,7 +30,7 @@ from pipeline.stage import (
     write_json_atomic,
     write_manifest,
 )
-from pipeline.train.config import PretrainConfig, training_config_hash
+from pipeline.train.config import PretrainConfig, resume_config_hash, training_config_hash
 from pipeline.train.data import PretrainDataModule
 from pipeline.train.metrics import (
     METRICS_FILE,
@@ -48,6 +48,7 @@ from pipeline.train.trainer import (
     check_devices,
     full_state_dict,
     mlflow_loggers,
+    recover_checkpoint,
     replica_checksums,
 )
 
@@ -63,17 +64,29 @@ def tokenizer_info(tokenize_dir: Path) -> dict[str, Any]:
     return info
 
 
-def prepare_output(out_dir: Path, inputs_fp: str, chash: str) -> None:
-    """Keep checkpoints only if they came from these inputs and this config (rank 0 only)."""
+def prepare_output(out_dir: Path, inputs_fp: str, resume_hash: str) -> None:
+    """Keep checkpoints only if these inputs and config can resume them (rank 0 only).
+
+    `resume_hash` leaves out what a resume may change (`RESUMABLE_FIELDS`: more steps, another
+    world size). Temp files of a killed or failed run are deleted here and after a success.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)
-    want = {"inputs_fingerprint": inputs_fp, "config_hash": chash}
+    want = {"inputs_fingerprint": inputs_fp, "resume_hash": resume_hash}
     stamp = out_dir / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) != want:
         shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
         for name in (METRICS_FILE, MLFLOW_RUN_FILE):
             (out_dir / name).unlink(missing_ok=True)
+    remove_temp_files(out_dir)
     write_json_atomic(stamp, want)
+
+
+def remove_temp_files(out_dir: Path) -> None:
+    """Partial checkpoints and weights (`.last.ckpt.tmp-PID`, `.model.safetensors.tmp-PID`)."""
+    recover_checkpoint(out_dir / CHECKPOINT_DIR)
+    for tmp in out_dir.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
 
 
 class RunInfo(L.Callback):
@@ -130,6 +143,9 @@ class PretrainJob:
         last = self.out_dir / CHECKPOINT_DIR / LAST
         resume = last if last.exists() else None  # FSDP's sharded checkpoint is a directory
         self.trainer.fit(self.module, datamodule=self.data, ckpt_path=resume, weights_only=True)
+        if self.trainer.global_step % self.cfg.checkpoint_interval:
+            # The final step was no checkpoint step: a rerun with more `max_steps` resumes here.
+            self.trainer.save_checkpoint(last, weights_only=False)
         if self.trainer.global_step % self.cfg.val_interval:
             # The last step was no validation step: validate the final weights (all ranks decide
             # alike from the step, never from files only rank 0 writes).
@@ -143,6 +159,7 @@ class PretrainJob:
         state = full_state_dict(trainer)
         if not trainer.is_global_zero:
             return
+        remove_temp_files(self.out_dir)
         weights = {k.removeprefix("model."): v for k, v in state.items()}
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         title = f"{self.out_dir.parent.name}: {self.module.model.num_params():,} parameters"
@@ -195,7 +212,7 @@ def run_pretrain(
     if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
         return _result(job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
-        prepare_output(job.out_dir, job.inputs_fp, job.chash)
+        prepare_output(job.out_dir, job.inputs_fp, resume_config_hash(cfg))
     job.build()
     job.train()
     job.publish()

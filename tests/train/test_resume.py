@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from pipeline.train.config import resume_config_hash
 from pipeline.train.metrics import read_metrics
 from pipeline.train.run import run_pretrain
 from tests.conftest import REPO
@@ -87,4 +88,4 @@ def test_killed_run_resumes_with_the_same_losses(tokenize_dir, tmp_path):
         assert (weights_b[name] - tensor).abs().max() < 1e-5, name
     assert resumed["counts"] == straight["counts"]
     stamp = json.loads((run_dir / "pretrain" / "run_stamp.json").read_text())
-    assert stamp["config_hash"] == resumed["config_hash"]
+    assert stamp["resume_hash"] == resume_config_hash(cfg.pretrain)

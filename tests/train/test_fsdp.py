@@ -1,0 +1,62 @@
+"""FSDP2 on two CPU ranks (gloo): sharded checkpoints, consolidated weights, exact resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipeline.train.launch import launch_pretrain
+from pipeline.train.metrics import read_metrics
+from tests.train.helpers import make_run_dir, tiny_config
+
+FSDP = [
+    "pretrain.strategy=fsdp",
+    "pretrain.devices=2",
+    "pretrain.accelerator=cpu",
+    "pretrain.val_interval=4",
+    "pretrain.checkpoint_interval=4",
+    "pretrain.log_interval=1",
+    "pretrain.model.d_model=32",
+    "pretrain.model.n_heads=2",
+    "pretrain.model.block_size=32",
+    # All steps in warmup: the lr of step s does not depend on max_steps (the cosine's end), so a
+    # 6-step run extended to 9 follows the 9-step run's schedule exactly.
+    "pretrain.warmup_steps=20",
+]
+
+
+def train(run_dir, *overrides):
+    cfg = tiny_config(*FSDP, *overrides)
+    lines: list[str] = []
+    result = launch_pretrain(cfg, run_dir, lines.append)
+    return result.manifest, "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_fsdp_resume_matches_an_uninterrupted_run(tokenize_dir, tmp_path):
+    straight = make_run_dir(tmp_path / "straight", tokenize_dir)
+    m_straight, _ = train(straight, "pretrain.max_steps=9")
+    resumed = make_run_dir(tmp_path / "resumed", tokenize_dir)
+    m_first, output = train(resumed, "pretrain.max_steps=6")
+    assert "distributed_backend=gloo" in output
+    ckpt = resumed / "pretrain" / "checkpoints" / "last.ckpt"
+    # One shard per rank plus Lightning's metadata: a sharded (DCP) checkpoint directory.
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
+    assert not list(ckpt.parent.glob(".*"))  # no temp or old checkpoint left behind
+    assert m_first["counts"]["steps"] == 6 and m_first["counts"]["world_size"] == 2
+    m_second, _ = train(resumed, "pretrain.max_steps=9")
+    assert m_second["resumed_from_step"] == 6
+
+    train_a, _ = read_metrics(straight / "pretrain")
+    train_b, _ = read_metrics(resumed / "pretrain")
+    assert [r["step"] for r in train_b] == list(range(1, 10))
+    for a, b in zip(train_a, train_b, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5), f"step {a['step']}"
+    weights_a = load_file(str(straight / "pretrain" / "model.safetensors"))
+    weights_b = load_file(str(resumed / "pretrain" / "model.safetensors"))
+    assert weights_a.keys() == weights_b.keys()
+    assert weights_a["model.embed_tokens.weight"].shape == (2048, 32)  # whole, not a shard
+    for name, tensor in weights_a.items():
+        assert torch.allclose(weights_b[name], tensor, atol=1e-5), name

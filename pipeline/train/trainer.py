@@ -44,7 +44,7 @@ def fsdp_strategy(cfg: PretrainConfig) -> AtomicModelParallelStrategy:
     """
     hybrid = cfg.fsdp.sharding_strategy == "HYBRID_SHARD"
     replicas = cfg.num_nodes if hybrid else 1
-    shards = cfg.devices if hybrid else "auto"
+    shards = cfg.devices if hybrid else "world"
     return AtomicModelParallelStrategy(
         data_parallel_size=replicas,
         tensor_parallel_size=shards,
@@ -79,6 +79,11 @@ class AtomicModelParallelStrategy(ModelParallelStrategy):
     a complete `NAME` or a complete `.NAME.old` (`recover_checkpoint` puts it back), never a
     partial directory under the name resume looks for.
     """
+
+    def setup_environment(self) -> None:
+        if self._tensor_parallel_size == "world":  # Lightning's "auto" is one node's ranks
+            self._tensor_parallel_size = self.num_nodes * self.num_processes
+        super().setup_environment()
 
     def save_checkpoint(self, checkpoint, filepath, storage_options=None) -> None:
         path = Path(self.broadcast(str(filepath)))  # one name on every rank

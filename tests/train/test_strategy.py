@@ -25,7 +25,7 @@ def test_fsdp_strategy_is_built_from_the_1b_config():
     # FSDP2 through Lightning's ModelParallelStrategy, which also runs on CPU ranks (gloo).
     assert isinstance(strategy, AtomicModelParallelStrategy)
     assert strategy._data_parallel_size == 1  # the whole world is one shard group
-    assert strategy._tensor_parallel_size == "auto"
+    assert strategy._tensor_parallel_size == "world"  # all ranks of all nodes
     assert strategy._save_distributed_checkpoint  # state_dict_type: sharded
     assert cfg.fsdp.activation_checkpointing
     assert cfg.precision == "bf16-mixed" and cfg.num_nodes > 1

@@ -105,9 +105,9 @@ class FinetuneJob:
             lora,
         )
         self.monitor = TrainingMonitor(self.out_dir, self.tcfg, self.progress)
-        self.info = RunInfo(self.out_dir, self._static_params())
+        self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
         run_name = f"finetune-{self.run_dir.name}"
-        loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name=run_name)
+        loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name, config_key=self.chash)
         self.trainer = build_trainer(self.tcfg, self.out_dir, [self.monitor, self.info], loggers)
 
     def _static_params(self) -> dict[str, Any]:

@@ -92,8 +92,8 @@ def remove_temp_files(out_dir: Path) -> None:
 class RunInfo(L.Callback):
     """At fit start: where training resumed, static MLflow params, and the MLflow run id."""
 
-    def __init__(self, out_dir: Path, params: dict[str, Any]):
-        self.out_dir, self.params = out_dir, params
+    def __init__(self, out_dir: Path, params: dict[str, Any], config_key: str = ""):
+        self.out_dir, self.params, self.config_key = out_dir, params, config_key
         self.start_step = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -101,7 +101,8 @@ class RunInfo(L.Callback):
         for logger in trainer.loggers:
             logger.log_hyperparams(self.params)
             if trainer.is_global_zero and getattr(logger, "run_id", None):
-                write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, {"run_id": logger.run_id})
+                saved = {"run_id": logger.run_id, "config_key": self.config_key}
+                write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, saved)
 
 
 class PretrainJob:
@@ -126,8 +127,9 @@ class PretrainJob:
         )
         self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
         self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
-        self.info = RunInfo(self.out_dir, self._static_params())
-        loggers = mlflow_loggers(cfg, self.out_dir, run_name=f"pretrain-{self.out_dir.parent.name}")
+        self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
+        name = f"pretrain-{self.out_dir.parent.name}"
+        loggers = mlflow_loggers(cfg, self.out_dir, name, config_key=self.chash)
         self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
 
     def _static_params(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Strategy
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from pipeline.tracking_store import default_uri, ensure_store
 from pipeline.train.config import PretrainConfig
@@ -155,21 +156,36 @@ def checkpoint_callbacks(cfg: PretrainConfig, out_dir: Path) -> list[ModelCheckp
     return [last, best]
 
 
-def mlflow_loggers(cfg: PretrainConfig, out_dir: Path, run_name: str) -> list[MLFlowLogger]:
-    """The MLflow logger; a resumed run keeps logging into the MLflow run it started."""
+def mlflow_loggers(
+    cfg: PretrainConfig, out_dir: Path, run_name: str, config_key: str = ""
+) -> list[MLFlowLogger]:
+    """The MLflow logger; a resumed run keeps logging into the MLflow run it started.
+
+    MLflow refuses to change a logged param, so a resume under another `config_key` (more
+    `max_steps`, another world size) logs into a new run tagged `lmpipe.resumed_from_run`.
+    """
     if not cfg.mlflow:
         return []
     uri = ensure_store(default_uri())  # concurrent first runs: one creates the sqlite tables
     saved = Path(out_dir) / MLFLOW_RUN_FILE
-    run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
-    # MLflow nests a run under the run named by this tag (UI tree, search by parent).
-    parent = cfg.mlflow_parent_run_id
+    previous = json.loads(saved.read_text()) if saved.is_file() else {}
+    run_id = previous.get("run_id")
+    tags = {"mlflow.parentRunId": cfg.mlflow_parent_run_id} if cfg.mlflow_parent_run_id else {}
+    if run_id and previous.get("config_key", "") != config_key:
+        tags["lmpipe.resumed_from_run"] = run_id
+        if rank_zero_only.rank == 0:
+            print(
+                f"MLflow: run {run_id} was logged with another max_steps or world size; "
+                "logging this resumed run into a new run (tag lmpipe.resumed_from_run)",
+                flush=True,
+            )
+        run_id = None
     logger = MLFlowLogger(
         experiment_name=cfg.mlflow_experiment,
         tracking_uri=uri,
         run_name=run_name,
         run_id=run_id,
-        tags={"mlflow.parentRunId": parent} if parent else None,
+        tags=tags or None,  # a parent tag nests the run under it (UI tree, search by parent)
         log_model=False,
     )
     return [logger]

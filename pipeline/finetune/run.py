@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
 from pipeline.finetune.data import STAGE, prepare_sft_data
 from pipeline.finetune.launch import finetune_inputs, resolve_data_path
-from pipeline.finetune.module import FinetuneDataModule, FinetuneModule, merged_model
+from pipeline.finetune.module import (
+    FinetuneDataModule,
+    FinetuneModule,
+    add_lora,
+    merged_model,
+)
 from pipeline.finetune.template import load_chat_tokenizer
-from pipeline.model import ModelConfig, export_state_dict
+from pipeline.model import ModelConfig, export_state_dict, load_model
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
 from pipeline.stage import (
     StageResult,
@@ -131,17 +137,25 @@ class FinetuneJob:
 
     def publish(self) -> None:
         """Every rank takes part (FSDP gathers); rank 0 exports the merged plain model."""
-        if self.cfg.method == "full":
-            state = full_state_dict(self.trainer)
+        lora, sharded = self.cfg.method == "lora", self.cfg.strategy == "fsdp"
+        if not lora or sharded:
+            state = full_state_dict(self.trainer)  # a collective under FSDP
             weights = {k.removeprefix("model."): v for k, v in state.items()}
         if not self.trainer.is_global_zero:
             return
-        if self.cfg.method == "lora":
-            weights = merged_model(self.module.model).state_dict()
+        if lora:
+            # Under FSDP the module holds shards: merge in an unsharded copy built from them.
+            model = self._unsharded_lora(weights) if sharded else self.module.model
+            weights = merged_model(model).state_dict()
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         curve = plot_loss_curve(self.out_dir, f"finetune ({self.cfg.method}) {self.run_dir.name}")
         self.mlflow_run = _log_artifacts(self.trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
         self._write_manifest()
+
+    def _unsharded_lora(self, state: dict[str, Any]) -> torch.nn.Module:
+        model = add_lora(load_model(self.pretrain_dir), self.cfg.lora.model_dump(), self.cfg.seed)
+        model.load_state_dict(state)
+        return model
 
     def _write_manifest(self) -> None:
         steps = self.trainer.global_step

@@ -98,6 +98,12 @@ class PretrainConfig(StrictModel):
     def _check(self) -> PretrainConfig:
         if self.min_lr > self.lr:
             raise ValueError("`pretrain.min_lr` must not exceed `pretrain.lr`")
+        if self.num_nodes > 1 and self.launcher == "python":
+            # One python process starts only this node's ranks; the others would wait forever.
+            raise ValueError(
+                f"`pretrain.num_nodes` is {self.num_nodes}: set `pretrain.launcher` to torchrun "
+                "or srun, which start the ranks of every node"
+            )
         return self
 
 

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from pipeline.model import DecoderLM, ModelConfig
+from pipeline.model import DecoderLayer, DecoderLM, ModelConfig
 from pipeline.train.config import PretrainConfig
 
 
@@ -32,12 +32,14 @@ def _is_sharded(model: torch.nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
-def shard_model(model: DecoderLM, cfg: PretrainConfig, mesh) -> None:
+def shard_model(model: torch.nn.Module, cfg: PretrainConfig, mesh) -> None:
     """FSDP2 the torchtitan way: one `fully_shard` unit per block, then the root.
 
     Each block gathers its parameters just before use and frees them after, so one block's
     full weights are live at a time. The root unit holds the embedding, final norm and head
-    (tied or not). bf16 parameters with fp32 gradient reduction on GPUs only: CPUs train in fp32.
+    (tied or not); `model` may be a peft LoRA wrapper of a `DecoderLM`: FSDP2 shards frozen
+    base weights and trainable adapters in the same unit. bf16 parameters with fp32 gradient
+    reduction on GPUs only: CPUs train in fp32.
     `mesh` is Lightning's (data_parallel, tensor_parallel) mesh: 1-D on the shard axis, or both
     axes (replicate, shard) for HYBRID_SHARD.
     """
@@ -52,7 +54,7 @@ def shard_model(model: DecoderLM, cfg: PretrainConfig, mesh) -> None:
         kwargs["offload_policy"] = CPUOffloadPolicy()
     # SHARD_GRAD_OP keeps gathered block parameters from forward to backward (fewer gathers).
     reshard = fsdp.sharding_strategy != "SHARD_GRAD_OP"
-    for layer in model.model.layers:
+    for layer in [m for m in model.modules() if isinstance(m, DecoderLayer)]:
         layer.activation_checkpointing = fsdp.activation_checkpointing
         fully_shard(layer, reshard_after_forward=reshard, **kwargs)
     fully_shard(model, **kwargs)

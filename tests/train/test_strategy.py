@@ -40,6 +40,7 @@ def test_hybrid_shard_replicates_across_nodes_and_shards_within_one():
             "pretrain.fsdp.state_dict_type=full",
             "pretrain.devices=8",
             "pretrain.num_nodes=2",
+            "pretrain.launcher=torchrun",
         ],
     ).pretrain
     strategy = build_strategy(cfg)
@@ -136,3 +137,10 @@ def test_more_steps_or_ranks_resume_the_same_checkpoints():
     assert training_config_hash(base) != training_config_hash(longer)  # not a finished run
     assert resume_config_hash(base) == resume_config_hash(longer)  # but its checkpoints resume
     assert resume_config_hash(base) != resume_config_hash(base.model_copy(update={"lr": 1e-4}))
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "finetune"])
+def test_several_nodes_need_a_multi_node_launcher(stage):
+    with pytest.raises(ConfigError, match=f"`{stage}.num_nodes` is 2: set `{stage}.launcher`"):
+        load_config(None, [f"{stage}.num_nodes=2"])
+    load_config(None, [f"{stage}.num_nodes=2", f"{stage}.launcher=srun"])

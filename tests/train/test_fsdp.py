@@ -60,3 +60,10 @@ def test_fsdp_resume_matches_an_uninterrupted_run(tokenize_dir, tmp_path):
     assert weights_a["model.embed_tokens.weight"].shape == (2048, 32)  # whole, not a shard
     for name, tensor in weights_a.items():
         assert torch.allclose(weights_b[name], tensor, atol=1e-5), name
+
+    # One rank instead of two: DCP reshards the checkpoint, the data continues at its sample.
+    m_third, _ = train(resumed, "pretrain.max_steps=11", "pretrain.devices=1")
+    assert m_third["resumed_from_step"] == 9 and m_third["counts"]["world_size"] == 1
+    train_c, _ = read_metrics(resumed / "pretrain")
+    assert [r["step"] for r in train_c] == list(range(1, 12))
+    assert train_c[9]["loss"] < train_c[0]["loss"]  # continued from trained weights, not init

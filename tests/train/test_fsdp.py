@@ -6,8 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pipeline.train.consolidate import consolidate_checkpoint
 from pipeline.train.launch import launch_pretrain
 from pipeline.train.metrics import read_metrics
+from pipeline.train.trainer import recover_checkpoint
 from tests.train.helpers import make_run_dir, tiny_config
 
 FSDP = [
@@ -67,3 +69,23 @@ def test_fsdp_resume_matches_an_uninterrupted_run(tokenize_dir, tmp_path):
     train_c, _ = read_metrics(resumed / "pretrain")
     assert [r["step"] for r in train_c] == list(range(1, 12))
     assert train_c[9]["loss"] < train_c[0]["loss"]  # continued from trained weights, not init
+
+    # The last (sharded) checkpoint consolidates offline to the weights the run exported.
+    consolidate_checkpoint(ckpt, tmp_path / "consolidated")
+    exported = load_file(str(resumed / "pretrain" / "model.safetensors"))
+    assert load_file(str(tmp_path / "consolidated" / "model.safetensors")).keys() == exported.keys()
+    for name, tensor in load_file(str(tmp_path / "consolidated" / "model.safetensors")).items():
+        assert torch.equal(tensor, exported[name]), name
+
+
+def test_a_kill_between_the_renames_leaves_a_checkpoint_resume_takes(tmp_path):
+    ckpt_dir = tmp_path / "checkpoints"
+    old, partial = ckpt_dir / ".last.ckpt.old", ckpt_dir / ".last.ckpt.tmp"
+    for d in (old, partial):
+        d.mkdir(parents=True)
+    (old / "meta.pt").write_bytes(b"complete")  # the previous checkpoint, moved aside
+    (partial / "__0_0.distcp").write_bytes(b"half")  # the new one, never renamed
+    (ckpt_dir / ".best-step=4.ckpt.tmp-123").write_bytes(b"half")  # DDP's temp file
+    recover_checkpoint(ckpt_dir)
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["last.ckpt"]
+    assert (ckpt_dir / "last.ckpt" / "meta.pt").read_bytes() == b"complete"

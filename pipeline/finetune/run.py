@@ -41,9 +41,11 @@ from pipeline.train.run import (
     RunInfo,
     _file_digest,
     _log_artifacts,
+    mark_prepared,
     prepare_output,
     summary_metrics,
     tokenizer_info,
+    wait_for_rank_zero,
 )
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
@@ -199,6 +201,9 @@ def run_finetune(
         return _result(job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
         job.prepare()
+        mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
+    else:  # the sample shards rank 0 writes
+        wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     job.build()
     job.train()
     job.publish()

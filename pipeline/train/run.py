@@ -8,8 +8,10 @@ directory, exports the weights, plots and writes the manifest. A rerun resumes f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import time
@@ -87,6 +89,45 @@ def remove_temp_files(out_dir: Path) -> None:
     recover_checkpoint(out_dir / CHECKPOINT_DIR)
     for tmp in out_dir.glob(".*.tmp-*"):
         tmp.unlink(missing_ok=True)
+
+
+PREPARED = ".prepared"
+
+
+def launch_token() -> str:
+    """An id all ranks of one torchrun/srun launch share ("" when Lightning starts the ranks).
+
+    torchrun's agent picks a fresh MASTER_PORT per launch; SLURM numbers each job step.
+    """
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" in env:
+        keys = ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "MASTER_ADDR", "MASTER_PORT")
+        return ":".join(env.get(k, "") for k in keys)
+    if "SLURM_JOB_ID" in env and "SLURM_STEP_ID" in env:
+        return f"slurm:{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}"
+    return ""
+
+
+def mark_prepared(out_dir: Path, key: str) -> None:
+    """Rank 0, after preparing the stage directory for `key` (inputs and config): go on."""
+    write_json_atomic(out_dir / PREPARED, {"launch": f"{launch_token()}/{key}"})
+
+
+def wait_for_rank_zero(out_dir: Path, key: str, timeout: float = 600.0) -> None:
+    """Other ranks of a torchrun/srun launch wait for rank 0's `prepare` (no process group
+    exists yet). Under the python launcher Lightning starts them after it: no wait. A marker
+    left by an earlier launch with the same id matches only for the same inputs and config,
+    whose prepared files are the same."""
+    if not launch_token():
+        return
+    token = f"{launch_token()}/{key}"
+    marker, deadline = out_dir / PREPARED, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(marker.read_text())["launch"] == token:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"rank 0 did not prepare {out_dir} within {timeout:.0f} s")
 
 
 class RunInfo(L.Callback):
@@ -215,6 +256,9 @@ def run_pretrain(
         return _result(job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
         prepare_output(job.out_dir, job.inputs_fp, resume_config_hash(cfg))
+        mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
+    else:
+        wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     job.build()
     job.train()
     job.publish()

@@ -8,8 +8,10 @@ import torch
 
 from pipeline.finetune.launch import launch_finetune
 from pipeline.model import load_model
+from pipeline.stage import read_manifest
 from pipeline.train.metrics import read_metrics
 from tests.finetune.runs import fresh_run, tiny_config
+from tests.train.test_multinode import launch_two_nodes, rendezvous_args
 
 TWO_RANKS = [
     "finetune.devices=2",
@@ -62,3 +64,21 @@ def test_lora_under_fsdp_trains_adapters_and_exports_a_merged_model(pretrained_r
     # Adapters on the attention and MLP projections only; embedding and norms stay frozen.
     assert changed and all(name.split(".")[-2].endswith("_proj") for name in changed)
     assert "model.embed_tokens.weight" not in changed
+
+
+@pytest.mark.slow
+def test_lora_fsdp_on_two_nodes_through_torchrun(pretrained_run, tmp_path):
+    # Each rank reads the sample shards rank 0 writes: under torchrun both start at once.
+    run = fresh_run(pretrained_run, tmp_path / "run")
+    cfg = tiny_config(
+        *TWO_RANKS,
+        "finetune.devices=1",
+        "finetune.num_nodes=2",
+        "finetune.strategy=fsdp",
+        "finetune.method=lora",
+        "finetune.launcher=torchrun",
+        f"finetune.launcher_args={rendezvous_args('lmpipe-finetune')}",
+    )
+    outputs = launch_two_nodes(cfg, run, launch_finetune, "finetune")
+    assert sum("MEMBER: 2/2" in "\n".join(out) for out in outputs) == 1
+    assert read_manifest(run / "finetune")["counts"]["world_size"] == 2

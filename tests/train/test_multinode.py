@@ -24,21 +24,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def two_node_config(strategy: str, port: int):
-    rdzv = [
-        "--nnodes=2",
-        "--nproc-per-node=1",
-        "--rdzv-backend=c10d",
-        f"--rdzv-endpoint=127.0.0.1:{port}",
-        f"--rdzv-id=lmpipe-{strategy}",
-    ]
+def rendezvous_args(run_id: str) -> str:
+    """torchrun arguments of each node, as a YAML list for `--set`: the same on both nodes."""
+    args = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d"]
+    args += [f"--rdzv-endpoint=127.0.0.1:{free_port()}", f"--rdzv-id={run_id}"]
+    return str(args).replace("'", '"')
+
+
+def two_node_config(strategy: str):
     return tiny_config(
         f"pretrain.strategy={strategy}",
         "pretrain.accelerator=cpu",
         "pretrain.devices=1",
         "pretrain.num_nodes=2",
         "pretrain.launcher=torchrun",
-        f"pretrain.launcher_args={rdzv}".replace("'", '"'),
+        f"pretrain.launcher_args={rendezvous_args(f'lmpipe-{strategy}')}",
         "pretrain.max_steps=4",
         "pretrain.val_interval=4",
         "pretrain.log_interval=1",
@@ -48,14 +48,14 @@ def two_node_config(strategy: str, port: int):
     )
 
 
-def launch_two_nodes(cfg, run_dir) -> list[list[str]]:
+def launch_two_nodes(cfg, run_dir, launch=launch_pretrain, stage="pretrain") -> list[list[str]]:
     """Both node launchers at once (threads: each blocks streaming its process group)."""
     outputs: list[list[str]] = [[], []]
     errors: list[BaseException] = []
 
     def node(lines: list[str]) -> None:
         try:
-            launch_pretrain(cfg, run_dir, lines.append)
+            launch(cfg, run_dir, lines.append)
         except BaseException as err:  # re-raised in the test thread below
             errors.append(err)
 
@@ -63,7 +63,7 @@ def launch_two_nodes(cfg, run_dir) -> list[list[str]]:
     threads[0].start()
     # Both launchers write the same `launch_config.json`; on a cluster they are on two hosts,
     # here in one process, so node 1 starts once node 0 has written it (one writer at a time).
-    config = run_dir / "pretrain" / "launch_config.json"
+    config = run_dir / stage / "launch_config.json"
     deadline = time.monotonic() + 60
     while not config.is_file() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -79,7 +79,7 @@ def launch_two_nodes(cfg, run_dir) -> list[list[str]]:
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_nodes_on_loopback_train_one_model(tokenize_dir, tmp_path, strategy):
     run_dir = make_run_dir(tmp_path / "run", tokenize_dir)
-    outputs = launch_two_nodes(two_node_config(strategy, free_port()), run_dir)
+    outputs = launch_two_nodes(two_node_config(strategy), run_dir)
     joined = ["\n".join(out) for out in outputs]
     for rank in (0, 1):  # one rank started by each launcher
         assert sum(f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in text for text in joined) == 1

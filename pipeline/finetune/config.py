@@ -64,9 +64,13 @@ class FinetuneConfig(StrictModel):
     devices: int | Literal["auto"] = 1
     """Devices (GPUs or CPU processes) per node."""
     num_nodes: int = Field(1, ge=1)
-    """Nodes."""
+    """Nodes; multi-node runs start through torchrun or SLURM (see `launcher`)."""
+    launcher: Literal["python", "torchrun", "srun"] = "python"
+    """How the Prefect task starts fine-tuning: one python process, torchrun, or SLURM's srun."""
+    launcher_args: list[str] = Field(default_factory=list)
+    """Extra launcher arguments, e.g. ["--nnodes=2", "--nproc-per-node=8"] for torchrun."""
     strategy: Literal["auto", "ddp", "fsdp"] = "auto"
-    """Lightning strategy: auto (one device), ddp (replicas) or fsdp (sharded, full only)."""
+    """Lightning strategy: auto (one device), ddp (replicas) or fsdp (FSDP2, full or LoRA)."""
     fsdp: FSDPConfig = Field(default_factory=FSDPConfig)
     """FSDP settings (when `strategy` is `fsdp`)."""
     val_interval: int = Field(50, ge=1)
@@ -90,10 +94,14 @@ class FinetuneConfig(StrictModel):
     def _check(self) -> FinetuneConfig:
         if self.min_lr > self.lr:
             raise ValueError("`finetune.min_lr` must not exceed `finetune.lr`")
+        if self.num_nodes > 1 and self.launcher == "python":
+            # One python process starts only this node's ranks; the others would wait forever.
+            raise ValueError(
+                f"`finetune.num_nodes` is {self.num_nodes}: set `finetune.launcher` to torchrun "
+                "or srun, which start the ranks of every node"
+            )
         if self.warmup_steps >= self.max_steps:
             raise ValueError("`finetune.warmup_steps` must be smaller than `finetune.max_steps`")
-        if self.strategy == "fsdp" and self.method == "lora":
-            raise ValueError("`finetune.strategy` fsdp is for full fine-tuning; use ddp with lora")
         return self
 
     def trainer_config(self, model: ModelConfig) -> PretrainConfig:
@@ -107,7 +115,14 @@ class FinetuneConfig(StrictModel):
 
 
 # Fields that change how a run is launched or shown, not what it computes.
-OPERATIONAL_FIELDS = ("progress_bar", "time_limit_minutes", "mlflow", "mlflow_experiment")
+OPERATIONAL_FIELDS = (
+    "progress_bar",
+    "time_limit_minutes",
+    "mlflow",
+    "mlflow_experiment",
+    "launcher",
+    "launcher_args",
+)
 
 
 def finetune_config_hash(cfg: FinetuneConfig) -> str:

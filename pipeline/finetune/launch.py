@@ -8,8 +8,6 @@ and kills the group on the time limit or a cancellation. Importing this module i
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ from pipeline.train.launch import (
     TrainingFailed,
     _describe,
     stream_process,
+    training_command,
 )
 
 STAGE = "finetune"
@@ -74,8 +73,11 @@ def launch_finetune(
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
-    cmd = [sys.executable, "-m", "pipeline.finetune", "--run-dir", str(run_dir)]
-    cmd += ["--config", str(config_path), "--parent-pid", str(os.getpid())]
+    f = config.finetune
+    # The launchers of pretraining: torchrun or srun start every rank of every node.
+    cmd = training_command(
+        f.launcher, f.launcher_args, config_path, run_dir, entry="pipeline.finetune"
+    )
     tail: deque[str] = deque(maxlen=40)
 
     def handle(line: str) -> None:

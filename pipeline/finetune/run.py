@@ -14,14 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
 from pipeline.finetune.data import STAGE, prepare_sft_data
 from pipeline.finetune.launch import finetune_inputs, resolve_data_path
-from pipeline.finetune.module import FinetuneDataModule, FinetuneModule, merged_model
+from pipeline.finetune.module import (
+    FinetuneDataModule,
+    FinetuneModule,
+    add_lora,
+    merged_model,
+)
 from pipeline.finetune.template import load_chat_tokenizer
-from pipeline.model import ModelConfig, export_state_dict
+from pipeline.model import ModelConfig, export_state_dict, load_model
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
 from pipeline.stage import (
     StageResult,
@@ -35,9 +41,11 @@ from pipeline.train.run import (
     RunInfo,
     _file_digest,
     _log_artifacts,
+    mark_prepared,
     prepare_output,
     summary_metrics,
     tokenizer_info,
+    wait_for_rank_zero,
 )
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
@@ -105,9 +113,9 @@ class FinetuneJob:
             lora,
         )
         self.monitor = TrainingMonitor(self.out_dir, self.tcfg, self.progress)
-        self.info = RunInfo(self.out_dir, self._static_params())
+        self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
         run_name = f"finetune-{self.run_dir.name}"
-        loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name=run_name)
+        loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name, config_key=self.chash)
         self.trainer = build_trainer(self.tcfg, self.out_dir, [self.monitor, self.info], loggers)
 
     def _static_params(self) -> dict[str, Any]:
@@ -131,17 +139,25 @@ class FinetuneJob:
 
     def publish(self) -> None:
         """Every rank takes part (FSDP gathers); rank 0 exports the merged plain model."""
-        if self.cfg.method == "full":
-            state = full_state_dict(self.trainer)
+        lora, sharded = self.cfg.method == "lora", self.cfg.strategy == "fsdp"
+        if not lora or sharded:
+            state = full_state_dict(self.trainer)  # a collective under FSDP
             weights = {k.removeprefix("model."): v for k, v in state.items()}
         if not self.trainer.is_global_zero:
             return
-        if self.cfg.method == "lora":
-            weights = merged_model(self.module.model).state_dict()
+        if lora:
+            # Under FSDP the module holds shards: merge in an unsharded copy built from them.
+            model = self._unsharded_lora(weights) if sharded else self.module.model
+            weights = merged_model(model).state_dict()
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         curve = plot_loss_curve(self.out_dir, f"finetune ({self.cfg.method}) {self.run_dir.name}")
         self.mlflow_run = _log_artifacts(self.trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
         self._write_manifest()
+
+    def _unsharded_lora(self, state: dict[str, Any]) -> torch.nn.Module:
+        model = add_lora(load_model(self.pretrain_dir), self.cfg.lora.model_dump(), self.cfg.seed)
+        model.load_state_dict(state)
+        return model
 
     def _write_manifest(self) -> None:
         steps = self.trainer.global_step
@@ -185,6 +201,9 @@ def run_finetune(
         return _result(job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
         job.prepare()
+        mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
+    else:  # the sample shards rank 0 writes
+        wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     job.build()
     job.train()
     job.publish()

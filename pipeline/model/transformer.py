@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from pipeline.model.attention import Attention, KVCache, build_layout, varlen_usable
 from pipeline.model.config import ModelConfig
@@ -26,6 +27,8 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(cfg, layer_idx)
         self.post_attention_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_dim)
+        # Recompute this block's activations in backward (`pretrain.fsdp.activation_checkpointing`).
+        self.activation_checkpointing = False
 
     def forward(self, x, cos, sin, layout, kv_cache=None) -> torch.Tensor:  # (B, T, C)
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, layout, kv_cache)
@@ -89,7 +92,11 @@ class DecoderLM(nn.Module):
         cos, sin = self.model.rotary_emb(positions)  # (B, 1, T, hd) each
         layout = build_layout(doc_ids, T, past, idx.device, varlen_usable(x))
         for layer in self.model.layers:
-            x = layer(x, cos, sin, layout, kv_cache)  # (B, T, C)
+            if layer.activation_checkpointing and self.training and torch.is_grad_enabled():
+                # A function call, not a wrapper module: parameter names stay HF's.
+                x = checkpoint(layer, x, cos, sin, layout, kv_cache, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, layout, kv_cache)  # (B, T, C)
         if kv_cache is not None:
             kv_cache.advance(T)
         return self.lm_head(self.model.norm(x))  # (B, T, V)

@@ -11,18 +11,18 @@ from pipeline.model.config import ModelConfig
 
 
 class FSDPConfig(StrictModel):
-    """Fully Sharded Data Parallel settings (used when `pretrain.strategy` is `fsdp`)."""
+    """FSDP2 settings (`fully_shard` per transformer block; used when `strategy` is `fsdp`)."""
 
-    sharding_strategy: Literal["FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD", "NO_SHARD"] = (
-        "FULL_SHARD"
-    )
-    """How parameters, gradients and optimizer state are sharded (torch ShardingStrategy)."""
+    sharding_strategy: Literal["FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD"] = "FULL_SHARD"
+    """FULL_SHARD: shard over all ranks; SHARD_GRAD_OP: keep gathered params from forward to
+    backward; HYBRID_SHARD: shard within a node, replicate across nodes."""
     activation_checkpointing: bool = False
     """Recompute each transformer block's activations in the backward pass (less memory)."""
     cpu_offload: bool = False
-    """Keep sharded parameters on the CPU between uses (much slower; for very large models)."""
+    """Keep sharded parameters, gradients and optimizer state on the CPU (slow; huge models)."""
     state_dict_type: Literal["full", "sharded"] = "sharded"
-    """Checkpoint format: one full file gathered on rank 0, or one shard per rank (faster)."""
+    """Checkpoint format: one shard file per rank (torch.distributed.checkpoint) or one full
+    file gathered on rank 0."""
 
 
 class PretrainConfig(StrictModel):
@@ -37,13 +37,14 @@ class PretrainConfig(StrictModel):
     grad_accum: int = Field(1, ge=1)
     """Micro-batches accumulated before an optimizer step."""
     max_steps: int = Field(300, ge=1)
-    """Optimizer steps to train for."""
+    """Optimizer steps to train for; a rerun with more steps resumes from the last checkpoint."""
     lr: float = Field(3e-3, gt=0)
     """Peak learning rate (after warmup)."""
     min_lr: float = Field(3e-4, ge=0)
     """Learning rate at the end of the cosine decay."""
     warmup_steps: int = Field(30, ge=0)
-    """Linear warmup from 0 to `lr` over this many steps, then cosine decay to `min_lr`."""
+    """Linear warmup from 0 to `lr` over this many steps, then cosine decay to `min_lr` (a run
+    shorter than its warmup only warms up)."""
     weight_decay: float = Field(0.1, ge=0)
     """AdamW decoupled weight decay, applied to matrices only (not norms)."""
     betas: tuple[float, float] = (0.9, 0.95)
@@ -97,10 +98,12 @@ class PretrainConfig(StrictModel):
     def _check(self) -> PretrainConfig:
         if self.min_lr > self.lr:
             raise ValueError("`pretrain.min_lr` must not exceed `pretrain.lr`")
-        if self.warmup_steps >= self.max_steps:
-            raise ValueError("`pretrain.warmup_steps` must be smaller than `pretrain.max_steps`")
-        if self.strategy == "fsdp" and self.accelerator == "cpu":
-            raise ValueError("`pretrain.strategy` fsdp needs GPUs (`pretrain.accelerator` gpu)")
+        if self.num_nodes > 1 and self.launcher == "python":
+            # One python process starts only this node's ranks; the others would wait forever.
+            raise ValueError(
+                f"`pretrain.num_nodes` is {self.num_nodes}: set `pretrain.launcher` to torchrun "
+                "or srun, which start the ranks of every node"
+            )
         return self
 
 
@@ -118,6 +121,17 @@ OPERATIONAL_FIELDS = (
 )
 
 
+# Fields a checkpoint can be resumed under when they change: more steps continue the run, and
+# torch.distributed.checkpoint reshards model and optimizer onto another number of ranks (the
+# data position is counted in global samples, see `PretrainDataModule.state_dict`).
+RESUMABLE_FIELDS = ("max_steps", "devices", "num_nodes")
+
+
 def training_config_hash(cfg: PretrainConfig) -> str:
     """Hash of what determines the trained weights (launch and display settings excluded)."""
     return config_hash(cfg.model_copy(update=dict.fromkeys(OPERATIONAL_FIELDS)))
+
+
+def resume_config_hash(cfg: PretrainConfig) -> str:
+    """Hash of what a checkpoint must share with the config to be resumed."""
+    return config_hash(cfg.model_copy(update=dict.fromkeys(OPERATIONAL_FIELDS + RESUMABLE_FIELDS)))

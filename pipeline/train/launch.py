@@ -54,9 +54,10 @@ def training_command(
     config: Path,
     run_dir: Path,
     output_dir: Path | None = None,
+    entry: str = "pipeline.train",
 ):
-    """The command line that starts training with the configured launcher."""
-    module = ["-m", "pipeline.train", "--run-dir", str(run_dir), "--config", str(config)]
+    """The command line that starts `entry` (pretraining or fine-tuning) with the launcher."""
+    module = ["-m", entry, "--run-dir", str(run_dir), "--config", str(config)]
     if output_dir is not None:
         module += ["--output-dir", str(output_dir)]
     if launcher == "torchrun":

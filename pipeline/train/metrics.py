@@ -99,6 +99,13 @@ class TrainingMonitor(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._t0_step = time.perf_counter(), trainer.global_step
         self._seen_step = trainer.global_step
+        if trainer.is_global_zero:
+            truncate_metrics(self.path, trainer.global_step)
+        # A killed run may have logged steps past its last checkpoint to MLflow, which cannot
+        # delete metric values: the resumed run recomputes those steps (the same values, exact
+        # resume) and logs only the steps after them, so each step is in MLflow once.
+        loggers = trainer.loggers if trainer.is_global_zero else []  # rank 0 logs
+        self._mlflow_done = max((_mlflow_last_step(lg) for lg in loggers), default=0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # `micro_loss`: Lightning's `loss` output is divided by the accumulation factor.
@@ -132,7 +139,7 @@ class TrainingMonitor(L.Callback):
         self._emit(trainer, row, {k: v for k, v in row.items() if k not in ("step", "tokens")})
 
     def _emit(self, trainer: L.Trainer, row: dict[str, Any], metrics: dict[str, float]) -> None:
-        for logger in trainer.loggers:
+        for logger in trainer.loggers if row["step"] > self._mlflow_done else ():
             logger.log_metrics({f"train/{k}": v for k, v in metrics.items()}, step=row["step"])
         self._write(trainer, row)
         if self.progress and trainer.is_global_zero:
@@ -150,6 +157,34 @@ class TrainingMonitor(L.Callback):
         row = {"step": step, "tokens": step * self.tokens_per_step, "val_loss": val_loss}
         row["val_ppl"] = math.exp(min(val_loss, 50.0))
         self._write(trainer, row)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep only the rows up to `step` (where a run resumes): a resumed run writes the rest."""
+    if not path.is_file():
+        return
+    rows = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    # A kill mid-write can leave a torn last line: it is dropped with the steps after `step`.
+    kept = [ln for ln in rows if _row_step(ln) is not None and _row_step(ln) <= step]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(f"{ln}\n" for ln in kept))
+    os.replace(tmp, path)
+
+
+def _row_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _mlflow_last_step(logger) -> int:
+    """Last step of `train/loss` already in the logger's MLflow run (0 for other loggers)."""
+    run_id = getattr(logger, "run_id", None)
+    if not run_id or not hasattr(logger, "_tracking_uri"):
+        return 0
+    history = logger.experiment.get_metric_history(run_id, "train/loss")
+    return max((m.step for m in history), default=0)
 
 
 def read_metrics(out_dir: Path) -> tuple[list[dict], list[dict]]:

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from pipeline.model import DecoderLM, ModelConfig
+from pipeline.model import DecoderLayer, DecoderLM, ModelConfig
 from pipeline.train.config import PretrainConfig
 
 
@@ -24,6 +24,40 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     # logits (B, T, V), labels (B, T); the softmax in fp32 even under bf16 autocast
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
+
+
+def _is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def shard_model(model: torch.nn.Module, cfg: PretrainConfig, mesh) -> None:
+    """FSDP2 the torchtitan way: one `fully_shard` unit per block, then the root.
+
+    Each block gathers its parameters just before use and frees them after, so one block's
+    full weights are live at a time. The root unit holds the embedding, final norm and head
+    (tied or not); `model` may be a peft LoRA wrapper of a `DecoderLM`: FSDP2 shards frozen
+    base weights and trainable adapters in the same unit. bf16 parameters with fp32 gradient
+    reduction on GPUs only: CPUs train in fp32.
+    `mesh` is Lightning's (data_parallel, tensor_parallel) mesh: 1-D on the shard axis, or both
+    axes (replicate, shard) for HYBRID_SHARD.
+    """
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+
+    fsdp = cfg.fsdp
+    hybrid = fsdp.sharding_strategy == "HYBRID_SHARD"
+    kwargs: dict[str, Any] = {"mesh": mesh if hybrid else mesh["tensor_parallel"]}
+    if cfg.precision == "bf16-mixed" and mesh.device_type == "cuda":
+        kwargs["mp_policy"] = MixedPrecisionPolicy(torch.bfloat16, reduce_dtype=torch.float32)
+    if fsdp.cpu_offload:
+        kwargs["offload_policy"] = CPUOffloadPolicy()
+    # SHARD_GRAD_OP keeps gathered block parameters from forward to backward (fewer gathers).
+    reshard = fsdp.sharding_strategy != "SHARD_GRAD_OP"
+    for layer in [m for m in model.modules() if isinstance(m, DecoderLayer)]:
+        layer.activation_checkpointing = fsdp.activation_checkpointing
+        fully_shard(layer, reshard_after_forward=reshard, **kwargs)
+    fully_shard(model, **kwargs)
 
 
 class PretrainModule(L.LightningModule):
@@ -41,6 +75,11 @@ class PretrainModule(L.LightningModule):
             for layer in self.model.model.layers:
                 layer.compile()
         self._val_losses: list[torch.Tensor] = []
+
+    def configure_model(self) -> None:
+        """Under FSDP (Lightning's ModelParallelStrategy) shard the model: see `shard_model`."""
+        if self.cfg.strategy == "fsdp" and not _is_sharded(self.model):
+            shard_model(self.model, self.cfg, self.device_mesh)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:  # (B, T, V)
         return self.model(batch["input_ids"], batch.get("positions"), batch.get("doc_ids"))

@@ -8,8 +8,10 @@ directory, exports the weights, plots and writes the manifest. A rerun resumes f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import time
@@ -30,7 +32,7 @@ from pipeline.stage import (
     write_json_atomic,
     write_manifest,
 )
-from pipeline.train.config import PretrainConfig, training_config_hash
+from pipeline.train.config import PretrainConfig, resume_config_hash, training_config_hash
 from pipeline.train.data import PretrainDataModule
 from pipeline.train.metrics import (
     METRICS_FILE,
@@ -48,6 +50,7 @@ from pipeline.train.trainer import (
     check_devices,
     full_state_dict,
     mlflow_loggers,
+    recover_checkpoint,
     replica_checksums,
 )
 
@@ -63,24 +66,75 @@ def tokenizer_info(tokenize_dir: Path) -> dict[str, Any]:
     return info
 
 
-def prepare_output(out_dir: Path, inputs_fp: str, chash: str) -> None:
-    """Keep checkpoints only if they came from these inputs and this config (rank 0 only)."""
+def prepare_output(out_dir: Path, inputs_fp: str, resume_hash: str) -> None:
+    """Keep checkpoints only if these inputs and config can resume them (rank 0 only).
+
+    `resume_hash` leaves out what a resume may change (`RESUMABLE_FIELDS`: more steps, another
+    world size). Temp files of a killed or failed run are deleted here and after a success.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)
-    want = {"inputs_fingerprint": inputs_fp, "config_hash": chash}
+    want = {"inputs_fingerprint": inputs_fp, "resume_hash": resume_hash}
     stamp = out_dir / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) != want:
         shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
         for name in (METRICS_FILE, MLFLOW_RUN_FILE):
             (out_dir / name).unlink(missing_ok=True)
+    remove_temp_files(out_dir)
     write_json_atomic(stamp, want)
+
+
+def remove_temp_files(out_dir: Path) -> None:
+    """Partial checkpoints and weights (`.last.ckpt.tmp-PID`, `.model.safetensors.tmp-PID`)."""
+    recover_checkpoint(out_dir / CHECKPOINT_DIR)
+    for tmp in out_dir.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+PREPARED = ".prepared"
+
+
+def launch_token() -> str:
+    """An id all ranks of one torchrun/srun launch share ("" when Lightning starts the ranks).
+
+    torchrun's agent picks a fresh MASTER_PORT per launch; SLURM numbers each job step.
+    """
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" in env:
+        keys = ("TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "MASTER_ADDR", "MASTER_PORT")
+        return ":".join(env.get(k, "") for k in keys)
+    if "SLURM_JOB_ID" in env and "SLURM_STEP_ID" in env:
+        return f"slurm:{env['SLURM_JOB_ID']}.{env['SLURM_STEP_ID']}"
+    return ""
+
+
+def mark_prepared(out_dir: Path, key: str) -> None:
+    """Rank 0, after preparing the stage directory for `key` (inputs and config): go on."""
+    write_json_atomic(out_dir / PREPARED, {"launch": f"{launch_token()}/{key}"})
+
+
+def wait_for_rank_zero(out_dir: Path, key: str, timeout: float = 600.0) -> None:
+    """Other ranks of a torchrun/srun launch wait for rank 0's `prepare` (no process group
+    exists yet). Under the python launcher Lightning starts them after it: no wait. A marker
+    left by an earlier launch with the same id matches only for the same inputs and config,
+    whose prepared files are the same."""
+    if not launch_token():
+        return
+    token = f"{launch_token()}/{key}"
+    marker, deadline = out_dir / PREPARED, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(marker.read_text())["launch"] == token:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"rank 0 did not prepare {out_dir} within {timeout:.0f} s")
 
 
 class RunInfo(L.Callback):
     """At fit start: where training resumed, static MLflow params, and the MLflow run id."""
 
-    def __init__(self, out_dir: Path, params: dict[str, Any]):
-        self.out_dir, self.params = out_dir, params
+    def __init__(self, out_dir: Path, params: dict[str, Any], config_key: str = ""):
+        self.out_dir, self.params, self.config_key = out_dir, params, config_key
         self.start_step = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -88,7 +142,8 @@ class RunInfo(L.Callback):
         for logger in trainer.loggers:
             logger.log_hyperparams(self.params)
             if trainer.is_global_zero and getattr(logger, "run_id", None):
-                write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, {"run_id": logger.run_id})
+                saved = {"run_id": logger.run_id, "config_key": self.config_key}
+                write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, saved)
 
 
 class PretrainJob:
@@ -113,8 +168,9 @@ class PretrainJob:
         )
         self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
         self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
-        self.info = RunInfo(self.out_dir, self._static_params())
-        loggers = mlflow_loggers(cfg, self.out_dir, run_name=f"pretrain-{self.out_dir.parent.name}")
+        self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
+        name = f"pretrain-{self.out_dir.parent.name}"
+        loggers = mlflow_loggers(cfg, self.out_dir, name, config_key=self.chash)
         self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
 
     def _static_params(self) -> dict[str, Any]:
@@ -130,6 +186,9 @@ class PretrainJob:
         last = self.out_dir / CHECKPOINT_DIR / LAST
         resume = last if last.exists() else None  # FSDP's sharded checkpoint is a directory
         self.trainer.fit(self.module, datamodule=self.data, ckpt_path=resume, weights_only=True)
+        if self.trainer.global_step % self.cfg.checkpoint_interval:
+            # The final step was no checkpoint step: a rerun with more `max_steps` resumes here.
+            self.trainer.save_checkpoint(last, weights_only=False)
         if self.trainer.global_step % self.cfg.val_interval:
             # The last step was no validation step: validate the final weights (all ranks decide
             # alike from the step, never from files only rank 0 writes).
@@ -143,6 +202,7 @@ class PretrainJob:
         state = full_state_dict(trainer)
         if not trainer.is_global_zero:
             return
+        remove_temp_files(self.out_dir)
         weights = {k.removeprefix("model."): v for k, v in state.items()}
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         title = f"{self.out_dir.parent.name}: {self.module.model.num_params():,} parameters"
@@ -195,7 +255,10 @@ def run_pretrain(
     if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
         return _result(job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
-        prepare_output(job.out_dir, job.inputs_fp, job.chash)
+        prepare_output(job.out_dir, job.inputs_fp, resume_config_hash(cfg))
+        mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
+    else:
+        wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     job.build()
     job.train()
     job.publish()

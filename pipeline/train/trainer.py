@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.plugins import TorchCheckpointIO
-from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, Strategy
+from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Strategy
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from pipeline.model import DecoderLayer
 from pipeline.tracking_store import default_uri, ensure_store
 from pipeline.train.config import PretrainConfig
 
@@ -26,36 +27,38 @@ MLFLOW_RUN_FILE = "mlflow_run.json"
 
 
 def build_strategy(cfg: PretrainConfig) -> str | Strategy:
-    """`auto`, DDP, or FSDP sharded per transformer block (the unit of wrap and checkpointing)."""
+    """`auto`, DDP, or FSDP2 (`PretrainModule.configure_model` shards each block)."""
     if cfg.strategy == "fsdp":
-        fsdp = cfg.fsdp
-        blocks = {DecoderLayer}
-        mesh = None
-        if fsdp.sharding_strategy == "HYBRID_SHARD" and isinstance(cfg.devices, int):
-            mesh = (cfg.num_nodes, cfg.devices)  # replicate across nodes, shard within one
-        return FSDPStrategy(
-            auto_wrap_policy=blocks,
-            activation_checkpointing_policy=blocks if fsdp.activation_checkpointing else None,
-            sharding_strategy=fsdp.sharding_strategy,
-            cpu_offload=fsdp.cpu_offload,
-            state_dict_type=fsdp.state_dict_type,
-            device_mesh=mesh,
-        )
+        return fsdp_strategy(cfg)
     if cfg.strategy == "ddp":
         # Every parameter gets a gradient each step; bucket views save one gradient copy.
         return DDPStrategy(find_unused_parameters=False, gradient_as_bucket_view=True)
     return "auto"
 
 
+def fsdp_strategy(cfg: PretrainConfig) -> AtomicModelParallelStrategy:
+    """Lightning's FSDP2 strategy: a device mesh of all ranks, gloo on CPU, NCCL on GPU.
+
+    Its 2-D mesh is (data_parallel, tensor_parallel); this project has no tensor parallelism and
+    uses the second axis as the shard axis: (1, world) shards over every rank, (nodes, devices)
+    replicates across nodes and shards within one (HYBRID_SHARD, FSDP2's HSDP).
+    """
+    hybrid = cfg.fsdp.sharding_strategy == "HYBRID_SHARD"
+    replicas = cfg.num_nodes if hybrid else 1
+    shards = cfg.devices if hybrid else "world"
+    return AtomicModelParallelStrategy(
+        data_parallel_size=replicas,
+        tensor_parallel_size=shards,
+        save_distributed_checkpoint=cfg.fsdp.state_dict_type == "sharded",
+    )
+
+
 def check_devices(cfg: PretrainConfig) -> None:
     """Fail before any process starts when the config asks for hardware that is not here."""
-    if cfg.strategy == "fsdp" and not torch.cuda.is_available():
-        raise ValueError(
-            "`pretrain.strategy` fsdp needs CUDA GPUs and none is visible; "
-            "use ddp (with accelerator cpu) or auto here"
-        )
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ValueError(f"`pretrain.accelerator` is {cfg.accelerator} but no GPU is visible")
+    if cfg.strategy == "fsdp" and cfg.precision == "16-mixed":
+        raise ValueError("`pretrain.precision` 16-mixed is not supported with fsdp: use bf16-mixed")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -67,6 +70,61 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         super().save_checkpoint(checkpoint, tmp, storage_options)
         os.replace(tmp, path)
+
+
+class AtomicModelParallelStrategy(ModelParallelStrategy):
+    """FSDP2 checkpoints (a directory of shards) written aside, then renamed into place.
+
+    All ranks write into `.NAME.tmp`; after a barrier rank 0 moves the old checkpoint to
+    `.NAME.old`, renames the new one and deletes the old one. A kill at any point leaves either
+    a complete `NAME` or a complete `.NAME.old` (`recover_checkpoint` puts it back), never a
+    partial directory under the name resume looks for.
+    """
+
+    def setup_environment(self) -> None:
+        if self._tensor_parallel_size == "world":  # Lightning's "auto" is one node's ranks
+            self._tensor_parallel_size = self.num_nodes * self.num_processes
+        super().setup_environment()
+
+    def save_checkpoint(self, checkpoint, filepath, storage_options=None) -> None:
+        path = Path(self.broadcast(str(filepath)))  # one name on every rank
+        tmp = path.with_name(f".{path.name}.tmp")
+        if self.is_global_zero:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.barrier("checkpoint-tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        self.barrier("checkpoint-written")
+        if self.is_global_zero:
+            _swap_in(tmp, path)
+        self.barrier("checkpoint-renamed")
+
+    def remove_checkpoint(self, filepath) -> None:
+        if self.is_global_zero:
+            path = Path(filepath)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(True)
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    old = path.with_name(f".{path.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(new, path)
+    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+
+
+def recover_checkpoint(ckpt_dir: Path) -> None:
+    """Rank 0 at start: delete partial temp checkpoints, restore one a kill left as `.old`."""
+    if not ckpt_dir.is_dir():
+        return
+    for tmp in ckpt_dir.glob(".*.tmp*"):
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    for old in ckpt_dir.glob(".*.old"):
+        target = old.with_name(old.name[1 : -len(".old")])
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(True)
+        else:
+            os.replace(old, target)  # the kill came between the two renames of `_swap_in`
 
 
 class RunProgressBar(TQDMProgressBar):
@@ -98,21 +156,36 @@ def checkpoint_callbacks(cfg: PretrainConfig, out_dir: Path) -> list[ModelCheckp
     return [last, best]
 
 
-def mlflow_loggers(cfg: PretrainConfig, out_dir: Path, run_name: str) -> list[MLFlowLogger]:
-    """The MLflow logger; a resumed run keeps logging into the MLflow run it started."""
+def mlflow_loggers(
+    cfg: PretrainConfig, out_dir: Path, run_name: str, config_key: str = ""
+) -> list[MLFlowLogger]:
+    """The MLflow logger; a resumed run keeps logging into the MLflow run it started.
+
+    MLflow refuses to change a logged param, so a resume under another `config_key` (more
+    `max_steps`, another world size) logs into a new run tagged `lmpipe.resumed_from_run`.
+    """
     if not cfg.mlflow:
         return []
     uri = ensure_store(default_uri())  # concurrent first runs: one creates the sqlite tables
     saved = Path(out_dir) / MLFLOW_RUN_FILE
-    run_id = json.loads(saved.read_text())["run_id"] if saved.is_file() else None
-    # MLflow nests a run under the run named by this tag (UI tree, search by parent).
-    parent = cfg.mlflow_parent_run_id
+    previous = json.loads(saved.read_text()) if saved.is_file() else {}
+    run_id = previous.get("run_id")
+    tags = {"mlflow.parentRunId": cfg.mlflow_parent_run_id} if cfg.mlflow_parent_run_id else {}
+    if run_id and previous.get("config_key", "") != config_key:
+        tags["lmpipe.resumed_from_run"] = run_id
+        if rank_zero_only.rank == 0:
+            print(
+                f"MLflow: run {run_id} was logged with another max_steps or world size; "
+                "logging this resumed run into a new run (tag lmpipe.resumed_from_run)",
+                flush=True,
+            )
+        run_id = None
     logger = MLFlowLogger(
         experiment_name=cfg.mlflow_experiment,
         tracking_uri=uri,
         run_name=run_name,
         run_id=run_id,
-        tags={"mlflow.parentRunId": parent} if parent else None,
+        tags=tags or None,  # a parent tag nests the run under it (UI tree, search by parent)
         log_model=False,
     )
     return [logger]
@@ -125,12 +198,14 @@ def build_trainer(
     extra = [RunProgressBar(refresh_rate=bar_refresh)] if cfg.progress_bar else []
     # FSDP writes its own (sharded) checkpoints and does not use a CheckpointIO plugin.
     plugins = [] if cfg.strategy == "fsdp" else [AtomicCheckpointIO()]
+    # Under FSDP2 bf16 comes from the sharding's mixed-precision policy (module.py), not autocast.
+    fsdp_bf16 = cfg.strategy == "fsdp" and cfg.precision == "bf16-mixed"
     return L.Trainer(
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         num_nodes=cfg.num_nodes,
         strategy=build_strategy(cfg),
-        precision=cfg.precision,
+        precision="32-true" if fsdp_bf16 else cfg.precision,
         max_steps=cfg.max_steps,
         accumulate_grad_batches=cfg.grad_accum,
         gradient_clip_val=cfg.grad_clip or None,
@@ -152,15 +227,13 @@ def build_trainer(
 def full_state_dict(trainer: L.Trainer) -> dict[str, torch.Tensor]:
     """The whole model's weights, complete on rank 0 (under FSDP a collective: all ranks call)."""
     strategy = trainer.strategy
-    if not isinstance(strategy, FSDPStrategy):
+    if not isinstance(strategy, ModelParallelStrategy):
         return strategy.lightning_module_state_dict()
-    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    # Gathered shard by shard to rank 0's CPU memory, whatever the checkpoint format is.
-    gather = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
-    with FSDP.state_dict_type(strategy.model, StateDictType.FULL_STATE_DICT, gather):
-        return strategy.model.state_dict()
+    # Gathered block by block into rank 0's CPU memory, whatever the checkpoint format is.
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(strategy.lightning_module, options=options)
 
 
 def replica_checksums(trainer: L.Trainer, model: torch.nn.Module) -> list[str]:

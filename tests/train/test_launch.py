@@ -79,3 +79,6 @@ def test_launcher_commands(tmp_path):
     assert torchrun[4:6] == ["-m", "pipeline.train"]
     srun = training_command("srun", ["--nodes=2"], cfg_path, run)
     assert srun[:3] == ["srun", "--nodes=2", sys.executable] and "--parent-pid" not in srun
+    # Fine-tuning starts through the same launchers (`finetune.launcher`, issue 17).
+    tune = training_command("srun", ["--nodes=2"], cfg_path, run, entry="pipeline.finetune")
+    assert tune[:5] == ["srun", "--nodes=2", sys.executable, "-m", "pipeline.finetune"]

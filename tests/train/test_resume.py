@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 from safetensors.torch import load_file
 
+from pipeline.train.config import resume_config_hash
 from pipeline.train.metrics import read_metrics
 from pipeline.train.run import run_pretrain
 from tests.conftest import REPO
@@ -64,13 +66,27 @@ def kill_mid_run(run_dir: Path, config: Path) -> None:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_the_same_losses(tokenize_dir, tmp_path):
-    cfg = tiny_config(*RESUME)
+def test_killed_run_resumes_with_the_same_losses(tokenize_dir, tmp_path, with_mlflow):
+    cfg = tiny_config(*RESUME, "pretrain.mlflow=true")
     straight = run_pretrain(cfg.pretrain, tokenize_dir, tmp_path / "straight" / "pretrain").manifest
 
     run_dir = make_run_dir(tmp_path / "killed", tokenize_dir)
     kill_mid_run(run_dir, write_config(cfg, tmp_path / "config.json"))
+    # What a full disk or a kill mid-save leaves (issue 16 row 9): gone after the rerun.
+    leftovers = [run_dir / "pretrain" / "checkpoints" / ".last.ckpt.tmp-99999"]
+    leftovers.append(run_dir / "pretrain" / ".model.safetensors.tmp-99999")
+    for path in leftovers:
+        path.write_bytes(b"partial")
     resumed = run_pretrain(cfg.pretrain, tokenize_dir, run_dir / "pretrain").manifest
+    assert not any(path.exists() for path in leftovers)
+    # Each step once in the file and in MLflow, though the killed run logged past its checkpoint.
+    lines = (run_dir / "pretrain" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(ln)["step"] for ln in lines if "loss" in json.loads(ln)]
+    assert steps == list(range(1, 49))
+    history = MlflowClient(with_mlflow).get_metric_history(
+        resumed["mlflow"]["run_id"], "train/loss"
+    )
+    assert sorted(m.step for m in history) == list(range(1, 49))
 
     assert resumed["resumed_from_step"] in (8, 16, 24, 32, 40)  # from last.ckpt, not from 0
     train_a, val_a = read_metrics(tmp_path / "straight" / "pretrain")
@@ -87,4 +103,4 @@ def test_killed_run_resumes_with_the_same_losses(tokenize_dir, tmp_path):
         assert (weights_b[name] - tensor).abs().max() < 1e-5, name
     assert resumed["counts"] == straight["counts"]
     stamp = json.loads((run_dir / "pretrain" / "run_stamp.json").read_text())
-    assert stamp["config_hash"] == resumed["config_hash"]
+    assert stamp["resume_hash"] == resume_config_hash(cfg.pretrain)

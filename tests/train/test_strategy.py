@@ -1,4 +1,4 @@
-"""Strategies and schedules from config: FSDP is built and validated (it cannot run on CPUs)."""
+"""Strategies and schedules from config: FSDP2 built, validated and applied per block."""
 
 from __future__ import annotations
 
@@ -6,59 +6,90 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+from lightning.pytorch.strategies import DDPStrategy
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import FSDPModule
 
 from pipeline.config import ConfigError, load_config
-from pipeline.model import DecoderLayer
-from pipeline.train.config import PretrainConfig, training_config_hash
-from pipeline.train.module import lr_at
-from pipeline.train.trainer import build_strategy, check_devices
+from pipeline.model import DecoderLM, ModelConfig
+from pipeline.train.config import PretrainConfig, resume_config_hash, training_config_hash
+from pipeline.train.module import lr_at, shard_model
+from pipeline.train.trainer import AtomicModelParallelStrategy, build_strategy, check_devices
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wrapped_classes(policy) -> set[type]:
-    return set(policy._module_classes)
 
 
 def test_fsdp_strategy_is_built_from_the_1b_config():
     cfg = load_config(REPO / "configs" / "1b.yaml").pretrain
     strategy = build_strategy(cfg)
-    assert isinstance(strategy, FSDPStrategy)
-    # Every transformer block is one FSDP unit and one activation-checkpointing unit.
-    assert wrapped_classes(strategy.kwargs["auto_wrap_policy"]) == {DecoderLayer}
+    # FSDP2 through Lightning's ModelParallelStrategy, which also runs on CPU ranks (gloo).
+    assert isinstance(strategy, AtomicModelParallelStrategy)
+    assert strategy._data_parallel_size == 1  # the whole world is one shard group
+    assert strategy._tensor_parallel_size == "world"  # all ranks of all nodes
+    assert strategy._save_distributed_checkpoint  # state_dict_type: sharded
     assert cfg.fsdp.activation_checkpointing
-    ac_policy = strategy._activation_checkpointing_kwargs["auto_wrap_policy"]
-    assert wrapped_classes(ac_policy) == {DecoderLayer}
-    assert strategy.sharding_strategy.name == cfg.fsdp.sharding_strategy
-    assert strategy._state_dict_type == "sharded"
     assert cfg.precision == "bf16-mixed" and cfg.num_nodes > 1
 
 
-def test_fsdp_options_map_onto_the_strategy():
+def test_hybrid_shard_replicates_across_nodes_and_shards_within_one():
     cfg = load_config(
         None,
         [
             "pretrain.strategy=fsdp",
             "pretrain.fsdp.sharding_strategy=HYBRID_SHARD",
-            "pretrain.fsdp.cpu_offload=true",
+            "pretrain.fsdp.state_dict_type=full",
             "pretrain.devices=8",
             "pretrain.num_nodes=2",
+            "pretrain.launcher=torchrun",
         ],
     ).pretrain
     strategy = build_strategy(cfg)
-    assert strategy.cpu_offload.offload_params
-    assert strategy.kwargs["device_mesh"] == (2, 8)  # replicate across nodes, shard within
-    assert "activation_checkpointing_policy" not in strategy._activation_checkpointing_kwargs
-    assert not strategy._activation_checkpointing_kwargs
+    assert (strategy._data_parallel_size, strategy._tensor_parallel_size) == (2, 8)
+    assert not strategy._save_distributed_checkpoint
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal")
-def test_fsdp_without_gpus_fails_before_training_with_a_clear_error():
-    with pytest.raises(ValueError, match="fsdp needs CUDA GPUs"):
-        check_devices(PretrainConfig(strategy="fsdp"))
-    with pytest.raises(ConfigError, match="`pretrain`: .*fsdp needs GPUs"):
-        load_config(None, ["pretrain.strategy=fsdp", "pretrain.accelerator=cpu"])
+def test_removed_fsdp1_sharding_strategy_is_refused_with_the_key():
+    with pytest.raises(ConfigError, match="pretrain.fsdp.sharding_strategy"):
+        load_config(None, ["pretrain.strategy=fsdp", "pretrain.fsdp.sharding_strategy=NO_SHARD"])
+
+
+def test_fsdp_is_accepted_on_cpu():
+    cfg = load_config(None, ["pretrain.strategy=fsdp", "pretrain.accelerator=cpu"]).pretrain
+    check_devices(cfg)  # no GPU needed: gloo on CPU ranks
+    with pytest.raises(ValueError, match="`pretrain.precision` 16-mixed .* fsdp"):
+        check_devices(cfg.model_copy(update={"precision": "16-mixed"}))
+
+
+@pytest.fixture
+def one_rank_mesh():
+    """A one-process gloo group and Lightning's (data_parallel, tensor_parallel) mesh."""
+    store = torch.distributed.HashStore()
+    torch.distributed.init_process_group("gloo", rank=0, world_size=1, store=store)
+    try:
+        yield init_device_mesh("cpu", (1, 1), mesh_dim_names=("data_parallel", "tensor_parallel"))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_shard_model_wraps_each_block_and_keeps_hf_names(one_rank_mesh):
+    cfg = PretrainConfig(strategy="fsdp", fsdp={"activation_checkpointing": True})
+    model_cfg = ModelConfig(block_size=16, n_layers=2, n_heads=2, d_model=32).with_vocab(64)
+    torch.manual_seed(0)
+    reference = DecoderLM(model_cfg)
+    model = DecoderLM(model_cfg)
+    model.load_state_dict(reference.state_dict())
+    shard_model(model, cfg, one_rank_mesh)
+    assert isinstance(model, FSDPModule)
+    assert all(isinstance(layer, FSDPModule) for layer in model.model.layers)
+    assert all(layer.activation_checkpointing for layer in model.model.layers)
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in reference.named_parameters()]
+    # Recomputing block activations in backward gives the same gradients.
+    idx = torch.randint(0, 64, (2, 16))
+    for m in (model, reference):
+        m.train()
+        m(idx).float().logsumexp(-1).mean().backward()
+    for (name, p), (_, q) in zip(model.named_parameters(), reference.named_parameters()):
+        assert torch.allclose(p.grad.full_tensor(), q.grad, atol=1e-6), name
 
 
 def test_ddp_and_auto_strategies():
@@ -98,3 +129,18 @@ def test_launch_settings_do_not_change_the_training_hash():
         base.model_copy(update={"time_limit_minutes": 30.0, "progress_bar": False})
     )
     assert training_config_hash(base) != training_config_hash(base.model_copy(update={"lr": 1e-4}))
+
+
+def test_more_steps_or_ranks_resume_the_same_checkpoints():
+    base = PretrainConfig()
+    longer = base.model_copy(update={"max_steps": 600, "devices": 2})
+    assert training_config_hash(base) != training_config_hash(longer)  # not a finished run
+    assert resume_config_hash(base) == resume_config_hash(longer)  # but its checkpoints resume
+    assert resume_config_hash(base) != resume_config_hash(base.model_copy(update={"lr": 1e-4}))
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "finetune"])
+def test_several_nodes_need_a_multi_node_launcher(stage):
+    with pytest.raises(ConfigError, match=f"`{stage}.num_nodes` is 2: set `{stage}.launcher`"):
+        load_config(None, [f"{stage}.num_nodes=2"])
+    load_config(None, [f"{stage}.num_nodes=2", f"{stage}.launcher=srun"])

@@ -14,12 +14,8 @@ from tests.conftest import REPO
 # The orchestration layer: `pipeline/` may not import these, at module level or in a function.
 FORBIDDEN = ("prefect", "flows")
 
-# (module, imported package) pairs allowed despite the rule, each with the reason.
-ALLOWED = {
-    # A re-export of `flows.cli.main` kept only for tests/train and tests/finetune, which another
-    # branch is changing; delete pipeline/cli.py and this entry when they import flows.cli.
-    ("pipeline/cli.py", "flows"),
-}
+# (module, imported package) pairs allowed despite the rule, each with the reason: none.
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def imported_packages(source: str) -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.cli import main
+from flows.cli import main
 from tests.finetune.runs import TINY, fresh_run
 
 # No capsys here: Prefect's console log handler would keep the captured stream after the test.

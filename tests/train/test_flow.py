@@ -9,7 +9,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.train import training_flow
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.config import load_config
 from tests.train.helpers import TINY, make_run_dir
 

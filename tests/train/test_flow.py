@@ -8,8 +8,8 @@ import json
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.train import training_flow
 from flows.cli import main
+from flows.train import training_flow
 from pipeline.config import load_config
 from tests.train.helpers import TINY, make_run_dir
 

@@ -66,10 +66,13 @@ def progress_reporter(stage: str) -> Callable[[int, int, dict[str, Any]], None]:
 
 
 def readable(value: Any) -> str:
-    """A count with thousands separators, a measurement with 4 significant digits."""
+    """A count with thousands separators; a measurement rounded (4 significant digits below
+    1,000, whole numbers above: `12,346` tokens/s, not `1.235e+04`)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+    if isinstance(value, int) or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def summary(result: StageResult) -> dict[str, Any]:

@@ -55,3 +55,10 @@ def test_cli_refuses_a_misspelled_stage_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert "invalid choice: 'pretrian'" in err and "'pretrain'" in err and "'register'" in err
+
+
+def test_progress_numbers_are_rounded_for_people():
+    from flows.common import readable
+
+    shown = [readable(v) for v in (12345.678, 1234567, 5.41754, 0.000321, "cpu")]
+    assert shown == ["12,346", "1,234,567", "5.418", "0.000321", "cpu"]

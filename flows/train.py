@@ -100,11 +100,7 @@ def training_flow(
     config = resolve_config(config, config_path, overrides)
     wanted = wanted_stages(stages, TRAINING_STAGES)
     results: dict[str, Any] = {}
-    if "pretrain" in wanted:
-        results["pretrain"] = run_stage(pretrain_task, config, config.run_dir)
-    for stage, stage_task in (("finetune", finetune_task), ("evaluate", evaluate_task)):
-        if stage in wanted:
-            results[stage] = run_stage(stage_task, config, config.run_dir)
-    if "register" in wanted:
-        results["register"] = run_stage(register_task, config, config.run_dir)
+    for stage_task in (pretrain_task, finetune_task, evaluate_task, register_task):
+        if stage_task.name in wanted:
+            results[stage_task.name] = run_stage(stage_task, config, config.run_dir)
     return results

@@ -69,7 +69,7 @@ def launch_finetune(
     stage_dir = run_dir / STAGE
     inputs_fp = fingerprint(finetune_inputs(config.finetune, run_dir))
     if manifest_matches(stage_dir, inputs_fp, finetune_config_hash(config.finetune)):
-        return _result(stage_dir, skipped=True)  # no process, no torch import
+        return StageResult.from_dir(STAGE, stage_dir, skipped=True)  # no process, no torch import
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
@@ -92,9 +92,4 @@ def launch_finetune(
     code = stream_process(cmd, handle, config.finetune.time_limit_minutes * 60)
     if code != 0:
         raise TrainingFailed(f"fine-tuning exited with code {code}:\n" + "\n".join(tail))
-    return _result(stage_dir, skipped=False)
-
-
-def _result(stage_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(stage_dir) or {}
-    return StageResult(STAGE, stage_dir, m.get("counts", {}), m.get("reasons", {}), skipped)
+    return StageResult.from_dir(STAGE, stage_dir, skipped=False)

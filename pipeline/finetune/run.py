@@ -33,7 +33,6 @@ from pipeline.stage import (
     StageResult,
     fingerprint,
     manifest_matches,
-    read_manifest,
     write_manifest,
 )
 from pipeline.train.metrics import Progress, TrainingMonitor, plot_loss_curve, read_metrics
@@ -198,7 +197,7 @@ def run_finetune(
     """Fine-tune `<run_dir>/pretrain` on `cfg.data` into `<run_dir>/finetune` (resumable)."""
     job = FinetuneJob(cfg, Path(run_dir), progress)
     if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
-        return _result(job.out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
         job.prepare()
         mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
@@ -207,9 +206,4 @@ def run_finetune(
     job.build()
     job.train()
     job.publish()
-    return _result(job.out_dir, skipped=False)
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)
+    return StageResult.from_dir(STAGE, job.out_dir, skipped=False)

@@ -29,7 +29,6 @@ import pyarrow as pa
 from pipeline.stage import (
     StageResult,
     manifest_matches,
-    read_manifest,
     upstream_fingerprint,
     write_json_atomic,
 )
@@ -159,7 +158,9 @@ def launch_pretrain(
     stage_dir = Path(stage_dir).resolve() if custom_dir else run_dir / "pretrain"
     inputs_fp = upstream_fingerprint(run_dir / "tokenize")
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
-        return _result(stage_dir, skipped=True)  # no process, no torch import
+        return StageResult.from_dir(
+            "pretrain", stage_dir, skipped=True
+        )  # no process, no torch import
     p = config.pretrain
     check_enough_tokens(run_dir / "tokenize", p.model.block_size, p.micro_batch_size)
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -182,12 +183,7 @@ def launch_pretrain(
     code = stream_process(cmd, handle, p.time_limit_minutes * 60)
     if code != 0:
         raise TrainingFailed(f"training exited with code {code}:\n" + "\n".join(tail))
-    return _result(stage_dir, skipped=False)
-
-
-def _result(stage_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(stage_dir) or {}
-    return StageResult("pretrain", stage_dir, m.get("counts", {}), m.get("reasons", {}), skipped)
+    return StageResult.from_dir("pretrain", stage_dir, skipped=False)
 
 
 def _describe(event: dict[str, Any]) -> str:

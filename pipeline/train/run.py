@@ -253,7 +253,7 @@ def run_pretrain(
     """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable)."""
     job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress)
     if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
-        return _result(job.out_dir, skipped=True)
+        return StageResult.from_dir(STAGE, job.out_dir, skipped=True)
     if rank_zero_only.rank == 0:
         prepare_output(job.out_dir, job.inputs_fp, resume_config_hash(cfg))
         mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
@@ -262,7 +262,7 @@ def run_pretrain(
     job.build()
     job.train()
     job.publish()
-    return _result(job.out_dir, skipped=False)
+    return StageResult.from_dir(STAGE, job.out_dir, skipped=False)
 
 
 def summary_metrics(train_rows: list[dict], val_rows: list[dict]) -> dict[str, float]:
@@ -296,8 +296,3 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
-
-
-def _result(out_dir: Path, skipped: bool) -> StageResult:
-    m = read_manifest(out_dir) or {}
-    return StageResult(STAGE, out_dir, m.get("counts", {}), m.get("reasons", {}), skipped)

@@ -7,8 +7,6 @@ and kills the group on the time limit or a cancellation. Importing this module i
 
 from __future__ import annotations
 
-import json
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,14 +21,7 @@ from pipeline.stage import (
     write_json_atomic,
 )
 from pipeline.tokens.tokenizer import file_sha256
-from pipeline.train.launch import (
-    LAUNCH_CONFIG,
-    PROGRESS_PREFIX,
-    TrainingFailed,
-    _describe,
-    stream_process,
-    training_command,
-)
+from pipeline.train.launch import LAUNCH_CONFIG, run_training_process, training_command
 
 STAGE = "finetune"
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +60,8 @@ def launch_finetune(
     stage_dir = run_dir / STAGE
     inputs_fp = fingerprint(finetune_inputs(config.finetune, run_dir))
     if manifest_matches(stage_dir, inputs_fp, finetune_config_hash(config.finetune)):
-        return StageResult.from_dir(STAGE, stage_dir, skipped=True)  # no process, no torch import
+        # no process, no torch import
+        return StageResult.from_dir(STAGE, stage_dir, skipped=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
@@ -78,18 +70,5 @@ def launch_finetune(
     cmd = training_command(
         f.launcher, f.launcher_args, config_path, run_dir, entry="pipeline.finetune"
     )
-    tail: deque[str] = deque(maxlen=40)
-
-    def handle(line: str) -> None:
-        if PROGRESS_PREFIX in line:
-            event = json.loads(line.split(PROGRESS_PREFIX, 1)[1])
-            if progress:
-                progress(event["done"], event["total"], event["counts"])
-            line = _describe(event)
-        tail.append(line)
-        on_line(line)
-
-    code = stream_process(cmd, handle, config.finetune.time_limit_minutes * 60)
-    if code != 0:
-        raise TrainingFailed(f"fine-tuning exited with code {code}:\n" + "\n".join(tail))
+    run_training_process(cmd, on_line, progress, f.time_limit_minutes * 60, "fine-tuning")
     return StageResult.from_dir(STAGE, stage_dir, skipped=False)

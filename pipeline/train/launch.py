@@ -158,9 +158,8 @@ def launch_pretrain(
     stage_dir = Path(stage_dir).resolve() if custom_dir else run_dir / "pretrain"
     inputs_fp = upstream_fingerprint(run_dir / "tokenize")
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
-        return StageResult.from_dir(
-            "pretrain", stage_dir, skipped=True
-        )  # no process, no torch import
+        # no process, no torch import
+        return StageResult.from_dir("pretrain", stage_dir, skipped=True)
     p = config.pretrain
     check_enough_tokens(run_dir / "tokenize", p.model.block_size, p.micro_batch_size)
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +168,19 @@ def launch_pretrain(
     cmd = training_command(
         p.launcher, p.launcher_args, config_path, run_dir, stage_dir if custom_dir else None
     )
+    run_training_process(cmd, on_line, progress, p.time_limit_minutes * 60, "training")
+    return StageResult.from_dir("pretrain", stage_dir, skipped=False)
+
+
+def run_training_process(
+    cmd: list[str],
+    on_line: Callable[[str], None],
+    progress: Callable[[int, int, dict[str, Any]], None] | None,
+    time_limit_seconds: float,
+    what: str,
+) -> None:
+    """Run a training process group to its end: each `lmpipe-progress` line becomes a
+    `progress()` call and one readable log line; a failure raises with the last 40 lines."""
     tail: deque[str] = deque(maxlen=40)
 
     def handle(line: str) -> None:
@@ -180,10 +192,9 @@ def launch_pretrain(
         tail.append(line)
         on_line(line)
 
-    code = stream_process(cmd, handle, p.time_limit_minutes * 60)
+    code = stream_process(cmd, handle, time_limit_seconds)
     if code != 0:
-        raise TrainingFailed(f"training exited with code {code}:\n" + "\n".join(tail))
-    return StageResult.from_dir("pretrain", stage_dir, skipped=False)
+        raise TrainingFailed(f"{what} exited with code {code}:\n" + "\n".join(tail))
 
 
 def _describe(event: dict[str, Any]) -> str:

@@ -24,10 +24,19 @@ def tiny_config(tmp_path):
     return load_config(None, [f"inputs=[{docs}]", f"run_dir={tmp_path / 'run'}"])
 
 
-def hold(run_dir: str, seconds: float) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", HOLD, run_dir, str(seconds)], stdout=subprocess.PIPE, text=True
+def ingest_while_held(cfg, seconds: float) -> tuple[object, int]:
+    """Run the data flow's ingest while another process holds the run directory for `seconds`;
+    the flow's final state and the holder's pid (the holder is gone on return)."""
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD, cfg.run_dir, str(seconds)], stdout=subprocess.PIPE, text=True
     )
+    try:
+        assert other.stdout.readline() == "held\n"
+        return data_flow(cfg, stages=["ingest"], return_state=True), other.pid
+    finally:
+        other.kill()  # a no-op once a short hold has ended by itself
+        other.wait()
+        other.stdout.close()
 
 
 def test_a_flow_run_refuses_a_directory_another_process_writes(
@@ -35,16 +44,9 @@ def test_a_flow_run_refuses_a_directory_another_process_writes(
 ):
     monkeypatch.setattr("flows.common.FLOW_LOCK_WAIT_SECONDS", 1.0)
     cfg = tiny_config(tmp_path)
-    other = hold(cfg.run_dir, 600)
-    try:
-        assert other.stdout.readline() == "held\n"
-        state = data_flow(cfg, stages=["ingest"], return_state=True)
-    finally:
-        other.kill()
-        other.wait()
-        other.stdout.close()
+    state, holder = ingest_while_held(cfg, 600)
     assert state.is_failed()
-    assert f"is in use by pid {other.pid}" in state.message
+    assert f"is in use by pid {holder}" in state.message
     assert "`lmpipe run --output elsewhere`" in state.message
     assert not (tmp_path / "run" / "ingest").exists()  # not a single stage ran
 
@@ -60,11 +62,5 @@ def test_end_to_end_flow_reenters_its_lock_in_its_subflows(tmp_path, prefect_har
 def test_a_flow_waits_briefly_for_a_run_that_is_finishing(tmp_path, prefect_harness):
     """A triggered training may start while the corpus refresh that triggered it returns."""
     cfg = tiny_config(tmp_path)
-    other = hold(cfg.run_dir, 3)
-    try:
-        assert other.stdout.readline() == "held\n"
-        state = data_flow(cfg, stages=["ingest"], return_state=True)
-    finally:
-        other.wait()
-        other.stdout.close()
+    state, _ = ingest_while_held(cfg, 3)
     assert state.is_completed(), state.message

@@ -38,13 +38,21 @@ def is_transient(exc: BaseException) -> bool:
     return not (isinstance(exc, OSError) and exc.errno in PERMANENT_ERRNOS)
 
 
-def retry_io_only(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect `retry_condition_fn`: retry transient (I/O, network) failures only."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_transient(exc)
-    return False
+def retry_when(transient: Callable[[BaseException], bool]) -> Callable[[Any, Any, Any], bool]:
+    """A Prefect `retry_condition_fn` that retries a failed task only if `transient(error)`."""
+
+    def should_retry(task: Any, task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except Exception as exc:
+            return transient(exc)
+        return False
+
+    return should_retry
+
+
+# Data stages retry transient (I/O, network) failures only.
+retry_io_only = retry_when(is_transient)
 
 
 def progress_reporter(stage: str) -> Callable[[int, int, dict[str, Any]], None]:

@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact
 
 from flows.caching import cache_key_fn
-from flows.common import summary
+from flows.common import retry_when, summary
 from pipeline.config import PipelineConfig, config_hash
 from pipeline.registry.lineage import locate
 from pipeline.registry.register import is_transient, run_register, tracking_uri
@@ -19,13 +19,8 @@ from pipeline.stage import fingerprint, read_manifest
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui` default, for a local sqlite store
 
 
-def retry_mlflow_io(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect `retry_condition_fn`: retry only when MLflow's server, database or network failed."""
-    try:
-        state.result()
-    except Exception as exc:
-        return is_transient(exc)
-    return False
+# Registration retries only when MLflow's server, database or network failed.
+retry_mlflow_io = retry_when(is_transient)
 
 
 def register_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:

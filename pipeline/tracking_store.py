@@ -5,6 +5,10 @@ two processes doing that at once make one fail with alembic's `CommandError`. `e
 opens a local sqlite store once under an exclusive `flock` on the database file itself (sqlite
 locks with fcntl record locks, which are independent of flock on Linux), so the second process
 waits for the first and then finds the tables.
+
+`ensure_experiment` is the same for experiments on any store: two runs starting at once both see
+no experiment, both create it, and the second gets `RESOURCE_ALREADY_EXISTS` (a unique key on a
+server's database); it then takes the one the first created.
 """
 
 from __future__ import annotations
@@ -51,3 +55,19 @@ def ensure_store(uri: str) -> str:
                 fcntl.flock(db, fcntl.LOCK_UN)
         _ready.add(str(path))
     return uri
+
+
+def ensure_experiment(client, name: str) -> str:
+    """The id of experiment `name` in `client`'s store, created if missing, safe under races."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as exc:
+        found = client.get_experiment_by_name(name)  # another process created it meanwhile
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS" or found is None:
+            raise
+        return found.experiment_id

@@ -53,3 +53,26 @@ def test_concurrent_first_runs_create_the_store_once(tmp_path, monkeypatch):
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         assert db.execute("SELECT COUNT(*) FROM experiments").fetchone() == (1,)
         assert db.execute("SELECT COUNT(*) FROM alembic_version").fetchone() == (1,)
+
+
+def test_an_experiment_created_by_another_run_meanwhile_is_taken(tmp_path):
+    """The race two concurrent runs hit on a tracking server: both see no experiment, the second
+    one's create fails with RESOURCE_ALREADY_EXISTS; `ensure_experiment` then uses the first's."""
+    from mlflow import MlflowClient
+
+    from pipeline.tracking_store import ensure_experiment, ensure_store
+
+    uri = ensure_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    first, second = MlflowClient(uri), MlflowClient(uri)
+    looked_up = second.get_experiment_by_name
+    calls = []
+
+    def late_lookup(name):  # the second run looked before the first created it
+        calls.append(name)
+        return None if len(calls) == 1 else looked_up(name)
+
+    second.get_experiment_by_name = late_lookup
+    created = first.create_experiment("lmpipe-pretrain")
+    assert ensure_experiment(second, "lmpipe-pretrain") == created
+    assert len(calls) == 2
+    assert ensure_experiment(first, "lmpipe-other") != created  # a missing one is created

@@ -34,7 +34,7 @@ from pipeline.registry.lineage import (
     model_card,
 )
 from pipeline.stage import StageResult, fingerprint, manifest_matches, read_manifest, write_manifest
-from pipeline.tracking_store import default_uri, ensure_store
+from pipeline.tracking_store import default_uri, ensure_experiment, ensure_store
 
 STAGE = "register"
 KEY_TAG = TAG + "register.key"
@@ -266,10 +266,7 @@ def _logging_experiment(
             return client.get_run(run_id).info.experiment_id, run_id
         except MlflowException:
             pass  # trained against another tracking store: log into the configured experiment
-    experiment = client.get_experiment_by_name(cfg.experiment)
-    if experiment is not None:
-        return experiment.experiment_id, None
-    return client.create_experiment(cfg.experiment), None
+    return ensure_experiment(client, cfg.experiment), None
 
 
 TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.stage import write_json_atomic
-from pipeline.tracking_store import default_uri, ensure_store
+from pipeline.tracking_store import default_uri, ensure_experiment, ensure_store
 
 PARENT_FILE = "mlflow_parent.json"
 
@@ -39,9 +39,7 @@ def parent_run(scaling_dir: Path, experiment: str, run_name: str, params: dict[s
             return run_id
         except MlflowException:
             pass  # another tracking store, or the run was deleted: start a new one
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
-    run = client.create_run(exp_id, run_name=run_name)
+    run = client.create_run(ensure_experiment(client, experiment), run_name=run_name)
     for key, value in params.items():
         client.log_param(run.info.run_id, key, value)
     Path(scaling_dir).mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Strategy
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from pipeline.tracking_store import default_uri, ensure_store
+from pipeline.tracking_store import default_uri, ensure_experiment, ensure_store
 from pipeline.train.config import PretrainConfig
 
 CHECKPOINT_DIR = "checkpoints"
@@ -180,6 +180,11 @@ def mlflow_loggers(
                 flush=True,
             )
         run_id = None
+    # Lightning's logger creates a missing experiment without handling a concurrent run's
+    # creating it first (RESOURCE_ALREADY_EXISTS): it gets an experiment that already exists.
+    from mlflow import MlflowClient
+
+    ensure_experiment(MlflowClient(tracking_uri=uri), cfg.mlflow_experiment)
     logger = MLFlowLogger(
         experiment_name=cfg.mlflow_experiment,
         tracking_uri=uri,

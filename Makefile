@@ -24,11 +24,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 # Re-resolve requirements.lock from pyproject.toml (after changing a dependency); commit both.
+# Pins already in the lock are kept (`make lock UPGRADE=--upgrade` moves everything to the newest).
 # uv does not read pip's config, so the directory holding the CPU torch wheel is named here.
 LOCK_FLAGS := --extra dev --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --find-links /opt/wheels
 lock: setup
-	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) --upgrade -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) $(UPGRADE) -o requirements.lock
 
 # The whole pipeline on the bundled sample (CPU), then a generation from the registered champion.
 # Runs are kept in .prefect/ (Prefect) and mlflow.db (MLflow): `make ui-prefect`, `make ui-mlflow`.

@@ -10,7 +10,6 @@ document that stalls again is rejected as `extraction_timeout`.
 from __future__ import annotations
 
 import multiprocessing
-import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,16 +33,14 @@ from pipeline.stage import (
     RejectedLedger,
     ShardWriter,
     StageResult,
+    StageRun,
     UnitLedger,
     check_input_schema,
     fingerprint,
     list_shards,
-    manifest_matches,
-    prepare_stage_dir,
     read_manifest,
     sum_counts,
     upstream_fingerprint,
-    write_manifest,
 )
 
 STAGE = "clean"
@@ -345,39 +342,29 @@ def run_clean(
     parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
-    t0 = time.time()
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    inputs_fp, chash = upstream_fingerprint(in_dir), config_hash(cfg)
-    if manifest_matches(out_dir, inputs_fp, chash):
-        return StageResult.from_dir(STAGE, out_dir, skipped=True)
+    run = StageRun(STAGE, out_dir, upstream_fingerprint(in_dir), config_hash(cfg))
+    if run.finished_before():
+        return run.skip()
     check_languages(cfg.languages, "clean.languages")
     check_languages(cfg.filter_languages, "clean.filter_languages")
     shards = list_shards(in_dir)
     check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
-    prepare_stage_dir(out_dir, inputs_fp, chash)
+    run.prepare()
     total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
     keys = _run_units(cfg, shards, out_dir, total, progress, parallel or ParallelConfig())
     infos = [UnitLedger(out_dir).finished(k) for k in keys]
-    _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, time.time() - t0)
-    return StageResult.from_dir(STAGE, out_dir)
-
-
-def _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, seconds) -> None:
-    keys = ("records_in", "documents", "rejected", "text_chars")
-    counts = {k: sum(i[k] for i in infos) for k in keys} | {"units": len(infos)}
-    write_manifest(
-        out_dir,
-        stage=STAGE,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
-        counts=counts,
-        reasons=sum_counts(infos, "reasons"),
+    summed = ("records_in", "documents", "rejected", "text_chars")
+    counts = {k: sum(i[k] for i in infos) for k in summed} | {"units": len(infos)}
+    return run.finish(
+        cfg,
+        counts,
+        sum_counts(infos, "reasons"),
         filters=merge_funnels([i["funnel"] for i in infos]),
         pii=sum_counts(infos, "pii"),
         shards=[s for i in infos for s in i["shards"]],
         output_fingerprint=fingerprint(
-            [inputs_fp, chash] + [(i["key"], i["documents"], i["shards"]) for i in infos]
+            [run.inputs_fp, run.config_hash]
+            + [(i["key"], i["documents"], i["shards"]) for i in infos]
         ),
-        wall_seconds=round(seconds, 3),
     )

@@ -9,9 +9,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from flows.caching import cache_key_fn, run_stage
+from flows.caching import cache_key_fn, run_stages
 from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
-from flows.params import DATA_STAGES, DataStage, documented, resolve_config, wanted_stages
+from flows.params import DATA_STAGES, DataStage, documented
 from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
 from pipeline.dedup import run_dedup
@@ -98,20 +98,15 @@ def data_flow(
 ) -> dict[str, Any]:
     """Raw inputs to token shards: ingest -> clean -> dedup -> tokenize, in `config.run_dir`.
 
-    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
-    worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+    Unchanged stages complete from cache.
     """
-    config = resolve_config(config, config_path, overrides)
-    wanted = wanted_stages(stages, DATA_STAGES)
-    results: dict[str, Any] = {}
-    for stage_task in (ingest_task, clean_task, dedup_task, tokenize_task):
-        if stage_task.name in wanted:
-            results[stage_task.name] = run_stage(stage_task, config, config.run_dir)
+    tasks = (ingest_task, clean_task, dedup_task, tokenize_task)
+    results = run_stages(tasks, config, stages, DATA_STAGES)
     run = Path(config.run_dir)
     create_markdown_artifact(render_markdown(run), key="data-report", description="data funnel")
     rows = reason_rows(run)
     if rows:
         create_table_artifact(rows, key="data-rejections", description="rejections per reason")
-    if "tokenize" in wanted:
+    if "tokenize" in results:
         announce_corpus(config)
     return results

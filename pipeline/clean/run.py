@@ -259,69 +259,54 @@ def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, 
     return infos
 
 
+class _Tally:
+    """The stage's console bar, running counts and `progress` calls, as units finish."""
+
+    def __init__(self, total: int, progress: Progress | None):
+        self.total, self.progress, self.done = total, progress, Counter()
+        self.bar = tqdm(total=total, unit="doc", desc=STAGE)
+
+    def add(self, info: dict[str, Any]) -> None:
+        self.bar.update(info["records_in"])
+        self.done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
+        if self.progress:
+            self.progress(self.done["records_in"], self.total, dict(self.done))
+
+
 def _run_units_ray(
-    cfg: CleanConfig,
-    shards: list[Path],
-    stage_dir: Path,
-    total: int,
-    progress: Progress | None,
-    parallel: ParallelConfig,
+    cfg: CleanConfig, shards: list[Path], stage_dir: Path, tally: _Tally, parallel: ParallelConfig
 ) -> list[str]:
     """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
-    bar = tqdm(total=total, unit="doc", desc=STAGE)
-    done: Counter[str] = Counter()
     keys: dict[int, list[str]] = {}
     items = [(cfg, str(path), str(stage_dir)) for path in shards]
-    try:
-        for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
-            keys[i] = [info["key"] for info in infos]
-            for info in infos:
-                bar.update(info["records_in"])
-                done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
-            if progress:
-                progress(done["records_in"], total, dict(done))
-    finally:
-        bar.close()
+    for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
+        keys[i] = [info["key"] for info in infos]
+        for info in infos:
+            tally.add(info)
     return [key for i in sorted(keys) for key in keys[i]]
 
 
-def _run_units(
-    cfg: CleanConfig,
-    shards: list[Path],
-    stage_dir: Path,
-    total: int,
-    progress: Progress | None,
-    parallel: ParallelConfig,
-) -> list[str]:
-    """Clean every unfinished unit; returns the keys of all units, in order."""
-    if parallel.executor == "ray":
-        return _run_units_ray(cfg, shards, stage_dir, total, progress, parallel)
+def _run_units(cfg: CleanConfig, shards: list[Path], stage_dir: Path, tally: _Tally) -> list[str]:
+    """Clean every unfinished unit in local worker processes; returns the keys of all units, in
+    order. At most `UNITS_IN_FLIGHT` units are in the pool at once."""
     ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg)
-    bar = tqdm(total=total, unit="doc", desc=STAGE)
-    done: Counter[str] = Counter()
     keys: list[str] = []
     window: deque[PendingUnit] = deque()
-
-    def finished(info: dict[str, Any]) -> None:
-        bar.update(info["records_in"])
-        done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
-        if progress:
-            progress(done["records_in"], total, dict(done))
 
     def drain(limit: int) -> None:
         while len(window) > limit:
             pending = window.popleft()
             collect(pool.get(), cfg, pending)
-            finished(write_unit(cfg, stage_dir, pending))
+            tally.add(write_unit(cfg, stage_dir, pending))
 
     ok = False
     try:
         for unit in iter_units(shards, cfg.unit_documents):
             keys.append(unit.key)
             if info := ledger.finished(unit.key):
-                finished(info)
+                tally.add(info)
             elif isinstance(unit, UnreadableShard):
-                finished(write_unreadable(stage_dir, unit))
+                tally.add(write_unreadable(stage_dir, unit))
             else:
                 window.append(dispatch(pool.get(), cfg, unit))
                 drain(UNITS_IN_FLIGHT - 1)
@@ -329,7 +314,6 @@ def _run_units(
         ok = True
     finally:
         pool.close(ok)
-        bar.close()
     return keys
 
 
@@ -352,7 +336,14 @@ def run_clean(
     check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
     run.prepare()
     total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
-    keys = _run_units(cfg, shards, out_dir, total, progress, parallel or ParallelConfig())
+    parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
+    try:
+        if parallel.executor == "ray":
+            keys = _run_units_ray(cfg, shards, out_dir, tally, parallel)
+        else:
+            keys = _run_units(cfg, shards, out_dir, tally)
+    finally:
+        tally.bar.close()
     infos = [UnitLedger(out_dir).finished(k) for k in keys]
     summed = ("records_in", "documents", "rejected", "text_chars")
     counts = {k: sum(i[k] for i in infos) for k in summed} | {"units": len(infos)}

@@ -18,14 +18,14 @@ import torch
 from pipeline.base_config import config_hash
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
-from pipeline.finetune.template import (
+from pipeline.layout import RunLayout
+from pipeline.model import load_model
+from pipeline.model.chat import (
     chat_prompt_ids,
     decode_response,
     load_chat_tokenizer,
     stop_ids,
 )
-from pipeline.layout import RunLayout
-from pipeline.model import load_model
 from pipeline.model.generate import generate
 from pipeline.stage import (
     Progress,

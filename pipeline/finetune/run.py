@@ -25,9 +25,9 @@ from pipeline.finetune.module import (
     add_lora,
     merged_model,
 )
-from pipeline.finetune.template import load_chat_tokenizer
 from pipeline.layout import RunLayout
 from pipeline.model import ModelConfig, export_state_dict, load_model
+from pipeline.model.chat import load_chat_tokenizer
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
 from pipeline.stage import (
     StageResult,

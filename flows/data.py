@@ -33,9 +33,10 @@ DATA_TASK = {
 CORPUS_READY = "lmpipe.corpus.ready"
 
 
-def announce_corpus(config: PipelineConfig) -> None:
+def announce_corpus(config: PipelineConfig, snapshot: dict[str, Any] | None = None) -> None:
     """Emit `lmpipe.corpus.ready` carrying the run's resolved config, so the triggered training
     run trains on exactly this corpus (run directory and settings), whatever started this run.
+    A refresh adds its `snapshot` record (name, counts, fingerprint).
 
     A custom event rather than the flow run's own Completed event: prefect 3.8.8's scheduler
     inserts scheduled runs without a Scheduled event, and the trigger service holds the later
@@ -43,10 +44,13 @@ def announce_corpus(config: PipelineConfig) -> None:
     Prefect adds the flow run, flow and deployment as related resources.
     """
     resource = {"prefect.resource.id": f"lmpipe.run-dir.{Path(config.run_dir).resolve()}"}
+    payload: dict[str, Any] = {"config": config.model_dump(mode="json")}
+    if snapshot is not None:
+        payload["snapshot"] = snapshot
     emit_event(
         event=CORPUS_READY,
         resource={**resource, "prefect.resource.name": str(config.run_dir)},
-        payload={"config": config.model_dump(mode="json")},
+        payload=payload,
     )
 
 
@@ -100,6 +104,14 @@ def data_flow(
 
     Unchanged stages complete from cache.
     """
+    results = build_corpus(config, stages)
+    if "tokenize" in results:
+        announce_corpus(config)
+    return results
+
+
+def build_corpus(config: PipelineConfig, stages: list[str] | None = None) -> dict[str, Any]:
+    """The data stages' tasks (in a flow run), then the funnel and rejection artifacts."""
     tasks = (ingest_task, clean_task, dedup_task, tokenize_task)
     results = run_stages(tasks, config, stages, DATA_STAGES)
     run = Path(config.run_dir)
@@ -107,6 +119,4 @@ def data_flow(
     rows = reason_rows(run)
     if rows:
         create_table_artifact(rows, key="data-rejections", description="rejections per reason")
-    if "tokenize" in results:
-        announce_corpus(config)
     return results

@@ -89,6 +89,18 @@ def client_for(cfg: RegistryConfig) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def trained_run_dirs(cfg: RegistryConfig) -> set[Path]:
+    """The run directories of every registered model version in `cfg`'s registry (their
+    `lmpipe.run_dir` tag): data a registered model was trained on."""
+    client, dirs, token = client_for(cfg), set(), None
+    while True:
+        page = client.search_model_versions(max_results=1000, page_token=token)
+        dirs |= {Path(v.tags[TAG + "run_dir"]) for v in page if TAG + "run_dir" in v.tags}
+        token = page.token
+        if not token:
+            return dirs
+
+
 def run_register(
     cfg: RegistryConfig,
     run: RunLayout | str | Path,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,3 +39,17 @@ FAST_DEMO = [
     "finetune.checkpoint_interval=8",
     "finetune.progress_bar=false",
 ]
+
+
+def spawn_lmpipe(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`lmpipe ARGS` (`python -m flows.cli`) as a user starts it, in a session of its own (a
+    process group the test can signal), its output appended to `log`."""
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.helpers import spawn_lmpipe
 
 LMPIPE = Path(sys.executable).parent / "lmpipe"
 APP = b"prefect.server.api.server:create_app"
@@ -72,15 +73,9 @@ def test_serve_exits_quietly_within_seconds_of_sigterm(tmp_path):
     log = tmp_path / "serve.log"
     # DEBUG: the runner logs its first poll for scheduled runs, once it is fully started.
     env = {**os.environ, "PREFECT_LOGGING_LEVEL": "DEBUG"}
-    with open(log, "w") as out:
-        serve = subprocess.Popen(
-            [str(LMPIPE), "serve", "--config", str(REPO / "configs" / "demo.yaml")],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    serve = spawn_lmpipe(
+        ["serve", "--config", str(REPO / "configs" / "demo.yaml")], tmp_path, env, log
+    )
     try:
         server = api_server_of(serve)
         deadline = time.monotonic() + 180

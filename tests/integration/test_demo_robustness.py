@@ -8,14 +8,13 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from flows.data import DATA_STAGES
 from flows.train import TRAINING_STAGES
 from tests.conftest import REPO
-from tests.helpers import FAST_DEMO
+from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.test_serve import training_pids, wait_for
 
 LINEAGE = (
@@ -33,14 +32,7 @@ def lmpipe_run(run_dir: Path, name: str, env: dict, log: Path) -> subprocess.Pop
     args = ["run", "--config", str(REPO / "configs" / "demo.yaml")]
     for s in sets:
         args += ["--set", s]
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,  # as `make demo`: the config's relative paths are the repository's
-        env=env,
-        stdout=open(log, "ab"),  # noqa: SIM115 (the child owns it)
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return spawn_lmpipe(args, REPO, env, log)  # REPO: the config's relative paths, as `make demo`
 
 
 def test_killed_demo_reruns_to_the_same_lineage_beside_a_concurrent_run(stack, tmp_path):

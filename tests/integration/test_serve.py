@@ -12,12 +12,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import load_config
 from tests.conftest import REPO
-from tests.helpers import FAST_DEMO
+from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.servers import stop
 from tests.integration.test_real_servers import api
 
@@ -48,36 +49,30 @@ def training_pids(run_dir: Path) -> list[int]:
     return pids
 
 
-def start_serve(tmp_path: Path, url: str, sets: list[str]) -> subprocess.Popen:
-    """`lmpipe serve` as a user starts it, against the real server; output in serve.log."""
+@contextmanager
+def serving(tmp_path: Path, url: str, sets: list[str], run_dir: Path, trained: Callable):
+    """`lmpipe serve` as a user starts it, against the real server (output in serve.log); yields
+    a `Server` once this serve's three deployments exist (`server.deps`). At the end it stops,
+    with any training process left on `run_dir` or on the directories `trained()` names."""
     env = {
         **os.environ,
         "PREFECT_API_URL": url,
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
     }
-    args = ["--config", str(REPO / "configs" / "demo.yaml")]
+    args = ["serve", "--config", str(REPO / "configs" / "demo.yaml")]
     for s in sets:
         args += ["--set", s]
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 (the child keeps it; closed on exit)
+    serve = spawn_lmpipe(args, tmp_path, env, tmp_path / "serve.log")
+    server = Server(url, tmp_path / "serve.log")
     try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "serve", *args],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        server.deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
+        yield server
     finally:
-        log.close()
-
-
-def stop_serve(serve: subprocess.Popen, run_dirs: list[Path]) -> None:
-    stop(serve)
-    for run_dir in run_dirs:
-        for pid in training_pids(run_dir):
-            os.kill(pid, signal.SIGKILL)
+        stop(serve)
+        for directory in [run_dir, *trained()]:
+            for pid in training_pids(directory):
+                os.kill(pid, signal.SIGKILL)
 
 
 class Server:
@@ -129,10 +124,8 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
         'deploy.corpus_refresh_cron="* * * * *"',  # quoted: `*` starts a YAML alias
         *FAST_DEMO,
     ]
-    serve = start_serve(tmp_path, url, sets)
-    server = Server(url, tmp_path / "serve.log")
-    try:
-        deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
+    with serving(tmp_path, url, sets, run_dir, lambda: root.glob("2*")) as server:
+        deps = server.deps
         refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
         earlier = server.runs_of(train_id)
         assert [s["schedule"]["cron"] for s in deps["corpus-refresh"]["schedules"]] == ["* * * * *"]
@@ -148,7 +141,7 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
         # One scheduled run is the proof; pausing deletes the next minutes' runs.
         api(f"{url}/deployments/{refresh_id}/pause_deployment", {})
         server.assert_completed(first[0]["id"])
-        [snapshot] = [p for p in root.iterdir() if p.name != "latest"]  # the run's snapshot
+        [snapshot] = root.glob("2*")  # the run's snapshot, named by its UTC start time
         assert (root / "latest").resolve() == snapshot.resolve()
         assert json.loads((snapshot / "snapshot.json").read_text())["counts"]["inputs_new"] == 1
 
@@ -158,8 +151,6 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
         assert triggered[0]["parameters"]["config"]["run_dir"] == str(snapshot)
         server.assert_completed(triggered[0]["id"])
         assert (snapshot / "pretrain" / "model.safetensors").is_file()
-    finally:
-        stop_serve(serve, [run_dir, *root.glob("2*")])
 
 
 def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(stack, tmp_path):
@@ -169,10 +160,8 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
     url = stack["prefect"]
     run_dir, edited_root = tmp_path / "run", tmp_path / "edited-refresh"
     sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST_DEMO]
-    serve = start_serve(tmp_path, url, sets)
-    server = Server(url, tmp_path / "serve.log")
-    try:
-        deps = wait_for("3 deployments", lambda: server.deployments(run_dir), 120)
+    with serving(tmp_path, url, sets, run_dir, lambda: edited_root.glob("2*")) as server:
+        deps = server.deps
         refresh_id, train_id = deps["corpus-refresh"]["id"], deps["train-on-demand"]["id"]
         earlier = server.runs_of(train_id)
         automations = api(f"{url}/automations/filter", {})
@@ -210,8 +199,6 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         default_run = json.loads((run_dir / "pretrain" / "launch_config.json").read_text())
         assert default_run["run_dir"] == str(run_dir)
         assert default_run["pretrain"]["max_steps"] == 30
-    finally:
-        stop_serve(serve, [run_dir, *edited_root.glob("2*")])
 
 
 def test_prefect_yaml_deploys_to_the_work_pools(stack):

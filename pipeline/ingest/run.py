@@ -101,7 +101,7 @@ def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     try:
         for event in read_guarded(cfg, url):
             if isinstance(event, Doc):
-                docs.write(event.row, nbytes=len(event.row["raw"]))
+                docs.write(event.row, nbytes=event.chars)
             elif isinstance(event, Reject):
                 rejected.reject(event.id, event.url, event.reason, event.detail)
             else:

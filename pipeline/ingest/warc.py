@@ -21,6 +21,9 @@ from pipeline.ingest.payload import RejectedPayload, classify, decode, mime_of
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_CHUNK = 1 << 20
+# zlib copies the input it did not use into `unused_data` at the end of every member: fed the whole
+# 1 MiB buffer, that copy cost more than inflating the member. Fed 64 KiB at a time, it stays small.
+FEED = 1 << 16
 HEAD_KEEP = 1 << 16  # bytes of an oversized record kept to read its headers
 
 
@@ -46,6 +49,28 @@ class _MemberStream:
     def consume(self, n: int) -> None:
         # A memoryview slice is free; the buffer is copied only when it is refilled.
         self.buf, self.offset = memoryview(self.buf)[n:], self.offset + n
+
+
+def _inflate_buffered(buf: memoryview | bytes, max_bytes: int) -> tuple[Member, int] | None:
+    """The member at the start of `buf` and its compressed length, if it ends inside `buf`,
+    inflates without error and is not oversized; else None (`_inflate` handles those cases)."""
+    d = zlib.decompressobj(31)
+    out: list[bytes] = []
+    size = pos = 0
+    while not d.eof:
+        if pos >= len(buf):
+            return None
+        chunk = buf[pos : pos + FEED]
+        try:
+            piece = d.decompress(chunk, READ_CHUNK)
+        except zlib.error:
+            return None
+        pos += len(chunk) - len(d.unconsumed_tail) - len(d.unused_data)
+        size += len(piece)
+        if size > max_bytes:
+            return None
+        out.append(piece)
+    return Member(0, b"".join(out)), pos
 
 
 def _inflate(stream: _MemberStream, max_bytes: int) -> tuple[Member, int]:
@@ -110,7 +135,14 @@ def iter_gzip_members(fh: IO[bytes], max_bytes: int) -> Iterator[Member]:
     """
     stream = _MemberStream(fh)
     while stream.buf or stream.more():
-        member, used = _inflate(stream, max_bytes)
+        # Most members are whole in the buffer and sound: inflated in small feeds. The rest (cut
+        # by the buffer end, damaged, oversized) go through `_inflate`, from the member's start.
+        buffered = _inflate_buffered(stream.buf, max_bytes)
+        if buffered is not None:
+            member, used = buffered
+            member.offset = stream.offset
+        else:
+            member, used = _inflate(stream, max_bytes)
         if member.error is None:
             yield member
             stream.consume(used)
@@ -205,12 +237,13 @@ class WarcReader:
 
     def _conversion(self, record: WarcRecord, rid: str, url: str | None) -> Doc:
         payload = record.reader.read()
-        if not payload.strip():
+        if not payload or payload.isspace():  # no stripped copy of a large payload
             raise RejectedPayload("empty_body", "conversion record without text")
         mime = mime_of(record.headers.get("Content-Type")) or "text/plain"
-        text, charset = decode(payload, "utf-8", False, self.cfg.max_replacement_ratio)
+        text = decode(payload, "utf-8", False, self.cfg.max_replacement_ratio)
         date = record.headers.get("WARC-Date")
-        return document(rid, url, self.source, text, mime, date, charset)
+        stored, chars = text.stored(), len(text.text)
+        return document(rid, url, self.source, stored, mime, date, text.charset, chars=chars)
 
     def _response(self, record: WarcRecord, rid: str, url: str | None) -> Doc:
         http = record.http_headers
@@ -222,16 +255,15 @@ class WarcReader:
         if 300 <= status < 400:
             raise RejectedPayload("http_redirect", f"HTTP {status} to {http.get('Location')}")
         payload = record.reader.read()
-        if not payload.strip():
+        if not payload or payload.isspace():  # no stripped copy of a large payload
             raise RejectedPayload("empty_body", f"HTTP {status} with an empty body")
         declared = record.headers.get("WARC-Identified-Payload-Type") or http.get("Content-Type")
         mime = classify(declared, payload, self.cfg.accept_types)
         is_html = mime in ("text/html", "application/xhtml+xml")
-        text, charset = decode(
-            payload, record.http_charset, is_html, self.cfg.max_replacement_ratio
-        )
+        text = decode(payload, record.http_charset, is_html, self.cfg.max_replacement_ratio)
         date = record.headers.get("WARC-Date")
-        return document(rid, url, self.source, text, mime, date, charset, status)
+        stored, chars, charset = text.stored(), len(text.text), text.charset
+        return document(rid, url, self.source, stored, mime, date, charset, status, chars=chars)
 
 
 def _no_records_detail(fh: IO[bytes], compressed: bool) -> str:

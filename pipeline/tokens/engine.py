@@ -83,6 +83,8 @@ def tiktoken_ranks(tokenizer: Tokenizer) -> dict[bytes, int]:
     """The vocabulary as tiktoken's `mergeable_ranks` (token bytes -> id); raises Inexpressible."""
     spec = json.loads(tokenizer.to_str())
     _check_pipeline(spec)
+    if spec.get("added_tokens") and not tokenizer.encode_special_tokens:
+        raise Inexpressible("special tokens are matched inside text (encode_special_tokens off)")
     model = spec["model"]
     added = {t["content"] for t in spec.get("added_tokens", [])}
     vocab = {t: i for t, i in model["vocab"].items() if t not in added}

@@ -167,6 +167,7 @@ def test_a_vocabulary_tiktoken_would_encode_differently_goes_to_hf():
         (lambda t: t.add_tokens([AddedToken("hello", special=False)]), "inside text"),
         (lambda t: setattr(t, "pre_tokenizer", pre_tokenizers.Whitespace()), "pre-tokenizer"),
         (lambda t: setattr(t, "pre_tokenizer", pre_tokenizers.ByteLevel(True)), "pre-tokenizer"),
+        (lambda t: setattr(t, "encode_special_tokens", False), "encode_special_tokens"),
     ],
 )
 def test_settings_tiktoken_cannot_express_go_to_hf(sample_tokenizer, change, reason):

@@ -9,9 +9,10 @@ these pages), written as dedup-shaped shards, `--repeat` times over (more text, 
 Rows, all over the same documents and the same tokenizer (trained by the stage on the corpus):
 - floor: the texts already in memory, `Tokenizer.encode_batch` over batches of the stage's size;
 - the stage with `tokenizer_path` (read shards, encode in worker processes, write shards);
-- tiktoken: GPT-2's own encoding needs its vocab files from the network (none here), so tiktoken's
-  engine runs our vocabulary with GPT-2's split pattern (the same pre-tokenization as HF
-  ByteLevel): the speed of tiktoken's BPE on identical work; the token agreement is printed.
+- tiktoken alone: its engine on our vocabulary with the ByteLevel split pattern (what the stage
+  encodes with, pipeline/tokens/engine.py), over the texts in memory; GPT-2's own encoding needs
+  its vocab files from the network (none here). The token agreement is printed, and so is the
+  agreement of the stage's token shards with HF `encode_batch`, document by document.
 Each row takes the best of `--rounds` interleaved rounds (the machine is shared).
 """
 
@@ -38,6 +39,12 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.stage import ShardWriter, fingerprint, list_shards, write_manifest  # noqa: E402
 from pipeline.tokens import TokenizeConfig, run_tokenize  # noqa: E402
+from pipeline.tokens.encode import DocumentEncoder  # noqa: E402
+from pipeline.tokens.shards import (  # noqa: E402
+    load_token_shard,
+    read_token_index,
+    token_shard_paths,
+)
 from pipeline.tokens.tokenizer import load_document_tokenizer  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
@@ -66,11 +73,14 @@ def build_sample_dedup(scratch: Path, repeat: int, shards: int) -> Path:
     return dedup
 
 
-def read_texts(dedup: Path) -> list[str]:
-    texts = []
+def read_texts(dedup: Path) -> dict[str, str]:
+    """id -> text of the corpus's documents with text."""
+    texts = {}
     for path in list_shards(dedup):
-        texts += pa.ipc.open_file(str(path)).read_all().column("text").to_pylist()
-    return [t for t in texts if t]
+        table = pa.ipc.open_file(str(path)).read_all()
+        rows = zip(table.column("id").to_pylist(), table.column("text").to_pylist())
+        texts |= {doc_id: text for doc_id, text in rows if text}
+    return texts
 
 
 def cpu_seconds() -> float:
@@ -102,24 +112,25 @@ def time_stage(cfg: TokenizeConfig, dedup: Path, out: Path) -> int:
 
 
 def tiktoken_same_vocab(tokenizer_path: Path):
-    """tiktoken's engine with our BPE ranks and GPT-2's pattern (GPT-2's files are not offline)."""
-    import tiktoken
-    from tiktoken_ext.openai_public import r50k_pat_str
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    """tiktoken's engine with our BPE ranks and the ByteLevel split pattern: what the stage uses."""
+    encoder = DocumentEncoder(load_document_tokenizer(tokenizer_path))
+    assert encoder.fast is not None, encoder.choice.reason
+    return encoder.fast
 
-    tokenizer = load_document_tokenizer(tokenizer_path)
-    to_byte = {ch: b for b, ch in bytes_to_unicode().items()}
-    added = {t.content for t in tokenizer.get_added_tokens_decoder().values()}
-    # HF assigns merged tokens ids in merge order, so the id is the merge rank tiktoken wants.
-    ranks = {
-        bytes(to_byte[ch] for ch in token): i
-        for token, i in tokenizer.get_vocab(with_added_tokens=False).items()
-        if token not in added
-    }
-    specials = {t: tokenizer.token_to_id(t) for t in added}
-    return tiktoken.Encoding(
-        "lmpipe-bpe", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens=specials
-    )
+
+def stage_matches_hf(tokenizer, stage_dir: Path, texts_by_id: dict[str, str]) -> tuple[int, int]:
+    """(documents whose ids in the stage's token shards equal HF `encode_batch`'s, documents)."""
+    same = total = 0
+    for split in ("train", "val"):
+        for path in token_shard_paths(stage_dir / split):
+            tokens = load_token_shard(path)
+            index = read_token_index(path).to_pylist()
+            encodings = tokenizer.encode_batch([texts_by_id[row["id"]] for row in index])
+            for row, enc in zip(index, encodings):
+                got = tokens[row["start"] : row["start"] + row["length"] - 1]  # EOD dropped
+                same += got.tolist() == enc.ids
+                total += 1
+    return same, total
 
 
 def gpt2_offline() -> str:
@@ -179,7 +190,8 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="lmpipe-bench-tokenize-"))
     dedup = args.dedup or build_sample_dedup(scratch, args.repeat, args.shards)
-    texts = read_texts(dedup)
+    texts_by_id = read_texts(dedup)
+    texts = list(texts_by_id.values())
     print(f"corpus: {dedup} ({len(texts):,} documents, {sum(map(len, texts)):,} characters)")
 
     train_cfg = TokenizeConfig(vocab_size=args.vocab_size, workers=args.workers)
@@ -200,11 +212,13 @@ def main() -> None:
         f"stage: run_tokenize, tokenizer given, {args.workers} workers": lambda: time_stage(
             cfg, dedup, scratch / "stage"
         ),
-        "tiktoken engine, same vocab, 2 threads": lambda: time_tiktoken(encoding, texts, 2),
+        "tiktoken engine alone, same vocab, 2 threads": lambda: time_tiktoken(encoding, texts, 2),
     }
     best = best_of(runs, args.rounds)
     print(f"tiktoken.get_encoding('gpt2'): {gpt2_offline()}")
     print(f"tiktoken vs HF ids, identical documents: {agreement(encoding, tokenizer, texts):.1%}")
+    same, total = stage_matches_hf(tokenizer, scratch / "stage", texts_by_id)
+    print(f"stage token shards vs HF encode_batch ids, identical documents: {same:,} / {total:,}")
     print(f"stage with training (one run): {trained_tokens:,} tokens in {train_seconds:.2f} s\n")
     print_table(best)
     shutil.rmtree(scratch, ignore_errors=True)

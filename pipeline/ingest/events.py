@@ -27,6 +27,8 @@ DOCUMENT_SCHEMA = pa.schema(
 @dataclass(slots=True)
 class Doc:
     row: dict[str, Any]
+    chars: int
+    """Characters of `raw` (the shard writer's size budget; `raw` may be its UTF-8 bytes)."""
 
 
 @dataclass(slots=True)
@@ -94,16 +96,19 @@ def document(
     id: str,
     url: str | None,
     source: str,
-    raw: str,
+    raw: str | bytes,
     content_type: str,
     fetch_date: Any = None,
     charset: str | None = None,
     http_status: int | None = None,
+    *,
+    chars: int | None = None,
 ) -> Doc:
     """A document row whose every field fits DOCUMENT_SCHEMA; raises BadField otherwise.
 
     Checked here, per record, because a bad value that reached the shard writer would fail the
-    whole batch (and the file) when it is flushed.
+    whole batch (and the file) when it is flushed. `raw` as bytes must be valid UTF-8 (a payload
+    that decoded strictly as UTF-8), stored as it is, and `chars` its length in characters.
     """
     if http_status is not None and not -(2**15) <= http_status < 2**15:
         raise BadField("bad_field", f"HTTP status {http_status} out of range")
@@ -116,7 +121,8 @@ def document(
             "content_type": check_text("content_type", content_type),
             "charset": check_text("charset", charset),
             "http_status": http_status,
-            "raw": check_text("text", raw),
+            "raw": raw if isinstance(raw, bytes) else check_text("text", raw),
             "text": None,  # filled by the clean stage
-        }
+        },
+        len(raw) if chars is None else chars,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from typing import NamedTuple
 
 from resiliparse.parse.encoding import detect_encoding
 
@@ -78,13 +79,24 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
-def decode(
-    payload: bytes, declared_charset: str | None, is_html: bool, max_bad: float
-) -> tuple[str, str]:
+class Decoded(NamedTuple):
+    text: str
+    charset: str
+    """The codec used (Python's name for it)."""
+    utf8: bytes | None
+    """The payload itself when it is exactly `text` in UTF-8 (strictly decoded as UTF-8): what
+    Arrow stores, so the text need not be encoded back."""
+
+    def stored(self) -> bytes | str:
+        """The text as the shard writer takes it: UTF-8 bytes when there are, else the string."""
+        return self.text if self.utf8 is None else self.utf8
+
+
+def decode(payload: bytes, declared_charset: str | None, is_html: bool, max_bad: float) -> Decoded:
     """Decode with the declared charset, else the HTML meta tag / detector; never raises on bytes.
 
-    Returns (text, charset used). Raises RejectedPayload(`undecodable`) when even the best guess
-    leaves more than `max_bad` of the characters unreadable.
+    Raises RejectedPayload(`undecodable`) when even the best guess leaves more than `max_bad` of
+    the characters unreadable.
     """
     tried: list[str] = []
     # The detector (uchardet) runs only when the declared charset is missing or wrong.
@@ -94,12 +106,13 @@ def decode(
         if name and name not in tried:
             tried.append(name)
             try:
-                return payload.decode(name), name
+                text = payload.decode(name)
             except UnicodeDecodeError:
                 continue
+            return Decoded(text, name, payload if name == "utf-8" else None)
     name = tried[0] if tried else "utf-8"
     text = payload.decode(name, errors="replace")
     bad = text.count("\ufffd") / max(len(text), 1)
     if bad > max_bad:
         raise RejectedPayload("undecodable", f"{bad:.1%} of characters invalid as {name}")
-    return text, name
+    return Decoded(text, name, None)

@@ -22,7 +22,7 @@ from pipeline.ingest.sources import (
     resolve_inputs,
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
-from pipeline.ingest.warc import WarcReader, WholeFileGzip
+from pipeline.ingest.warc import DamagedWarc, WarcReader, WholeFileGzip
 from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
@@ -44,7 +44,7 @@ def unit_key(url: str) -> str:
     return f"{stem}-{hashlib.sha1(url.encode()).hexdigest()[:10]}"
 
 
-def read_events(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
+def read_events(cfg: IngestConfig, url: str, fast: bool = False) -> Iterator[Doc | Reject | Skip]:
     """All events of one input file, whatever its format."""
     fmt, timeout = detect_format(url), cfg.network_timeout_seconds
     if fmt == "jsonl":
@@ -54,7 +54,7 @@ def read_events(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
         with open_input(url, seekable=True, timeout=timeout) as fh:
             yield from ParquetReader(cfg, url).read(fh)
     else:
-        reader = WarcReader(cfg, url)
+        reader = WarcReader(cfg, url, fast)
         compressed = url.lower().endswith(".gz")
         try:
             with open_input(url, timeout=timeout) as fh:
@@ -64,14 +64,16 @@ def read_events(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
                 yield from reader.read(fh, compressed=False)
 
 
-def read_guarded(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
+def read_guarded(cfg: IngestConfig, url: str, fast: bool = False) -> Iterator[Doc | Reject | Skip]:
     """`read_events`, where a failure to read ends the file with one `unreadable_file` Reject."""
-    events = read_events(cfg, url)
+    events = read_events(cfg, url, fast)
     while True:
         try:
             event = next(events)
         except StopIteration:
             return
+        except DamagedWarc:
+            raise
         except Exception as exc:  # an unreadable file must not stop the run; it is recorded
             detail = read_error(url, cfg.network_timeout_seconds, exc)
             yield Reject(None, url, "unreadable_file", detail)
@@ -81,6 +83,14 @@ def read_guarded(cfg: IngestConfig, url: str) -> Iterator[Doc | Reject | Skip]:
 
 def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     """Ingest one input file into `<unit>-NNNNN.arrow` shards; returns its counts."""
+    try:
+        return _ingest_file(cfg, url, out_dir, fast=True)
+    except DamagedWarc:
+        # What the fast reader wrote is dropped; the member reader reports each damaged record.
+        return _ingest_file(cfg, url, out_dir, fast=False)
+
+
+def _ingest_file(cfg: IngestConfig, url: str, out_dir: Path, fast: bool) -> dict[str, Any]:
     unit = unit_key(url)
     for stale in out_dir.rglob(f"{unit}-*.arrow"):
         stale.unlink()  # shards of an earlier, interrupted attempt at this unit
@@ -96,9 +106,9 @@ def ingest_file(cfg: IngestConfig, url: str, out_dir: Path) -> dict[str, Any]:
     rejected = RejectedLedger(out_dir, unit, STAGE)
     skipped: Counter[str] = Counter()
     try:
-        for event in read_guarded(cfg, url):
+        for event in read_guarded(cfg, url, fast):
             if isinstance(event, Doc):
-                docs.write(event.row, nbytes=len(event.row["raw"]))
+                docs.write(event.row, nbytes=event.chars)
             elif isinstance(event, Reject):
                 rejected.reject(event.id, event.url, event.reason, event.detail)
             else:

@@ -27,6 +27,9 @@ The token shard contract (what training reads; `<run>/tokenize/` is the stage di
   special_tokens {token: id}}; `dtype` ("uint16" | "uint32"); `train` and `val`, each
   {tokens, documents, shards, text_bytes, shard_stats: [{shard, tokens, documents, text_bytes,
   sha256}]}; `bytes_per_token` (UTF-8 bytes of the documents per token, EODs not counted).
+  `encoder` {engine: "tiktoken" | "tokenizers", reason}: which engine encoded the documents.
+  tiktoken's BPE runs the same vocabulary when it gives exactly `tokenizer.json`'s ids
+  (`pipeline/tokens/engine.py` checks it), else HF `tokenizers` does; the ids are HF's either way.
 - Rejected documents (`rejected/`): `missing_id`, `empty_text`, `encode_error`, and
   `unreadable_shard` (an input shard that cannot be read counts as one rejected record).
 """

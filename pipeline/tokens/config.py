@@ -25,4 +25,4 @@ class TokenizeConfig(StrictModel):
     workers: int = Field(2, ge=1)
     """Worker processes; input shards are split across them (one shard is encoded by one worker)."""
     batch_documents: int = Field(512, ge=1)
-    """Documents per `encode_batch` call inside a worker (the tokenizer parallelises each batch)."""
+    """Documents read and encoded together inside a worker (one `encode_batch` call on HF)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,12 @@ import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
 from pipeline.stage import RejectedLedger, UnitLedger
+from pipeline.tokens.engine import choose_engine, tiktoken_encoding
 from pipeline.tokens.shards import INDEX_SUFFIX, SPLITS, split_of, write_token_shard
 from pipeline.tokens.tokenizer import load_document_tokenizer
 
 STAGE = "tokenize"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,12 @@ class SplitBuffer:
         self.lengths: list[int] = []
         self.text_bytes = 0
 
-    def add(self, doc_ids: list[str], token_ids: list[list[int]], nbytes: list[int]) -> None:
-        flat: list[int] = []
-        for ids in token_ids:
-            flat += ids
-            flat.append(self.eod_id)  # every document ends with EOD, the last one too
-        self.chunks.append(np.array(flat, dtype=self.dtype))
+    def add(self, doc_ids: list[str], token_ids: list[np.ndarray], nbytes: list[int]) -> None:
+        eod = np.array([self.eod_id], dtype=np.uint32)
+        # Every document ends with EOD, the last one too. The ids fit `dtype` (the manifest's
+        # dtype is chosen from the padded vocabulary size), so the cast keeps every value.
+        flat = np.concatenate([part for ids in token_ids for part in (ids, eod)])
+        self.chunks.append(flat.astype(self.dtype, copy=False))
         self.ids += doc_ids
         self.lengths += [len(ids) + 1 for ids in token_ids]
         self.text_bytes += sum(nbytes)
@@ -97,10 +100,48 @@ def _encode_one(tokenizer: Tokenizer, text: str) -> list[int] | Exception:
         return exc
 
 
+class DocumentEncoder:
+    """Token ids of document texts, identical to HF `tokenizers`, by the fastest exact engine.
+
+    tiktoken when the vocabulary can be expressed there exactly (pipeline/tokens/engine.py says
+    why the ids are the same), else HF `tokenizers`; `choice` names the engine and the reason.
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self.choice = choose_engine(tokenizer)
+        self.fast = tiktoken_encoding(self.choice.ranks) if self.choice.ranks else None
+
+    def encode(self, texts: list[str]) -> list[np.ndarray | Exception]:
+        """uint32 token ids per text; a text that cannot be encoded gets its exception instead."""
+        if self.fast is None:
+            return [_as_array(ids) for ids in encode_texts(self.tokenizer, texts)]
+        return [self._encode_fast(text) for text in texts]
+
+    def _encode_fast(self, text: str) -> np.ndarray | Exception:
+        try:
+            # No special tokens in the engine: `<|endoftext|>` in a page is text, as in HF.
+            return self.fast.encode_to_numpy(text, disallowed_special=())
+        except UnicodeEncodeError:
+            # Not valid Unicode (a lone surrogate): HF's own error, as if tiktoken were not here.
+            return _as_array(_encode_one(self.tokenizer, text))
+
+
+def _as_array(ids: list[int] | Exception) -> np.ndarray | Exception:
+    return ids if isinstance(ids, Exception) else np.array(ids, dtype=np.uint32)
+
+
 @functools.lru_cache(maxsize=2)
-def _tokenizer(path: str, sha256: str) -> Tokenizer:
+def document_encoder(path: str, sha256: str) -> DocumentEncoder:
     """Loaded once per worker process; the checksum in the key reloads a replaced file."""
-    return load_document_tokenizer(path)
+    return DocumentEncoder(load_document_tokenizer(path))
+
+
+def encoder_choice(path: str | Path, sha256: str) -> dict[str, str]:
+    """The manifest's `encoder` section ({engine, reason}), also logged: which engine encodes."""
+    summary = document_encoder(str(path), sha256).choice.summary()
+    log.info("tokenize: encoding with %s (%s)", summary["engine"], summary["reason"])
+    return summary
 
 
 def read_document_batches(path: str, batch_documents: int) -> Iterator[DocumentBatch]:
@@ -126,14 +167,14 @@ class UnitEncoder:
 
     def __init__(self, job: EncodeJob, rejected: RejectedLedger):
         self.job, self.rejected = job, rejected
-        self.tokenizer = _tokenizer(job.tokenizer_path, job.tokenizer_sha256)
+        self.encoder = document_encoder(job.tokenizer_path, job.tokenizer_sha256)
         self.splits = {s: SplitBuffer(job.dtype, job.eod_id) for s in SPLITS}
         self.records_in = 0
 
     def encode_batch(self, batch: DocumentBatch) -> None:
         self.records_in += len(batch.ids)
         keep = [i for i in range(len(batch.ids)) if self._acceptable(batch, i)]
-        results = encode_texts(self.tokenizer, [batch.texts[i] for i in keep])
+        results = self.encoder.encode([batch.texts[i] for i in keep])
         by_split: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in SPLITS}
         for i, ids in zip(keep, results):
             if isinstance(ids, Exception):

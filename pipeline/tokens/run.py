@@ -25,7 +25,7 @@ from pipeline.stage import (
     upstream_fingerprint,
 )
 from pipeline.tokens.config import TokenizeConfig
-from pipeline.tokens.encode import STAGE, EncodeJob, encode_shard
+from pipeline.tokens.encode import STAGE, EncodeJob, encode_shard, encoder_choice
 from pipeline.tokens.shards import SPLITS, id_fraction, shard_name
 from pipeline.tokens.tokenizer import (
     TOKENIZER_FILE,
@@ -185,6 +185,7 @@ def _finish(
         counts,
         sum_counts(infos, "reasons"),
         tokenizer=tok,
+        encoder=encoder_choice(out_dir / TOKENIZER_FILE, tok["fingerprint"]),
         dtype=token_dtype(tok["padded_vocab_size"]),
         train=splits["train"],
         val=splits["val"],

@@ -113,7 +113,7 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
 def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
     """A missing input or upstream stage is an error before any flow (and Prefect's API) starts."""
     if not stages or "ingest" in stages:
-        resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds)
+        resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds, cfg.ingest.storage_options)
         return
     first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
     if first > 0:

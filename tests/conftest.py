@@ -33,6 +33,29 @@ def _no_inherited_mlflow_uri():
 
 
 @pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One real S3-compatible server for the session: `moto_server` on loopback, its own process
+    (tests/s3.py). Its state lives as long as the session: use `s3.bucket()` for a fresh bucket."""
+    from tests.s3 import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The session's S3 server, reached through this test's environment as users reach S3:
+    `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (fake) and the region."""
+    from tests.s3 import FOREIGN_AWS_VARS
+
+    for var in FOREIGN_AWS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in s3_server.env.items():
+        monkeypatch.setenv(var, value)
+    return s3_server
+
+
+@pytest.fixture(scope="session")
 def prefect_harness():
     """One ephemeral Prefect API for the whole session (each start costs 15-25 s)."""
     from prefect.testing.utilities import prefect_test_harness

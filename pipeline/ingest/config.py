@@ -1,6 +1,6 @@
 """Configuration of the ingestion stage."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -36,5 +36,9 @@ class IngestConfig(StrictModel):
     """JSONL/Parquet: the column holding the fetch/creation date (may be absent)."""
     network_timeout_seconds: float = Field(30.0, gt=0)
     """Longest wait for a remote input (http/https) to connect or send its next bytes."""
+    storage_options: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    """fsspec options per protocol for remote inputs, e.g. `{s3: {endpoint_url: ..., key: ...}}`;
+    they win over the environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...). Never written
+    to manifests, config hashes or Prefect parameters: they may hold secrets."""
     compression: Literal["zstd", "lz4", "none"] = "zstd"
     """Compression of the Arrow IPC output shards."""

@@ -45,11 +45,17 @@ def assert_same_documents(s3_dir: Path, local_dir: Path) -> None:
     assert read_manifest(s3_dir)["counts"] == read_manifest(local_dir)["counts"]
 
 
-def test_lmpipe_ingest_from_an_s3_glob_matches_local_ingest(s3, tmp_path):
+@pytest.mark.parametrize(
+    "command", ["ingest", pytest.param("data", marks=pytest.mark.slow)], ids=["ingest", "data"]
+)
+def test_lmpipe_from_an_s3_glob_matches_local_ingest(s3, tmp_path, command):
+    """`lmpipe ingest|data --input 's3://raw/*.warc.gz'`, the bucket reached through
+    AWS_ENDPOINT_URL, ingests what a local ingest of the same files does; `data` goes on through
+    clean, dedup and tokenize."""
     bucket = s3.bucket("raw")
     s3.upload(WARCS, bucket)
     out = tmp_path / "s3-run"
-    cmd = [sys.executable, "-m", "flows.cli", "ingest", "--input", f"s3://{bucket}/*.warc.gz"]
+    cmd = [sys.executable, "-m", "flows.cli", command, "--input", f"s3://{bucket}/*.warc.gz"]
     done = subprocess.run(
         [*cmd, "--output", str(out)], cwd=REPO, env=os.environ, capture_output=True, text=True
     )
@@ -60,6 +66,8 @@ def test_lmpipe_ingest_from_an_s3_glob_matches_local_ingest(s3, tmp_path):
     manifest = read_manifest(out / "ingest")
     assert [i["url"] for i in manifest["inputs"]] == [f"s3://raw/{p.name}" for p in WARCS]
     assert all(i["stamp"].startswith('"') for i in manifest["inputs"])  # S3 ETags are quoted
+    if command == "data":
+        assert read_manifest(out / "tokenize")["counts"]["tokens"] > 0
 
 
 def test_etag_decides_what_reruns(s3, tmp_path):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,29 @@ def _no_inherited_mlflow_uri():
         while mlflow.active_run():
             mlflow.end_run()
         utils._tracking_uri = None
+
+
+@pytest.fixture
+def silent_server():
+    """A real TCP server on loopback that accepts connections and never sends a byte."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
 
 
 @pytest.fixture(scope="session")

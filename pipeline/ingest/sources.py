@@ -24,10 +24,13 @@ EXTRAS = {
     "abfss": ("adlfs", "azure"),
 }
 # botocore's "standard" retry mode retries throttling (503 SlowDown), 5xx answers and dropped or
-# timed-out connections with jittered exponential backoff, up to this many attempts in all; s3fs
-# retries what is still failing then up to 5 times (its `retries`). Errors that will not change
-# (NoSuchBucket, AccessDenied) are retried by neither.
+# timed-out connections with jittered exponential backoff, up to S3_ATTEMPTS attempts in all; s3fs
+# tries each call S3FS_ATTEMPTS times around that (it also retries a body cut off mid-read, which
+# botocore does not see). A silent endpoint thus fails after at most 6 waits of the timeout
+# (s3fs's default of 5 made it 15). Errors that will not change (NoSuchBucket, AccessDenied) are
+# retried by neither.
 S3_ATTEMPTS = 3
+S3FS_ATTEMPTS = 2
 OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 StorageOptions = dict[str, dict[str, Any]]  # protocol -> fsspec options (`ingest.storage_options`)
 
@@ -105,9 +108,12 @@ def filesystem(
 ) -> tuple[Any, str]:
     """fsspec's file system for `url` and the path within it; a missing extra is an InputError."""
     try:
-        return fsspec.core.url_to_fs(url, **storage_options(url, timeout, configured))
+        fs, path = fsspec.core.url_to_fs(url, **storage_options(url, timeout, configured))
     except (ImportError, ValueError) as exc:  # ValueError: a protocol fsspec does not know
         raise InputError(missing_extra(url)) from exc
+    if protocol(url) in ("s3", "s3a"):
+        fs.retries = S3FS_ATTEMPTS  # a class attribute in s3fs, no constructor option
+    return fs, path
 
 
 def detect_format(url: str) -> str:
@@ -248,10 +254,7 @@ def open_input(
     configured: StorageOptions | None = None,
 ) -> IO[bytes]:
     """Open a file through fsspec; HTTP is streamed (no range requests) unless `seekable`."""
-    kwargs: dict[str, Any] = storage_options(url, timeout, configured)
-    if protocol(url) in ("http", "https") and not seekable:
-        kwargs["block_size"] = 0  # stream: bounded memory, works with servers without ranges
-    try:
-        return fsspec.open(url, "rb", compression=compression, **kwargs).open()
-    except ImportError as exc:
-        raise InputError(missing_extra(url)) from exc
+    fs, path = filesystem(url, timeout, configured)
+    streamed = protocol(url) in ("http", "https") and not seekable
+    # block_size 0: stream, bounded memory, works with servers without ranges
+    return fs.open(path, "rb", compression=compression, **({"block_size": 0} if streamed else {}))

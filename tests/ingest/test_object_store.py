@@ -115,6 +115,16 @@ def test_missing_bucket_is_a_clear_error_at_once(s3):
     assert time.monotonic() - t0 < 10  # not retried: it fails the same way every time
 
 
+def test_cli_reports_a_missing_bucket_in_one_line(s3, tmp_path):
+    spec = "s3://no-such-bucket/*.warc.gz"
+    cmd = [sys.executable, "-m", "flows.cli", "ingest", "--input", spec, "--output", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, env=os.environ, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"lmpipe: error: input {spec}: The specified bucket does not exist"
+    ]
+
+
 def test_missing_object_is_not_found(s3):
     bucket = s3.bucket()
     with pytest.raises(InputError, match=f"input not found: s3://{bucket}/a.warc.gz"):
@@ -172,3 +182,17 @@ def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "lmpipe: error: reading gs:// needs gcsfs: install lmpipe[gcs]"
     ]
+
+
+def test_silent_endpoint_is_a_clear_error_within_bounded_retries(s3, silent_server, monkeypatch):
+    """An endpoint that accepts and never answers: each wait is bounded by the timeout and the
+    retries are bounded too (3 botocore attempts inside 2 s3fs attempts), then one clear line."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", silent_server)
+    t0 = time.monotonic()
+    with pytest.raises(InputError) as err:
+        resolve_inputs(["s3://raw/a.warc.gz"], timeout=1.0)
+    assert time.monotonic() - t0 < 30  # 6 waits of 1 s plus backoff; it was 15 waits
+    assert str(err.value) == (
+        "input s3://raw/a.warc.gz: no answer from s3://raw/a.warc.gz within 1 s"
+        " (`ingest.network_timeout_seconds`)"
+    )

@@ -17,8 +17,12 @@ from pipeline.ingest.sources import InputError, input_fingerprint, resolve_input
 from pipeline.stage import read_manifest
 from tests.conftest import REAL_WARCS, REPO
 from tests.helpers import tree_digest
-from tests.s3 import FlakyProxy, moto_server
+from tests.s3 import FAKE_CREDENTIALS, REGION, FlakyProxy, moto_server
 
+ADMIN = {
+    "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+}
 WARCS = [p for p in REAL_WARCS if p.name.endswith(".warc.gz")]  # the WET file is not a *.warc.gz
 
 
@@ -135,23 +139,46 @@ def test_missing_object_is_not_found(s3):
 
 @pytest.fixture(scope="module")
 def locked_store(tmp_path_factory):
-    """A second moto server that enforces authentication (moto's INITIAL_NO_AUTH_ACTION_COUNT):
-    only its first action, creating the bucket, is let through."""
-    enforced = {"INITIAL_NO_AUTH_ACTION_COUNT": "1"}
+    """A second moto server that enforces IAM (moto's INITIAL_NO_AUTH_ACTION_COUNT: only the first
+    3 actions go unchecked): a bucket and a user `reader` with keys but no policy. Yields the
+    server and the reader's keys."""
+    import boto3
+
+    enforced = {"INITIAL_NO_AUTH_ACTION_COUNT": "3"}
     with moto_server(tmp_path_factory.mktemp("moto-auth"), enforced) as s:
         s.client().create_bucket(Bucket="locked")
-        yield s
+        iam = boto3.client("iam", endpoint_url=s.endpoint, region_name=REGION, **ADMIN)
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        yield s, (key["AccessKeyId"], key["SecretAccessKey"])
 
 
-def test_refused_credentials_are_a_clear_error_at_once(s3, locked_store, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", locked_store.endpoint)
+@pytest.mark.parametrize(
+    ("who", "spec", "said"),
+    [
+        ("reader", "s3://locked/*.warc.gz", "Access Denied"),  # AccessDenied (no policy)
+        ("reader", "s3://locked/a.warc.gz", "Forbidden"),  # a HEAD's 403 carries no body
+        ("nobody", "s3://locked/*.warc.gz", "does not exist in our records"),  # InvalidAccessKeyId
+    ],
+)
+def test_refused_credentials_are_a_clear_error_at_once(
+    s3, locked_store, monkeypatch, who, spec, said
+):
+    server, (key, secret) = locked_store
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key if who == "reader" else "nobody")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     t0 = time.monotonic()
     with pytest.raises(InputError) as err:
-        resolve_inputs(["s3://locked/*.warc.gz"])
-    assert time.monotonic() - t0 < 10
+        resolve_inputs([spec])
+    assert time.monotonic() - t0 < 10  # not retried: it fails the same way every time
     message = str(err.value)
-    assert message.startswith("input s3://locked/*.warc.gz: access denied (")
-    assert "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in message
+    assert message.startswith(f"input {spec}: access denied (")
+    assert said in message
+    assert message.endswith(
+        "check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for s3://,"
+        " or `ingest.storage_options`)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ reached through `AWS_ENDPOINT_URL`, with globs, ETag fingerprints, retries and c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.sources import InputError, input_fingerprint, resolve_inputs
 from pipeline.stage import read_manifest
 from tests.conftest import REAL_WARCS, REPO
-from tests.helpers import tree_digest
+from tests.helpers import read_shards, tree_digest
 from tests.s3 import FAKE_CREDENTIALS, REGION, FlakyProxy, moto_server
 
 ADMIN = {
@@ -223,3 +224,28 @@ def test_silent_endpoint_is_a_clear_error_within_bounded_retries(s3, silent_serv
         "input s3://raw/a.warc.gz: no answer from s3://raw/a.warc.gz within 1 s"
         " (`ingest.network_timeout_seconds`)"
     )
+
+
+@pytest.mark.parametrize("name", ["dump.jsonl.zst", "dump.parquet"])
+def test_jsonl_and_parquet_dumps_from_s3(s3, tmp_path, name):
+    """The README's `s3://bucket/dump.jsonl.zst`: decompressed in the stream; Parquet is opened
+    seekable (range requests). Ids of rows without one hash their location, so payloads, counts and
+    reasons are compared."""
+    import pyarrow.parquet as pq
+
+    from tests.ingest.test_tabular import LINES, write
+
+    local = tmp_path / name
+    if name.endswith(".parquet"):
+        rows = [json.loads(line) for line in LINES[:3:2]] + [{"id": "c", "text": "Third."}]
+        pq.write_table(pa.Table.from_pylist(rows), local)
+    else:
+        write(local, "\n".join(LINES).encode())
+    [url] = s3.upload([local], s3.bucket())
+    got = run_ingest(IngestConfig(), [url], tmp_path / "s3")
+    want = run_ingest(IngestConfig(), [str(local)], tmp_path / "local")
+    assert (got.counts, got.reasons) == (want.counts, want.reasons)
+    texts = [
+        sorted(read_shards(d)["raw"].to_pylist()) for d in (tmp_path / "s3", tmp_path / "local")
+    ]
+    assert texts[0] == texts[1] and texts[0]

@@ -35,10 +35,9 @@ class IngestConfig(StrictModel):
     date_field: str = "date"
     """JSONL/Parquet: the column holding the fetch/creation date (may be absent)."""
     network_timeout_seconds: float = Field(30.0, gt=0)
-    """Longest wait for a remote input (http/https) to connect or send its next bytes."""
+    """Longest wait for a remote input (http/https, s3) to connect or send its next bytes."""
+    # exclude: they may hold secrets, so no manifest, config hash or Prefect parameter holds them.
     storage_options: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
-    """fsspec options per protocol for remote inputs, e.g. `{s3: {endpoint_url: ..., key: ...}}`;
-    they win over the environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...). Never written
-    to manifests, config hashes or Prefect parameters: they may hold secrets."""
+    """fsspec options per input protocol (`{s3: {endpoint_url: ...}}`), over AWS_* variables."""
     compression: Literal["zstd", "lz4", "none"] = "zstd"
     """Compression of the Arrow IPC output shards."""

@@ -123,3 +123,14 @@ def run_stage(stage_task: Any, config: Any, run_dir: str) -> Any:
     )
     mark_stage(run_dir, stage_task.name, key)
     return result
+
+
+def run_stages(
+    stage_tasks: tuple[Any, ...], config: Any, stages: list[str] | None, allowed: tuple[str, ...]
+) -> dict[str, Any]:
+    """A flow's stage tasks in order, those `stages` names (all when None), each by `run_stage`;
+    their summaries by stage name."""
+    from flows.params import wanted_stages
+
+    wanted = wanted_stages(stages, allowed)
+    return {t.name: run_stage(t, config, config.run_dir) for t in stage_tasks if t.name in wanted}

@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         _config_args(sub.add_parser(stage, help=help_text))
     data_help = "ingest -> clean -> dedup -> tokenize: the curated corpus and its token shards"
     _config_args(sub.add_parser("data", help=data_help))
+    refresh_help = "a new snapshot of the new inputs under refresh.root (what corpus-refresh runs)"
+    refresh = sub.add_parser("refresh", help=refresh_help)
+    _config_args(refresh, io=False)
+    refresh.add_argument("--input", nargs="+", help="input paths, globs or fsspec URLs")
+    refresh.add_argument("--root", help="snapshot directory (default: refresh.root)")
     pretrain = sub.add_parser("pretrain", help="pretrain the model on <run>/tokenize (Lightning)")
     _config_args(pretrain, io=False)
     pretrain.add_argument("--output", help="run directory (reads <output>/tokenize)")
@@ -107,6 +112,8 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
         overrides.append("inputs=" + json.dumps(args.input))
     if getattr(args, "output", None):
         overrides.append("run_dir=" + json.dumps(args.output))
+    if getattr(args, "root", None):
+        overrides.append("refresh.root=" + json.dumps(args.root))
     return load_config(args.config, overrides)
 
 
@@ -196,6 +203,34 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     return 0
 
 
+def _run_refresh(cfg: PipelineConfig) -> int:
+    ingest = cfg.ingest
+    # before Prefect starts
+    resolve_inputs(cfg.inputs, ingest.network_timeout_seconds, ingest.storage_options)
+    from flows.refresh import refresh_flow
+
+    state = refresh_flow(cfg, return_state=True)
+    if not state.is_completed():
+        ended = f"the refresh flow ended {state.type.value}: {state.message}"
+        print(f"lmpipe: error: {' '.join(ended.split())}", file=sys.stderr)
+        return 1
+    result = state.result()
+    if result["snapshot"]:
+        from pipeline.report import print_report
+
+        print_report(Path(result["snapshot"]))
+        print(
+            f"snapshot {result['snapshot']}: {result['inputs_new']} new input(s), "
+            f"{result['inputs_skipped']} already in earlier snapshots"
+        )
+    else:
+        print(
+            f"no new inputs ({result['inputs_skipped']} already in earlier snapshots): "
+            "no snapshot written"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry offline
@@ -219,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_data(resolve(args), None)
         elif args.command == "run":
             return _run_pipeline(resolve(args), args.stages)
+        elif args.command == "refresh":
+            return _run_refresh(resolve(args))
         elif args.command == "scaling":
             return _run_scaling(resolve(args))
         elif args.command == "deploy":

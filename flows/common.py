@@ -139,6 +139,9 @@ def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
     Flows started from the UI or a deployment take the same lock as the CLI, so a second run on
     one directory fails at once naming the holder. The lock is re-entrant in a process: the
     end-to-end flow's subflows (and a flow called by the CLI, which already holds it) go on.
+
+    It resolves the flow's `config` / `config_path` / `overrides` parameters once (the YAML is
+    read once) and calls the body with the resolved `config` (and no path or overrides).
     """
     signature = inspect.signature(fn)
 
@@ -149,12 +152,13 @@ def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
         config = resolve_config(
             given.get("config"), given.get("config_path"), given.get("overrides")
         )
+        given.update(config=config, config_path=None, overrides=None)
         with run_lock(config.run_dir, f"flow {fn.__name__}", FLOW_LOCK_WAIT_SECONDS) as lock:
             if lock.took_over:
                 get_run_logger().warning(
                     "took over the lock of %s: that process is gone", describe(lock.took_over)
                 )
-            return fn(*args, **kwargs)
+            return fn(*bound.args, **bound.kwargs)
 
     # Prefect builds the parameter model from the signature and resolves string annotations in
     # the function's module; this module has none of the flow's types: give it resolved ones.

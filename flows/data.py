@@ -9,9 +9,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
-from flows.caching import cache_key_fn, run_stage
+from flows.caching import cache_key_fn, run_stages
 from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
-from flows.params import DATA_STAGES, DataStage, documented, resolve_config, wanted_stages
+from flows.params import DATA_STAGES, DataStage, documented
 from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
 from pipeline.dedup import run_dedup
@@ -33,9 +33,10 @@ DATA_TASK = {
 CORPUS_READY = "lmpipe.corpus.ready"
 
 
-def announce_corpus(config: PipelineConfig) -> None:
+def announce_corpus(config: PipelineConfig, snapshot: dict[str, Any] | None = None) -> None:
     """Emit `lmpipe.corpus.ready` carrying the run's resolved config, so the triggered training
     run trains on exactly this corpus (run directory and settings), whatever started this run.
+    A refresh adds its `snapshot` record (name, counts, fingerprint).
 
     A custom event rather than the flow run's own Completed event: prefect 3.8.8's scheduler
     inserts scheduled runs without a Scheduled event, and the trigger service holds the later
@@ -43,10 +44,13 @@ def announce_corpus(config: PipelineConfig) -> None:
     Prefect adds the flow run, flow and deployment as related resources.
     """
     resource = {"prefect.resource.id": f"lmpipe.run-dir.{Path(config.run_dir).resolve()}"}
+    payload: dict[str, Any] = {"config": config.model_dump(mode="json")}
+    if snapshot is not None:
+        payload["snapshot"] = snapshot
     emit_event(
         event=CORPUS_READY,
         resource={**resource, "prefect.resource.name": str(config.run_dir)},
-        payload={"config": config.model_dump(mode="json")},
+        payload=payload,
     )
 
 
@@ -98,20 +102,21 @@ def data_flow(
 ) -> dict[str, Any]:
     """Raw inputs to token shards: ingest -> clean -> dedup -> tokenize, in `config.run_dir`.
 
-    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
-    worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+    Unchanged stages complete from cache.
     """
-    config = resolve_config(config, config_path, overrides)
-    wanted = wanted_stages(stages, DATA_STAGES)
-    results: dict[str, Any] = {}
-    for stage_task in (ingest_task, clean_task, dedup_task, tokenize_task):
-        if stage_task.name in wanted:
-            results[stage_task.name] = run_stage(stage_task, config, config.run_dir)
+    results = build_corpus(config, stages)
+    if "tokenize" in results:
+        announce_corpus(config)
+    return results
+
+
+def build_corpus(config: PipelineConfig, stages: list[str] | None = None) -> dict[str, Any]:
+    """The data stages' tasks (in a flow run), then the funnel and rejection artifacts."""
+    tasks = (ingest_task, clean_task, dedup_task, tokenize_task)
+    results = run_stages(tasks, config, stages, DATA_STAGES)
     run = Path(config.run_dir)
     create_markdown_artifact(render_markdown(run), key="data-report", description="data funnel")
     rows = reason_rows(run)
     if rows:
         create_table_artifact(rows, key="data-rejections", description="rejections per reason")
-    if "tokenize" in wanted:
-        announce_corpus(config)
     return results

@@ -1,10 +1,12 @@
 """`lmpipe serve`: the deployments users schedule and trigger from the Prefect UI.
 
-- `corpus-refresh`: the data flow on a cron schedule (`deploy.corpus_refresh_cron`, weekly by
-  default), refreshing the curated corpus from the configured inputs.
+- `corpus-refresh`: the refresh flow on a cron schedule (`deploy.corpus_refresh_cron`, weekly by
+  default): each run writes a new immutable snapshot of the inputs that are new since the last
+  one, under `refresh.root` (flows/refresh.py).
 - `train-on-demand`: the training flow, runnable from the UI, and triggered whenever a
-  corpus-refresh run has built its corpus (`deploy.train_on_data_completion`): the data flow
-  emits `lmpipe.corpus.ready` with its resolved config, which becomes the training run's `config`.
+  corpus-refresh run has completed its snapshot (`deploy.train_on_data_completion`): the refresh
+  flow emits `lmpipe.corpus.ready` with the snapshot's resolved config, which becomes the
+  training run's `config`, so it trains on that snapshot.
 - `end-to-end`: everything, from raw web text to a registered model, on demand.
 
 `serve` runs them in this process (a Prefect runner): it polls the API for scheduled and triggered
@@ -23,12 +25,13 @@ from prefect.events import DeploymentEventTrigger
 from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
 
-from flows.data import CORPUS_READY, data_flow
+from flows.data import CORPUS_READY
 from flows.end_to_end import pipeline_flow
+from flows.refresh import refresh_flow
 from flows.train import training_flow
 from pipeline.config import PipelineConfig
 
-DATA_FLOW_NAME = "lmpipe-data"
+REFRESH_FLOW_NAME = "lmpipe-refresh"
 REFRESH = "corpus-refresh"
 # The triggered training run gets the config the refresh run resolved (its payload), so it
 # trains on that run's directory and settings even when a user edited them for that run. A
@@ -40,12 +43,13 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
     """The three deployments, each defaulting to `config` (editable per run in the UI)."""
     params = {"config": config.model_dump(mode="json")}
     tags = ["lmpipe"]
-    refresh = data_flow.to_deployment(
+    refresh = refresh_flow.to_deployment(
         name=REFRESH,
         schedule=Cron(config.deploy.corpus_refresh_cron, timezone=config.deploy.timezone),
         parameters=params,
         tags=tags,
-        description="Scheduled corpus refresh: ingest -> clean -> dedup -> tokenize.",
+        description="Scheduled corpus refresh: a new snapshot of the new inputs (ingest -> clean"
+        " -> dedup -> tokenize), deduplicated against every earlier snapshot.",
     )
     triggers = []
     if config.deploy.train_on_data_completion:
@@ -53,10 +57,10 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
             DeploymentEventTrigger(
                 name="after-corpus-refresh",
                 expect={CORPUS_READY},
-                # Runs of the corpus-refresh deployment only: the end-to-end flow's own data
-                # subflow must not start a second training in the same run directory.
+                # Runs of the corpus-refresh deployment only: a data or end-to-end flow run
+                # announces its corpus too, and must not start a second training.
                 match_related=[
-                    {"prefect.resource.role": "flow", "prefect.resource.name": DATA_FLOW_NAME},
+                    {"prefect.resource.role": "flow", "prefect.resource.name": REFRESH_FLOW_NAME},
                     {"prefect.resource.role": "deployment", "prefect.resource.name": REFRESH},
                 ],
                 parameters=FROM_REFRESH_RUN,

@@ -13,7 +13,6 @@ from flows.params import (
     TRAINING_STAGES,
     Stage,
     documented,
-    resolve_config,
     wanted_stages,
 )
 from flows.train import training_flow
@@ -31,11 +30,9 @@ def pipeline_flow(
 ) -> dict[str, Any]:
     """Raw web text to a registered model: the data flow, then the training flow (subflows).
 
-    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
-    worker) plus `overrides` (`key=value`, as `lmpipe --set`). A rerun after a failure completes
-    the finished stages from cache and picks up at the first unfinished one.
+    A rerun after a failure completes the finished stages from cache and picks up at the first
+    unfinished one.
     """
-    config = resolve_config(config, config_path, overrides)
     wanted = wanted_stages(stages, (*DATA_STAGES, *TRAINING_STAGES))
     results: dict[str, Any] = {}
     data_stages = [s for s in DATA_STAGES if s in wanted]

@@ -14,7 +14,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import holds_run_dir, progress_reporter, summary
-from flows.params import resolve_config
 from pipeline.config import PipelineConfig
 from pipeline.layout import RunLayout
 from pipeline.scaling.ladder import SCALING_DIR, LadderPoint, plan_ladder, point_config, point_dir
@@ -69,12 +68,7 @@ def scaling_flow(
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Train the `scaling` ladder on `<run_dir>/tokenize/`, then fit loss vs size and compute.
-
-    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
-    worker) plus `overrides` (`key=value`, as `lmpipe --set`).
-    """
-    config = resolve_config(config, config_path, overrides)
+    """Train the `scaling` ladder on `<run_dir>/tokenize/`, then fit loss vs size and compute."""
     run_dir = str(Path(config.run_dir).resolve())
     upstream_fingerprint(RunLayout(run_dir).tokenize)  # no tokens: a clear error before any run
     parent = parent_run_task(config, run_dir)

@@ -12,9 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.caching import cache_key_fn, run_stage
+from flows.caching import cache_key_fn, run_stages
 from flows.common import holds_run_dir, progress_reporter, summary
-from flows.params import TRAINING_STAGES, TrainingStage, documented, resolve_config, wanted_stages
+from flows.params import TRAINING_STAGES, TrainingStage, documented
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
 from pipeline.finetune.launch import launch_finetune
@@ -94,13 +94,7 @@ def training_flow(
 ) -> dict[str, Any]:
     """Token shards to a registered model: pretrain -> finetune -> evaluate -> register.
 
-    Give the whole `config` (the UI shows it as a form), or `config_path` (a YAML file on the
-    worker) plus `overrides` (`key=value`, as `lmpipe --set`). Unchanged stages complete from cache.
+    Unchanged stages complete from cache.
     """
-    config = resolve_config(config, config_path, overrides)
-    wanted = wanted_stages(stages, TRAINING_STAGES)
-    results: dict[str, Any] = {}
-    for stage_task in (pretrain_task, finetune_task, evaluate_task, register_task):
-        if stage_task.name in wanted:
-            results[stage_task.name] = run_stage(stage_task, config, config.run_dir)
-    return results
+    tasks = (pretrain_task, finetune_task, evaluate_task, register_task)
+    return run_stages(tasks, config, stages, TRAINING_STAGES)

@@ -20,6 +20,7 @@ from pipeline.evaluate.config import EvaluateConfig
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.ingest.config import IngestConfig
 from pipeline.parallel import ParallelConfig
+from pipeline.refresh import RefreshConfig
 from pipeline.registry.config import RegistryConfig
 from pipeline.scaling.config import ScalingConfig
 from pipeline.tokens.config import TokenizeConfig
@@ -30,11 +31,13 @@ class DeployConfig(StrictModel):
     """Prefect deployments created by `lmpipe serve`."""
 
     corpus_refresh_cron: str = "0 3 * * 1"
-    """Cron schedule of the corpus-refresh deployment (the data flow); default Mondays 03:00."""
+    """Cron schedule of the corpus-refresh deployment (the refresh flow: a new snapshot of the
+    new inputs under `refresh.root`); default Mondays 03:00."""
     timezone: str = "UTC"
     """Time zone of the cron schedule."""
     train_on_data_completion: bool = True
-    """Trigger the training deployment when a data flow run completes (a Prefect event trigger)."""
+    """Trigger the training deployment when a corpus refresh completes a snapshot (it trains on
+    that snapshot; a Prefect event trigger)."""
 
 
 class PipelineConfig(StrictModel):
@@ -48,6 +51,8 @@ class PipelineConfig(StrictModel):
     """Schedules and triggers of the Prefect deployments (`lmpipe serve`)."""
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     """Where stages run their work units: local worker processes or a Ray cluster."""
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)
+    """Scheduled refreshes (`lmpipe refresh`, corpus-refresh): one immutable snapshot per run."""
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     """Ingestion: reading raw files into Arrow document shards."""
     clean: CleanConfig = Field(default_factory=CleanConfig)

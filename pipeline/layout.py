@@ -26,6 +26,11 @@ class RunLayout:
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))  # accept a str, like the flows pass
 
+    @classmethod
+    def of(cls, run: RunLayout | str | Path) -> RunLayout:
+        """`run` itself if it is a layout, else the layout of the run directory `run`."""
+        return run if isinstance(run, RunLayout) else cls(Path(run))
+
     def stage(self, name: str) -> Path:
         """The directory of stage `name` (one of `STAGE_ORDER`)."""
         if name not in STAGE_ORDER:

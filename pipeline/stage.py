@@ -174,20 +174,85 @@ def write_manifest(stage_dir: Path, **fields: Any) -> dict[str, Any]:
     return manifest
 
 
-def prepare_stage_dir(stage_dir: Path, inputs_fp: str, config_hash: str) -> None:
-    """Start (or resume) a stage directory: keep finished units only if they match this run."""
+def prepare_stage_dir(
+    stage_dir: Path, inputs_fp: str, config_hash: str, discard: Sequence[str] | None = None
+) -> None:
+    """Start (or resume) a stage directory: keep finished work only if it matches this run.
+
+    With other inputs or config than the last start, the `discard` entries (default: everything)
+    are deleted; the training stages name their checkpoints, metrics and MLflow run there and keep
+    the launch files the launcher wrote before the process started.
+    """
     stage_dir = Path(stage_dir)
     (stage_dir / MANIFEST).unlink(missing_ok=True)
     stamp = stage_dir / PROGRESS_DIR / "_run.json"
     want = {"inputs_fingerprint": inputs_fp, "config_hash": config_hash, "code": __version__}
     if stamp.is_file() and json.loads(stamp.read_text()) != want:
         # Different inputs or config: nothing in here can be reused.
-        shutil.rmtree(stage_dir)
+        if discard is None:
+            shutil.rmtree(stage_dir)
+        for name in discard or ():
+            path = stage_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     (stage_dir / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
     (stage_dir / REJECTED_DIR).mkdir(parents=True, exist_ok=True)
     write_json_atomic(stamp, want)
-    for tmp in stage_dir.rglob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)  # half-written shards of a killed run
+    for tmp in list(stage_dir.rglob(".*.tmp-*")):  # half-written shards of a killed run
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class StageRun:
+    """One run of a stage, the skeleton every stage follows (ARCHITECTURE.md, "Stage contract"):
+
+        run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+        if run.finished_before():
+            return run.skip()
+        run.prepare()                    # or resume: finished units are kept
+        ...                              # the stage's own work, unit by unit
+        return run.finish(cfg, counts, reasons, shards=..., output_fingerprint=...)
+
+    `finish` writes the manifest with the contract's fields (stage, fingerprints, config, counts,
+    reasons, code version, wall time) plus the stage's own, and returns the `StageResult`.
+    """
+
+    stage: str
+    out_dir: Path
+    inputs_fp: str
+    config_hash: str
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+
+    def finished_before(self) -> bool:
+        """The stage finished before with these inputs, this config and this code."""
+        return manifest_matches(self.out_dir, self.inputs_fp, self.config_hash)
+
+    def skip(self) -> StageResult:
+        return StageResult.from_dir(self.stage, self.out_dir, skipped=True)
+
+    def prepare(self, resume_key: str | None = None, discard: Sequence[str] | None = None) -> None:
+        """`prepare_stage_dir`; `resume_key` replaces the config hash where a resume may change
+        some settings (training: more steps, another world size)."""
+        prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
+
+    def finish(
+        self, config: Any, counts: dict[str, Any], reasons: dict[str, int], **fields: Any
+    ) -> StageResult:
+        """Write the manifest (the last file a stage writes: it marks the stage done)."""
+        write_manifest(
+            self.out_dir,
+            stage=self.stage,
+            inputs_fingerprint=self.inputs_fp,
+            config_hash=self.config_hash,
+            config=config.model_dump(mode="json") if hasattr(config, "model_dump") else config,
+            counts=counts,
+            reasons=reasons,
+            wall_seconds=round(time.time() - self.started, 3),
+            **fields,
+        )
+        return StageResult.from_dir(self.stage, self.out_dir)
 
 
 class UnitLedger:

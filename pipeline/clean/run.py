@@ -10,7 +10,6 @@ document that stalls again is rejected as `extraction_timeout`.
 from __future__ import annotations
 
 import multiprocessing
-import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -34,16 +33,14 @@ from pipeline.stage import (
     RejectedLedger,
     ShardWriter,
     StageResult,
+    StageRun,
     UnitLedger,
     check_input_schema,
     fingerprint,
     list_shards,
-    manifest_matches,
-    prepare_stage_dir,
     read_manifest,
     sum_counts,
     upstream_fingerprint,
-    write_manifest,
 )
 
 STAGE = "clean"
@@ -262,69 +259,54 @@ def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, 
     return infos
 
 
+class _Tally:
+    """The stage's console bar, running counts and `progress` calls, as units finish."""
+
+    def __init__(self, total: int, progress: Progress | None):
+        self.total, self.progress, self.done = total, progress, Counter()
+        self.bar = tqdm(total=total, unit="doc", desc=STAGE)
+
+    def add(self, info: dict[str, Any]) -> None:
+        self.bar.update(info["records_in"])
+        self.done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
+        if self.progress:
+            self.progress(self.done["records_in"], self.total, dict(self.done))
+
+
 def _run_units_ray(
-    cfg: CleanConfig,
-    shards: list[Path],
-    stage_dir: Path,
-    total: int,
-    progress: Progress | None,
-    parallel: ParallelConfig,
+    cfg: CleanConfig, shards: list[Path], stage_dir: Path, tally: _Tally, parallel: ParallelConfig
 ) -> list[str]:
     """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
-    bar = tqdm(total=total, unit="doc", desc=STAGE)
-    done: Counter[str] = Counter()
     keys: dict[int, list[str]] = {}
     items = [(cfg, str(path), str(stage_dir)) for path in shards]
-    try:
-        for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
-            keys[i] = [info["key"] for info in infos]
-            for info in infos:
-                bar.update(info["records_in"])
-                done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
-            if progress:
-                progress(done["records_in"], total, dict(done))
-    finally:
-        bar.close()
+    for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
+        keys[i] = [info["key"] for info in infos]
+        for info in infos:
+            tally.add(info)
     return [key for i in sorted(keys) for key in keys[i]]
 
 
-def _run_units(
-    cfg: CleanConfig,
-    shards: list[Path],
-    stage_dir: Path,
-    total: int,
-    progress: Progress | None,
-    parallel: ParallelConfig,
-) -> list[str]:
-    """Clean every unfinished unit; returns the keys of all units, in order."""
-    if parallel.executor == "ray":
-        return _run_units_ray(cfg, shards, stage_dir, total, progress, parallel)
+def _run_units(cfg: CleanConfig, shards: list[Path], stage_dir: Path, tally: _Tally) -> list[str]:
+    """Clean every unfinished unit in local worker processes; returns the keys of all units, in
+    order. At most `UNITS_IN_FLIGHT` units are in the pool at once."""
     ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg)
-    bar = tqdm(total=total, unit="doc", desc=STAGE)
-    done: Counter[str] = Counter()
     keys: list[str] = []
     window: deque[PendingUnit] = deque()
-
-    def finished(info: dict[str, Any]) -> None:
-        bar.update(info["records_in"])
-        done.update({k: info[k] for k in ("records_in", "documents", "rejected")})
-        if progress:
-            progress(done["records_in"], total, dict(done))
 
     def drain(limit: int) -> None:
         while len(window) > limit:
             pending = window.popleft()
             collect(pool.get(), cfg, pending)
-            finished(write_unit(cfg, stage_dir, pending))
+            tally.add(write_unit(cfg, stage_dir, pending))
 
     ok = False
     try:
         for unit in iter_units(shards, cfg.unit_documents):
             keys.append(unit.key)
             if info := ledger.finished(unit.key):
-                finished(info)
+                tally.add(info)
             elif isinstance(unit, UnreadableShard):
-                finished(write_unreadable(stage_dir, unit))
+                tally.add(write_unreadable(stage_dir, unit))
             else:
                 window.append(dispatch(pool.get(), cfg, unit))
                 drain(UNITS_IN_FLIGHT - 1)
@@ -332,7 +314,6 @@ def _run_units(
         ok = True
     finally:
         pool.close(ok)
-        bar.close()
     return keys
 
 
@@ -345,39 +326,36 @@ def run_clean(
     parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
-    t0 = time.time()
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    inputs_fp, chash = upstream_fingerprint(in_dir), config_hash(cfg)
-    if manifest_matches(out_dir, inputs_fp, chash):
-        return StageResult.from_dir(STAGE, out_dir, skipped=True)
+    run = StageRun(STAGE, out_dir, upstream_fingerprint(in_dir), config_hash(cfg))
+    if run.finished_before():
+        return run.skip()
     check_languages(cfg.languages, "clean.languages")
     check_languages(cfg.filter_languages, "clean.filter_languages")
     shards = list_shards(in_dir)
     check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
-    prepare_stage_dir(out_dir, inputs_fp, chash)
+    run.prepare()
     total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
-    keys = _run_units(cfg, shards, out_dir, total, progress, parallel or ParallelConfig())
+    parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
+    try:
+        if parallel.executor == "ray":
+            keys = _run_units_ray(cfg, shards, out_dir, tally, parallel)
+        else:
+            keys = _run_units(cfg, shards, out_dir, tally)
+    finally:
+        tally.bar.close()
     infos = [UnitLedger(out_dir).finished(k) for k in keys]
-    _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, time.time() - t0)
-    return StageResult.from_dir(STAGE, out_dir)
-
-
-def _write_stage_manifest(cfg, out_dir, inputs_fp, chash, infos, seconds) -> None:
-    keys = ("records_in", "documents", "rejected", "text_chars")
-    counts = {k: sum(i[k] for i in infos) for k in keys} | {"units": len(infos)}
-    write_manifest(
-        out_dir,
-        stage=STAGE,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
-        counts=counts,
-        reasons=sum_counts(infos, "reasons"),
+    summed = ("records_in", "documents", "rejected", "text_chars")
+    counts = {k: sum(i[k] for i in infos) for k in summed} | {"units": len(infos)}
+    return run.finish(
+        cfg,
+        counts,
+        sum_counts(infos, "reasons"),
         filters=merge_funnels([i["funnel"] for i in infos]),
         pii=sum_counts(infos, "pii"),
         shards=[s for i in infos for s in i["shards"]],
         output_fingerprint=fingerprint(
-            [inputs_fp, chash] + [(i["key"], i["documents"], i["shards"]) for i in infos]
+            [run.inputs_fp, run.config_hash]
+            + [(i["key"], i["documents"], i["shards"]) for i in infos]
         ),
-        wall_seconds=round(seconds, 3),
     )

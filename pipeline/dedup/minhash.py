@@ -16,19 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.dedup.shingles import ShingleBatch, fmix64
+from pipeline.dedup.shingles import ShingleBatch, fmix
 
 _ROW_BASE = np.uint64(0x9FB21C651E98DF25)
 _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's initial hash value (and an empty set's signature)
-
-
-def fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, as datasketch's affine32 scheme pre-mixes input hashes."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
 
 
 def to_hash32(shingles: np.ndarray) -> np.ndarray:
@@ -55,7 +46,7 @@ class MinHasher:
         """(D, P) uint32 MinHash values; a document without shingles keeps all values at max."""
         counts = batch.counts()
         out = np.full((len(counts), self.num_perm), _EMPTY, dtype=np.uint32)  # (D, P)
-        hv = fmix32(to_hash32(batch.hashes))  # (S,)
+        hv = fmix(to_hash32(batch.hashes))  # (S,)
         owner = np.repeat(np.arange(len(counts)), counts)  # (S,) document of each shingle
         work = np.empty((self.num_perm, self.chunk_shingles), dtype=np.uint32)
         for lo in range(0, len(hv), self.chunk_shingles):
@@ -75,4 +66,4 @@ class MinHasher:
         key = np.zeros(rows.shape[:2], dtype=np.uint64)  # (D, B)
         for r in range(self.rows):
             key = key * _ROW_BASE + rows[:, :, r]
-        return np.ascontiguousarray(fmix64(key).T)
+        return np.ascontiguousarray(fmix(key).T)

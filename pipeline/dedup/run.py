@@ -16,7 +16,6 @@ Phases talk through files in `<stage>/_work/` and each finished unit is recorded
 from __future__ import annotations
 
 import shutil
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -43,15 +42,13 @@ from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     StageResult,
+    StageRun,
     UnitLedger,
     check_input_schema,
     fingerprint,
     list_shards,
-    manifest_matches,
-    prepare_stage_dir,
     sum_counts,
     upstream_fingerprint,
-    write_manifest,
 )
 
 WORK = "_work"
@@ -157,16 +154,15 @@ def run_dedup(
     parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
-    t0 = time.time()
     in_dir, out_dir = Path(input_dir), Path(output_dir)
     refs, ref_runs = reference_files(cfg, out_dir)
     inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "references": ref_runs})
-    chash = config_hash(cfg)
-    if manifest_matches(out_dir, inputs_fp, chash):
-        return StageResult.from_dir(STAGE, out_dir, skipped=True)
+    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    if run.finished_before():
+        return run.skip()
     shards = list_shards(in_dir)
     check_input_schema(shards, STAGE, ("id", "text"), strings=("id", "text"))
-    prepare_stage_dir(out_dir, inputs_fp, chash)
+    run.prepare()
     for sub in ("signatures", "bands"):
         (out_dir / WORK / sub).mkdir(parents=True, exist_ok=True)
     for sub in ("clusters", "index"):
@@ -177,28 +173,25 @@ def run_dedup(
     store = _store(refs, shards, runner.ledger, out_dir)
     _cluster(cfg, store, out_dir, runner)
     runner.run("output", write_unit, _output_jobs(cfg, store, shards, out_dir, runner.ledger))
-    _write_manifest(cfg, out_dir, shards, store, ref_runs, inputs_fp=inputs_fp, chash=chash, t0=t0)
+    result = _finish(run, cfg, shards, store, ref_runs)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return StageResult.from_dir(STAGE, out_dir)
+    return result
 
 
-def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, t0) -> None:
+def _finish(run: StageRun, cfg, shards, store, ref_runs) -> StageResult:
+    out_dir = run.out_dir
     ledger = UnitLedger(out_dir)
     infos = [ledger.finished(f"output-{shard.stem}") for shard in shards]
     clusters = ledger.finished("clusters")
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
     counts |= clusters | {"shards": len(shards), "reference_documents": store.reference_size}
     kept = [f"{s.stem}.arrow" for s in shards if (out_dir / f"{s.stem}.arrow").exists()]
-    write_manifest(
-        out_dir,
-        stage=STAGE,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
+    return run.finish(
+        cfg,
+        counts,
+        sum_counts(infos, "reasons"),
         signature_params=signature_params(cfg),
         references=ref_runs,
-        counts=counts,
-        reasons=sum_counts(infos, "reasons"),
         shards=kept,
         output_fingerprint=fingerprint(
             [
@@ -206,5 +199,4 @@ def _write_manifest(cfg, out_dir, shards, store, ref_runs, *, inputs_fp, chash, 
                 [(i["input"], i["documents"], i["rejected"], i["in_clusters"]) for i in infos],
             ]
         ),
-        wall_seconds=round(time.time() - t0, 3),
     )

@@ -54,13 +54,21 @@ def _classes_of(codes: np.ndarray) -> np.ndarray:
     return np.where(codes < 0x10000, table[np.minimum(codes, 0xFFFF)], WORD).astype(np.uint8)
 
 
-def fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer: spreads the weak low bits of a polynomial hash."""
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
+# MurmurHash3's finalizers: (shift, multiplier, shift, multiplier, shift) per word size.
+_FMIX = {
+    np.uint32: (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16),
+    np.uint64: (33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33),
+}
+
+
+def fmix(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer (fmix32 or fmix64, by `h`'s dtype): spreads weak low bits (of a
+    polynomial hash; of the input hashes datasketch's affine32 scheme pre-mixes)."""
+    word = h.dtype.type
+    s1, m1, s2, m2, s3 = (word(c) for c in _FMIX[word])
+    h = (h ^ (h >> s1)) * m1
+    h = (h ^ (h >> s2)) * m2
+    return h ^ (h >> s3)
 
 
 _power_tables: dict[int, np.ndarray] = {}
@@ -115,7 +123,7 @@ def _word_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     np.cumsum(codes.astype(np.uint64) * powers, dtype=np.uint64, out=prefix[1:])
     raw = prefix[ends] - prefix[starts]  # (W,) = sum_j c_j * B^j over the word
     shift = _powers(_CHAR_BASE_INV, len(codes) + 1)[starts]  # B^-start re-bases at the word
-    return fmix64((raw * shift) ^ (ends - starts).astype(np.uint64))
+    return fmix((raw * shift) ^ (ends - starts).astype(np.uint64))
 
 
 def _simplified_codes(
@@ -157,7 +165,7 @@ def _shingles(words: np.ndarray, words_per_doc: np.ndarray, ngram_size: int) -> 
     for k in range(ngram_size):
         word = words[np.minimum(start + k, len(words) - 1)] if len(words) else acc
         acc = np.where(k < width, acc * _WORD_BASE + word, acc)
-    return ShingleBatch(fmix64(acc), offsets)
+    return ShingleBatch(fmix(acc), offsets)
 
 
 @dataclass

@@ -10,7 +10,6 @@ reads; `samples.json` maps each prompt to the fine-tuned model's answer.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +18,23 @@ import torch
 from pipeline.base_config import config_hash
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
-from pipeline.finetune.template import (
+from pipeline.layout import RunLayout
+from pipeline.model import load_model
+from pipeline.model.chat import (
     chat_prompt_ids,
     decode_response,
     load_chat_tokenizer,
     stop_ids,
 )
-from pipeline.layout import RunLayout
-from pipeline.model import load_model
 from pipeline.model.generate import generate
 from pipeline.stage import (
+    Progress,
     StageResult,
+    StageRun,
     fingerprint,
-    manifest_matches,
     read_manifest,
     upstream_fingerprint,
     write_json_atomic,
-    write_manifest,
 )
 
 STAGE = "evaluate"
@@ -73,9 +72,9 @@ def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def score(model, run_dir: Path, cfg: EvaluateConfig, eod: int | None, pad: int) -> dict:
+def score(model, run: RunLayout, cfg: EvaluateConfig, eod: int | None, pad: int) -> dict:
     """pretrain_val_{loss,ppl} and sft_val_{loss,ppl} of one model."""
-    block, run = model.config.block_size, RunLayout(run_dir)
+    block = model.config.block_size
     pre = pretrain_batches(run.tokenize, block, cfg.batch_size, cfg.pretrain_val_batches, eod)
     sft = sft_batches(run.finetune, block, pad, cfg.batch_size)
     out = {}
@@ -104,21 +103,24 @@ def answer_prompts(model, tokenizer, cfg: EvaluateConfig) -> dict[str, str]:
     return answers
 
 
-def evaluate_inputs(run_dir: Path) -> dict[str, str]:
-    run = RunLayout(run_dir)
+def evaluate_inputs(run: RunLayout) -> dict[str, str]:
     return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
 
 
-def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
-    """Evaluate `<run_dir>/finetune` against `<run_dir>/pretrain` into `<run_dir>/evaluate`."""
-    run_dir = Path(run_dir)
-    run, out_dir = RunLayout(run_dir), RunLayout(run_dir).evaluate
-    inputs = evaluate_inputs(run_dir)
-    inputs_fp, chash = fingerprint(inputs), config_hash(cfg)
-    if manifest_matches(out_dir, inputs_fp, chash):
-        return StageResult.from_dir(STAGE, out_dir, skipped=True)
-    t0 = time.time()
-    out_dir.mkdir(parents=True, exist_ok=True)
+def run_evaluate(
+    cfg: EvaluateConfig,
+    run: RunLayout | str | Path,
+    output_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> StageResult:
+    """Evaluate `run`'s fine-tuned model against its pretrained base into `output_dir`
+    (default `<run>/evaluate`). `run`: the run whose stages it reads."""
+    run = RunLayout.of(run)
+    inputs = evaluate_inputs(run)
+    stage = StageRun(STAGE, Path(output_dir or run.evaluate), fingerprint(inputs), config_hash(cfg))
+    if stage.finished_before():
+        return stage.skip()
+    stage.out_dir.mkdir(parents=True, exist_ok=True)
     ft = read_manifest(run.finetune) or {}
     pre = read_manifest(run.pretrain) or {}
     tok_info = ft["tokenizer"]
@@ -126,35 +128,31 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
     eod = int(tok_info["eod_id"]) if pre.get("config", {}).get("document_masking", True) else None
     torch.manual_seed(cfg.seed)
     metrics, samples = {}, {}
-    for prefix, stage in (("base_", "pretrain"), ("", "finetune")):
-        model = load_model(run.stage(stage)).eval()
-        metrics |= {
-            prefix + k: v for k, v in score(model, run_dir, cfg, eod, tok_info["pad_id"]).items()
-        }
-        samples[stage] = answer_prompts(model, tokenizer, cfg)
+    models = (("base_", "pretrain"), ("", "finetune"))
+    for done, (prefix, name) in enumerate(models):
+        model = load_model(run.stage(name)).eval()
+        scores = score(model, run, cfg, eod, tok_info["pad_id"])
+        metrics |= {prefix + k: v for k, v in scores.items()}
+        samples[name] = answer_prompts(model, tokenizer, cfg)
+        if progress:
+            progress(done + 1, len(models), {"models": done + 1})
     gate = apply_gate(cfg.gate, metrics)
-    write_json_atomic(out_dir / SAMPLES, samples["finetune"])
+    write_json_atomic(stage.out_dir / SAMPLES, samples["finetune"])
     counts = {
         "prompts": len(cfg.prompts),
         "sft_val_samples": ft.get("counts", {}).get("val_samples", 0),
     }
-    write_manifest(
-        out_dir,
-        stage=STAGE,
+    return stage.finish(
+        cfg,
+        counts,
+        {},
         inputs=inputs,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
-        counts=counts,
-        reasons={},
         metrics=metrics,
         gate=gate,
         samples={"finetune": samples["finetune"], "base": samples["pretrain"]},
         mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),
-        wall_seconds=round(time.time() - t0, 3),
     )
-    return StageResult.from_dir(STAGE, out_dir)
 
 
 def _log_to_mlflow(run: dict[str, Any], metrics: dict[str, float], gate: dict) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from pipeline.config import ConfigError, load_config
 from pipeline.train.__main__ import print_progress, watch_parent
@@ -31,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent(args.parent_pid)
     from pipeline.finetune.run import run_finetune  # torch/Lightning after the config is valid
 
-    result = run_finetune(cfg.finetune, Path(args.run_dir or cfg.run_dir), print_progress)
+    result = run_finetune(cfg.finetune, args.run_dir or cfg.run_dir, progress=print_progress)
     if result.counts:
         print(f"finetune: {json.dumps(result.counts)} -> {result.output_dir}", flush=True)
     return 0

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 from tokenizers import Tokenizer
 
-from pipeline.finetune.template import ROLES, render_chat
+from pipeline.model.chat import ROLES, render_chat
 from pipeline.stage import REJECTED_DIR, RejectedLedger, ShardWriter
 
 STAGE = "finetune"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
+from pipeline.layout import RunLayout
 from pipeline.stage import (
     StageResult,
     fingerprint,
@@ -37,11 +38,11 @@ def resolve_data_path(data: str) -> Path:
     return path
 
 
-def finetune_inputs(cfg: FinetuneConfig, run_dir: Path) -> dict[str, Any]:
+def finetune_inputs(cfg: FinetuneConfig, run: RunLayout | str | Path) -> dict[str, Any]:
     """What the fine-tuned weights depend on: the pretrained weights, the data, the tokenizer."""
-    run_dir = Path(run_dir)
-    pretrain = upstream_fingerprint(run_dir / "pretrain")
-    tok = (read_manifest(run_dir / "tokenize") or {}).get("tokenizer") or {}
+    run = RunLayout.of(run)
+    pretrain = upstream_fingerprint(run.pretrain)
+    tok = (read_manifest(run.tokenize) or {}).get("tokenizer") or {}
     return {
         "pretrain": pretrain,
         "data_sha256": file_sha256(resolve_data_path(cfg.data)),
@@ -57,7 +58,7 @@ def launch_finetune(
 ) -> StageResult:
     """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group."""
     run_dir = Path(run_dir).resolve()
-    stage_dir = run_dir / STAGE
+    stage_dir = RunLayout(run_dir).finetune
     inputs_fp = fingerprint(finetune_inputs(config.finetune, run_dir))
     if manifest_matches(stage_dir, inputs_fp, finetune_config_hash(config.finetune)):
         # no process, no torch import

@@ -9,7 +9,6 @@ global rank 0 prepares, exports and writes.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,21 @@ from pipeline.finetune.module import (
     add_lora,
     merged_model,
 )
-from pipeline.finetune.template import load_chat_tokenizer
+from pipeline.layout import RunLayout
 from pipeline.model import ModelConfig, export_state_dict, load_model
+from pipeline.model.chat import load_chat_tokenizer
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
 from pipeline.stage import (
     StageResult,
+    StageRun,
+    file_sha256,
     fingerprint,
-    manifest_matches,
-    write_manifest,
 )
 from pipeline.train.metrics import Progress, TrainingMonitor, plot_loss_curve, read_metrics
 from pipeline.train.run import (
     RunInfo,
-    _file_digest,
-    _log_artifacts,
     mark_prepared,
-    prepare_output,
+    prepare_training_dir,
     summary_metrics,
     tokenizer_info,
     wait_for_rank_zero,
@@ -52,6 +50,7 @@ from pipeline.train.trainer import (
     build_trainer,
     check_devices,
     full_state_dict,
+    log_training_artifacts,
     mlflow_loggers,
 )
 
@@ -59,18 +58,22 @@ from pipeline.train.trainer import (
 class FinetuneJob:
     """One fine-tuning run: data, model and trainer; train; export the merged weights."""
 
-    def __init__(self, cfg: FinetuneConfig, run_dir: Path, progress: Progress | None = None):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.out_dir = self.run_dir / STAGE
-        self.pretrain_dir = self.run_dir / "pretrain"
-        self.t0, self.progress = time.time(), progress
-        self.inputs = finetune_inputs(cfg, self.run_dir)
-        self.inputs_fp = fingerprint(self.inputs)
-        self.chash = finetune_config_hash(cfg)
+    def __init__(
+        self, cfg: FinetuneConfig, layout: RunLayout, out_dir: Path, progress: Progress | None
+    ):
+        self.cfg, self.layout, self.progress = cfg, layout, progress
+        self.pretrain_dir, self.tokenize_dir = layout.pretrain, layout.tokenize
+        self.inputs = finetune_inputs(cfg, layout)
+        self.run = StageRun(STAGE, out_dir, fingerprint(self.inputs), finetune_config_hash(cfg))
+        self.out_dir, self.inputs_fp, self.chash = (
+            self.run.out_dir,
+            self.run.inputs_fp,
+            self.run.config_hash,
+        )
 
     def prepare(self) -> None:
         """Rank 0: reset a stale stage directory and write the sample shards."""
-        prepare_output(self.out_dir, self.inputs_fp, self.chash)
+        prepare_training_dir(self.run, self.chash)
         block = self._model_cfg().block_size
         self.prepared = prepare_sft_data(
             resolve_data_path(self.cfg.data),
@@ -82,8 +85,7 @@ class FinetuneJob:
         )
 
     def _tokenizer_path(self) -> Path:
-        tok = tokenizer_info(self.run_dir / "tokenize")
-        return self.run_dir / "tokenize" / Path(tok["path"]).name
+        return self.tokenize_dir / Path(tokenizer_info(self.tokenize_dir)["path"]).name
 
     def _model_cfg(self) -> ModelConfig:
         return ModelConfig.model_validate_json((self.pretrain_dir / MODEL_CONFIG_FILE).read_text())
@@ -93,7 +95,7 @@ class FinetuneJob:
         self.model_cfg = self._model_cfg()
         self.tcfg = cfg.trainer_config(self.model_cfg)
         check_devices(self.tcfg)
-        self.tok = tokenizer_info(self.run_dir / "tokenize")
+        self.tok = tokenizer_info(self.tokenize_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         self.data = FinetuneDataModule(
             self.out_dir,
@@ -113,7 +115,7 @@ class FinetuneJob:
         )
         self.monitor = TrainingMonitor(self.out_dir, self.tcfg, self.progress)
         self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
-        run_name = f"finetune-{self.run_dir.name}"
+        run_name = f"finetune-{self.layout.run_dir.name}"
         loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name, config_key=self.chash)
         self.trainer = build_trainer(self.tcfg, self.out_dir, [self.monitor, self.info], loggers)
 
@@ -149,8 +151,10 @@ class FinetuneJob:
             model = self._unsharded_lora(weights) if sharded else self.module.model
             weights = merged_model(model).state_dict()
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
-        curve = plot_loss_curve(self.out_dir, f"finetune ({self.cfg.method}) {self.run_dir.name}")
-        self.mlflow_run = _log_artifacts(self.trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
+        title = f"finetune ({self.cfg.method}) {self.layout.run_dir.name}"
+        curve = plot_loss_curve(self.out_dir, title)
+        paths = [curve, self.out_dir / MODEL_CONFIG_FILE]
+        self.mlflow_run = log_training_artifacts(self.trainer, paths)
         self._write_manifest()
 
     def _unsharded_lora(self, state: dict[str, Any]) -> torch.nn.Module:
@@ -169,16 +173,12 @@ class FinetuneJob:
             "trainable_parameters": params["trainable_parameters"],
             "world_size": self.trainer.world_size,
         }
-        write_manifest(
-            self.out_dir,
-            stage=STAGE,
+        self.run.finish(
+            self.cfg,
+            counts,
+            self.prepared.reasons,
             inputs=self.inputs,
-            inputs_fingerprint=self.inputs_fp,
-            config_hash=self.chash,
-            config=self.cfg.model_dump(mode="json"),
             model_config=self.model_cfg.model_dump(mode="json"),
-            counts=counts,
-            reasons=self.prepared.reasons,
             metrics=summary_metrics(train_rows, val_rows),
             tokenizer=self.tok,
             tokenizer_path=str(self._tokenizer_path().resolve()),
@@ -186,18 +186,22 @@ class FinetuneJob:
             weights=self.weights_path.name,
             mlflow=self.mlflow_run,
             resumed_from_step=self.info.start_step,
-            output_fingerprint=_file_digest(self.weights_path),
-            wall_seconds=round(time.time() - self.t0, 3),
+            output_fingerprint=file_sha256(self.weights_path)[:16],
         )
 
 
 def run_finetune(
-    cfg: FinetuneConfig, run_dir: str | Path, progress: Progress | None = None
+    cfg: FinetuneConfig,
+    run: RunLayout | str | Path,
+    output_dir: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> StageResult:
-    """Fine-tune `<run_dir>/pretrain` on `cfg.data` into `<run_dir>/finetune` (resumable)."""
-    job = FinetuneJob(cfg, Path(run_dir), progress)
-    if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
-        return StageResult.from_dir(STAGE, job.out_dir, skipped=True)
+    """Fine-tune `run`'s pretrained model (with its tokenizer) on `cfg.data` into `output_dir`
+    (default `<run>/finetune`); resumable. `run`: the run whose stages it reads."""
+    layout = RunLayout.of(run)
+    job = FinetuneJob(cfg, layout, Path(output_dir or layout.finetune), progress)
+    if job.run.finished_before():
+        return job.run.skip()
     if rank_zero_only.rank == 0:
         job.prepare()
         mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +29,10 @@ from pipeline.stage import (
     RejectedLedger,
     ShardWriter,
     StageResult,
+    StageRun,
     UnitLedger,
     fingerprint,
-    manifest_matches,
-    prepare_stage_dir,
     sum_counts,
-    write_manifest,
 )
 
 STAGE = "ingest"
@@ -162,34 +159,25 @@ def run_ingest(
     """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable).
 
     `parallel`: where the files are read (local worker processes by default, or Ray)."""
-    t0 = time.time()
     out_dir = Path(output_dir)
     net = (cfg.network_timeout_seconds, cfg.storage_options)
     files = resolve_inputs(inputs, *net)
     fps = [input_fingerprint(url, *net) for url in files]
-    inputs_fp, chash = fingerprint(fps), config_hash(cfg)
-    if manifest_matches(out_dir, inputs_fp, chash):
-        return StageResult.from_dir(STAGE, out_dir, skipped=True)
-    prepare_stage_dir(out_dir, inputs_fp, chash)
+    run = StageRun(STAGE, out_dir, fingerprint(fps), config_hash(cfg))
+    if run.finished_before():
+        return run.skip()
+    run.prepare()
     ledger = UnitLedger(out_dir)
     todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
     _run_units(cfg, todo, out_dir, progress, parallel)
     infos = [ledger.finished(unit_key(url)) for url in files]
-    counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")} | {
-        "files": len(files)
-    }
-    write_manifest(
-        out_dir,
-        stage=STAGE,
+    counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
+    return run.finish(
+        cfg,
+        counts | {"files": len(files)},
+        sum_counts(infos, "reasons"),
         inputs=fps,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
-        counts=counts,
-        reasons=sum_counts(infos, "reasons"),
         skipped_records=sum_counts(infos, "skipped"),
         shards=[s for i in infos for s in i["shards"]],
         output_fingerprint=fingerprint([(i["url"], i["documents"], i["shards"]) for i in infos]),
-        wall_seconds=round(time.time() - t0, 3),
     )
-    return StageResult.from_dir(STAGE, out_dir)

@@ -20,7 +20,7 @@ from mlflow.models import Model
 from pipeline.model.config import ModelConfig
 from pipeline.registry.pyfunc import GENERATION, MODEL_CONFIG, TOKENIZER, WEIGHTS
 
-# Our template (pipeline/finetune/template.py) in Jinja: role token, text, <|end|> per turn.
+# Our template (pipeline/model/chat.py) in Jinja: role token, text, <|end|> per turn.
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"

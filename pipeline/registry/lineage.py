@@ -9,6 +9,7 @@ registered version leads back to the exact data and tokenizer it was trained on.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.layout import RunLayout
+from pipeline.refresh import SNAPSHOT_FILE
 from pipeline.stage import MANIFEST, MissingUpstreamError, file_sha256, read_manifest
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
@@ -149,6 +151,10 @@ def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
         tags[f"config_hash.{stage}"] = m.get(stage, {}).get("config_hash")
     tags |= {f"metric.{k}": v for k, v in rm.metrics.items()}
     tags |= {f"gate.{k}": v for k, v in rm.gate.items()}
+    snapshot = rm.run_dir / SNAPSHOT_FILE  # trained on a refresh snapshot: name it
+    if snapshot.is_file():
+        record = json.loads(snapshot.read_text())
+        tags |= {"snapshot.name": record["name"], "snapshot.fingerprint": record["fingerprint"]}
     return {TAG + k: str(v) for k, v in tags.items() if v is not None}
 
 

@@ -30,7 +30,6 @@ RUNTIME_FILES = (
     "model/*.py",
     "registry/__init__.py",
     "registry/pyfunc.py",
-    "finetune/template.py",
 )
 RUNTIME_PACKAGES = ("torch", "tokenizers", "safetensors", "pydantic", "numpy", "pandas", "mlflow")
 
@@ -52,10 +51,6 @@ def stage_runtime_code(tmp: Path) -> Path:
             target = dest / src.relative_to(PACKAGE_ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
-    finetune = dest / "finetune"
-    if finetune.is_dir():
-        # Only the template ships; the package's own __init__ would pull training dependencies.
-        (finetune / "__init__.py").write_text('"""Chat template (shipped subset)."""\n')
     return dest
 
 
@@ -66,9 +61,9 @@ def generation_config(rm: RunModel, cfg: RegistryConfig) -> dict[str, Any]:
     chat = rm.source_stage == "finetune"
     stop = [eod]
     if chat:
-        from pipeline.finetune import template
+        from pipeline.model.chat import stop_ids
 
-        stop = sorted({eod, *template.stop_ids(_tokenizer(rm))})
+        stop = sorted({eod, *stop_ids(_tokenizer(rm))})
     return {
         "prompt_format": "chat" if chat else "raw",
         "eod_id": eod,

@@ -70,7 +70,7 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
 
     def _prompt_ids(self, text: str) -> list[int]:
         if self.gen["prompt_format"] == "chat":
-            from pipeline.finetune.template import chat_prompt_ids
+            from pipeline.model.chat import chat_prompt_ids
 
             return chat_prompt_ids(self.tokenizer, text)
         ids = self.tokenizer.encode(text).ids

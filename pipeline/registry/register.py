@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +32,14 @@ from pipeline.registry.lineage import (
     locate,
     model_card,
 )
-from pipeline.stage import StageResult, fingerprint, manifest_matches, read_manifest, write_manifest
+from pipeline.stage import (
+    MANIFEST,
+    Progress,
+    StageResult,
+    StageRun,
+    fingerprint,
+    read_manifest,
+)
 from pipeline.tracking_store import default_uri, ensure_experiment, ensure_store
 
 STAGE = "register"
@@ -83,30 +89,44 @@ def client_for(cfg: RegistryConfig) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def trained_run_dirs(cfg: RegistryConfig) -> set[Path]:
+    """The run directories of every registered model version in `cfg`'s registry (their
+    `lmpipe.run_dir` tag): data a registered model was trained on."""
+    client, dirs, token = client_for(cfg), set(), None
+    while True:
+        page = client.search_model_versions(max_results=1000, page_token=token)
+        dirs |= {Path(v.tags[TAG + "run_dir"]) for v in page if TAG + "run_dir" in v.tags}
+        token = page.token
+        if not token:
+            return dirs
+
+
 def run_register(
     cfg: RegistryConfig,
-    run_dir: str | Path,
+    run: RunLayout | str | Path,
     output_dir: str | Path | None = None,
+    progress: Progress | None = None,
     *,
     name: str | None = None,
     pipeline_config_hash: str | None = None,
 ) -> StageResult:
-    """Register the final model of `run_dir` as a new version of `name` (skipped when unchanged)."""
-    t0 = time.time()
-    rm = locate(Path(run_dir))
-    out = Path(output_dir or RunLayout(run_dir).register)
+    """Register `run`'s final model as a new version of `name` (skipped when unchanged) and
+    record it in `output_dir` (default `<run>/register`)."""
+    run = RunLayout.of(run)
+    rm = locate(run.run_dir)
     name = name or cfg.model_name
     uri = tracking_uri(cfg)
-    inputs_fp = rm.inputs_fingerprint()
     chash = fingerprint([config_hash(cfg), name, uri])
+    stage = StageRun(STAGE, Path(output_dir or run.register), rm.inputs_fingerprint(), chash)
+    out = stage.out_dir
     client = client_for(cfg)
-    if manifest_matches(out, inputs_fp, chash) and _still_registered(client, out):
-        return StageResult.from_dir(STAGE, out, skipped=True)
+    if stage.finished_before() and _still_registered(client, out):
+        return stage.skip()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
     tags = lineage_tags(rm, pipeline_config_hash or config_hash(cfg))
     # What this attempt registers: a rerun after a kill finds the run it logged by this key.
-    key = fingerprint([inputs_fp, chash, str(rm.run_dir.resolve())])
+    key = fingerprint([stage.inputs_fp, chash, str(rm.run_dir.resolve())])
     mv, run_id, model_uri = _version_for(client, rm, cfg, name, key, tags, out)
     client.update_model_version(name, mv.version, description=model_card(rm, name))
     describe_registered_model(client, name)
@@ -125,8 +145,17 @@ def run_register(
         "promotion_reason": decision.reason,
         "previous_champion": decision.previous,
     }
-    _write_manifest(out, cfg, rm, record, tags, inputs_fp=inputs_fp, chash=chash, t0=t0)
-    return StageResult.from_dir(STAGE, out)
+    if progress:
+        progress(1, 1, {"versions_registered": 1})
+    return stage.finish(
+        cfg,
+        {"versions_registered": 1, "champion": int(record["champion"])},
+        {},
+        **record,
+        gate=rm.gate,
+        lineage=tags,
+        output_fingerprint=fingerprint([uri, name, record["version"]]),
+    )
 
 
 def _version_for(client, rm, cfg, name, key, tags, out) -> tuple[Any, str, str]:
@@ -138,26 +167,6 @@ def _version_for(client, rm, cfg, name, key, tags, out) -> tuple[Any, str, str]:
             return mv, run_id, mv.source
         run_id, model_uri = log_pyfunc(rm, cfg, tags | {KEY_TAG: key})
         return mlflow.register_model(model_uri, name, tags=tags), run_id, model_uri
-
-
-def _write_manifest(out, cfg, rm, record, tags, *, inputs_fp, chash, t0) -> None:
-    """The stage contract fields plus what was registered (`record`) and its lineage tags."""
-    write_manifest(
-        out,
-        stage=STAGE,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
-        counts={"versions_registered": 1, "champion": int(record["champion"])},
-        reasons={},
-        **record,
-        gate=rm.gate,
-        lineage=tags,
-        output_fingerprint=fingerprint(
-            [record["tracking_uri"], record["model_name"], record["version"]]
-        ),
-        wall_seconds=round(time.time() - t0, 3),
-    )
 
 
 def log_pyfunc(rm: RunModel, cfg: RegistryConfig, tags: dict[str, str]) -> tuple[str, str]:

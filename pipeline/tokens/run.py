@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,14 @@ from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     StageResult,
+    StageRun,
     UnitLedger,
     check_input_schema,
     file_sha256,
     fingerprint,
     list_shards,
-    manifest_matches,
-    prepare_stage_dir,
     sum_counts,
     upstream_fingerprint,
-    write_manifest,
 )
 from pipeline.tokens.config import TokenizeConfig
 from pipeline.tokens.encode import STAGE, EncodeJob, encode_shard
@@ -144,26 +141,23 @@ def run_tokenize(
     parallel: ParallelConfig | None = None,
 ) -> StageResult:
     """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
-    t0 = time.time()
     in_dir, out_dir = Path(input_dir), Path(output_dir)
     inputs_fp = fingerprint(
         {"upstream": upstream_fingerprint(in_dir), "tokenizer": _reused_tokenizer_sha256(cfg)}
     )
-    chash = config_hash(cfg)
-    if manifest_matches(out_dir, inputs_fp, chash):
-        return StageResult.from_dir(STAGE, out_dir, skipped=True)
+    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    if run.finished_before():
+        return run.skip()
     shards = list_shards(in_dir)
     check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
-    prepare_stage_dir(out_dir, inputs_fp, chash)
+    run.prepare()
     for split in SPLITS:
         (out_dir / split).mkdir(exist_ok=True)
     tok = prepare_tokenizer(cfg, shards, out_dir)
     jobs = _jobs(cfg, shards, out_dir, tok)
     ledger = UnitLedger(out_dir)
     _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
-    infos = [ledger.finished(j.unit) for j in jobs]
-    _write_manifest(cfg, out_dir, infos, tok, inputs_fp=inputs_fp, chash=chash, t0=t0)
-    return StageResult.from_dir(STAGE, out_dir)
+    return _finish(run, cfg, [ledger.finished(j.unit) for j in jobs], tok)
 
 
 def _reused_tokenizer_sha256(cfg: TokenizeConfig) -> str | None:
@@ -175,16 +169,9 @@ def _reused_tokenizer_sha256(cfg: TokenizeConfig) -> str | None:
     return file_sha256(cfg.tokenizer_path)
 
 
-def _write_manifest(
-    cfg: TokenizeConfig,
-    out_dir: Path,
-    infos: list[dict[str, Any]],
-    tok: dict[str, Any],
-    *,
-    inputs_fp: str,
-    chash: str,
-    t0: float,
-) -> None:
+def _finish(
+    run: StageRun, cfg: TokenizeConfig, infos: list[dict[str, Any]], tok: dict[str, Any]
+) -> StageResult:
     """The stage contract fields plus the token shard contract's tokenizer, dtype and splits."""
     splits = split_totals(infos)
     tokens = sum(s["tokens"] for s in splits.values())
@@ -193,14 +180,10 @@ def _write_manifest(
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
     counts |= {"tokens": tokens, "input_shards": len(infos)}
     counts |= {f"{s}_{k}": splits[s][k] for s in SPLITS for k in ("tokens", "documents")}
-    write_manifest(
-        out_dir,
-        stage=STAGE,
-        inputs_fingerprint=inputs_fp,
-        config_hash=chash,
-        config=cfg.model_dump(mode="json"),
-        counts=counts,
-        reasons=sum_counts(infos, "reasons"),
+    return run.finish(
+        cfg,
+        counts,
+        sum_counts(infos, "reasons"),
         tokenizer=tok,
         dtype=token_dtype(tok["padded_vocab_size"]),
         train=splits["train"],
@@ -210,5 +193,4 @@ def _write_manifest(
         output_fingerprint=fingerprint(
             [tok["fingerprint"], [(i["input"], i["splits"]) for i in infos]]
         ),
-        wall_seconds=round(time.time() - t0, 3),
     )

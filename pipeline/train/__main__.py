@@ -14,10 +14,10 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from pipeline.config import ConfigError, load_config
+from pipeline.layout import RunLayout
 from pipeline.train.launch import PROGRESS_PREFIX
 
 
@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         watch_parent(args.parent_pid)
     from pipeline.train.run import run_pretrain  # torch/Lightning only after the config is valid
 
-    run_dir = Path(args.run_dir or cfg.run_dir)
-    out_dir = Path(args.output_dir) if args.output_dir else run_dir / "pretrain"
-    result = run_pretrain(cfg.pretrain, run_dir / "tokenize", out_dir, print_progress)
+    run = RunLayout(args.run_dir or cfg.run_dir)
+    out_dir = args.output_dir or run.pretrain
+    result = run_pretrain(cfg.pretrain, run.tokenize, out_dir, print_progress)
     if result.counts:  # rank 0 (other ranks do not write the manifest)
         print(f"pretrain: {json.dumps(result.counts)} -> {result.output_dir}", flush=True)
     return 0

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from pipeline.layout import RunLayout
 from pipeline.stage import (
     StageResult,
     manifest_matches,
@@ -153,20 +154,20 @@ def launch_pretrain(
     `config` is the whole `PipelineConfig`; it is handed to the process as a JSON file.
     `stage_dir` puts the output elsewhere (a scaling point: `<run>/scaling/<point>/pretrain`).
     """
-    run_dir = Path(run_dir).resolve()
+    run = RunLayout(Path(run_dir).resolve())
     custom_dir = stage_dir is not None
-    stage_dir = Path(stage_dir).resolve() if custom_dir else run_dir / "pretrain"
-    inputs_fp = upstream_fingerprint(run_dir / "tokenize")
+    stage_dir = Path(stage_dir).resolve() if custom_dir else run.pretrain
+    inputs_fp = upstream_fingerprint(run.tokenize)
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
         # no process, no torch import
         return StageResult.from_dir("pretrain", stage_dir, skipped=True)
     p = config.pretrain
-    check_enough_tokens(run_dir / "tokenize", p.model.block_size, p.micro_batch_size)
+    check_enough_tokens(run.tokenize, p.model.block_size, p.micro_batch_size)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
     cmd = training_command(
-        p.launcher, p.launcher_args, config_path, run_dir, stage_dir if custom_dir else None
+        p.launcher, p.launcher_args, config_path, run.run_dir, stage_dir if custom_dir else None
     )
     run_training_process(cmd, on_line, progress, p.time_limit_minutes * 60, "training")
     return StageResult.from_dir("pretrain", stage_dir, skipped=False)

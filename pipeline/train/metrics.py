@@ -180,8 +180,10 @@ def _row_step(line: str) -> int | None:
 
 def _mlflow_last_step(logger) -> int:
     """Last step of `train/loss` already in the logger's MLflow run (0 for other loggers)."""
+    from lightning.pytorch.loggers import MLFlowLogger
+
     run_id = getattr(logger, "run_id", None)
-    if not run_id or not hasattr(logger, "_tracking_uri"):
+    if not run_id or not isinstance(logger, MLFlowLogger):
         return 0
     history = logger.experiment.get_metric_history(run_id, "train/loss")
     return max((m.step for m in history), default=0)

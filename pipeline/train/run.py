@@ -9,10 +9,8 @@ directory, exports the weights, plots and writes the manifest. A rerun resumes f
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -26,11 +24,11 @@ from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
 from pipeline.stage import (
     MANIFEST,
     StageResult,
-    manifest_matches,
+    StageRun,
+    file_sha256,
     read_manifest,
     upstream_fingerprint,
     write_json_atomic,
-    write_manifest,
 )
 from pipeline.train.config import PretrainConfig, resume_config_hash, training_config_hash
 from pipeline.train.data import PretrainDataModule
@@ -49,6 +47,7 @@ from pipeline.train.trainer import (
     build_trainer,
     check_devices,
     full_state_dict,
+    log_training_artifacts,
     mlflow_loggers,
     recover_checkpoint,
     replica_checksums,
@@ -66,22 +65,18 @@ def tokenizer_info(tokenize_dir: Path) -> dict[str, Any]:
     return info
 
 
-def prepare_output(out_dir: Path, inputs_fp: str, resume_hash: str) -> None:
-    """Keep checkpoints only if these inputs and config can resume them (rank 0 only).
+# What a start with other inputs or settings discards (the launch files stay: ranks read them).
+TRAINING_STATE = (CHECKPOINT_DIR, METRICS_FILE, MLFLOW_RUN_FILE)
 
-    `resume_hash` leaves out what a resume may change (`RESUMABLE_FIELDS`: more steps, another
-    world size). Temp files of a killed or failed run are deleted here and after a success.
+
+def prepare_training_dir(run: StageRun, resume_key: str) -> None:
+    """Rank 0: keep checkpoints only if these inputs and settings can resume them.
+
+    `resume_key` leaves out what a resume may change (`RESUMABLE_FIELDS`: more steps, another
+    world size). A checkpoint a kill left half-swapped is restored first.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST).unlink(missing_ok=True)
-    want = {"inputs_fingerprint": inputs_fp, "resume_hash": resume_hash}
-    stamp = out_dir / STAMP
-    if stamp.is_file() and json.loads(stamp.read_text()) != want:
-        shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
-        for name in (METRICS_FILE, MLFLOW_RUN_FILE):
-            (out_dir / name).unlink(missing_ok=True)
-    remove_temp_files(out_dir)
-    write_json_atomic(stamp, want)
+    recover_checkpoint(run.out_dir / CHECKPOINT_DIR)
+    run.prepare(resume_key, discard=TRAINING_STATE)
 
 
 def remove_temp_files(out_dir: Path) -> None:
@@ -150,10 +145,10 @@ class PretrainJob:
     """One pretraining run: builds the data, model and trainer, trains, then publishes."""
 
     def __init__(self, cfg: PretrainConfig, tokenize_dir: Path, out_dir: Path, progress=None):
-        self.cfg, self.tokenize_dir, self.out_dir = cfg, Path(tokenize_dir), Path(out_dir)
-        self.t0 = time.time()
-        self.inputs_fp = upstream_fingerprint(self.tokenize_dir)
-        self.chash = training_config_hash(cfg)
+        self.cfg, self.tokenize_dir = cfg, Path(tokenize_dir)
+        inputs_fp = upstream_fingerprint(self.tokenize_dir)
+        self.run = StageRun(STAGE, out_dir, inputs_fp, training_config_hash(cfg))
+        self.out_dir, self.inputs_fp, self.chash = self.run.out_dir, inputs_fp, self.run.config_hash
         self.progress = progress
 
     def build(self) -> None:
@@ -207,7 +202,7 @@ class PretrainJob:
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         title = f"{self.out_dir.parent.name}: {self.module.model.num_params():,} parameters"
         curve = plot_loss_curve(self.out_dir, title)
-        self.mlflow_run = _log_artifacts(trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
+        self.mlflow_run = log_training_artifacts(trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
         self._write_manifest()
 
     def _write_manifest(self) -> None:
@@ -221,15 +216,11 @@ class PretrainJob:
             "val_tokens": len(self.data.val.stream),
             "world_size": trainer.world_size,
         }
-        write_manifest(
-            self.out_dir,
-            stage=STAGE,
-            inputs_fingerprint=self.inputs_fp,
-            config_hash=self.chash,
-            config=self.cfg.model_dump(mode="json"),
+        self.run.finish(
+            self.cfg,
+            counts,
+            {},
             model_config=self.model_cfg.model_dump(mode="json"),
-            counts=counts,
-            reasons={},
             metrics=summary_metrics(train_rows, val_rows),
             tokenizer=self.tok,
             tokenizer_path=str((self.tokenize_dir / self.tok["path"]).resolve()),
@@ -239,8 +230,7 @@ class PretrainJob:
             resumed_from_step=self.info.start_step,
             peak_flops_per_device=self.monitor.peak_flops / max(trainer.world_size, 1),
             flops_per_token=self.monitor.flops_per_token,
-            output_fingerprint=_file_digest(self.weights_path),
-            wall_seconds=round(time.time() - self.t0, 3),
+            output_fingerprint=file_sha256(self.weights_path)[:16],
         )
 
 
@@ -252,10 +242,10 @@ def run_pretrain(
 ) -> StageResult:
     """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable)."""
     job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress)
-    if manifest_matches(job.out_dir, job.inputs_fp, job.chash):
-        return StageResult.from_dir(STAGE, job.out_dir, skipped=True)
+    if job.run.finished_before():
+        return job.run.skip()
     if rank_zero_only.rank == 0:
-        prepare_output(job.out_dir, job.inputs_fp, resume_config_hash(cfg))
+        prepare_training_dir(job.run, resume_config_hash(cfg))
         mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     else:
         wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
@@ -278,21 +268,3 @@ def summary_metrics(train_rows: list[dict], val_rows: list[dict]) -> dict[str, f
         if all("mfu" in r for r in train_rows):
             out["mfu"] = statistics.median(r["mfu"] for r in train_rows)
     return out
-
-
-def _log_artifacts(trainer: L.Trainer, paths: list[Path]) -> dict[str, Any]:
-    for logger in trainer.loggers:
-        run_id = getattr(logger, "run_id", None)
-        if run_id:
-            for path in paths:
-                logger.experiment.log_artifact(run_id, str(path))
-            return {"run_id": run_id, "tracking_uri": logger._tracking_uri}
-    return {}
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]

@@ -196,6 +196,17 @@ def mlflow_loggers(
     return [logger]
 
 
+def log_training_artifacts(trainer: L.Trainer, paths: list[Path]) -> dict[str, Any]:
+    """Log `paths` into the trainer's MLflow run; returns its id and tracking URI ({} without)."""
+    for logger in trainer.loggers:
+        run_id = getattr(logger, "run_id", None)
+        if run_id:
+            for path in paths:
+                logger.experiment.log_artifact(run_id, str(path))
+            return {"run_id": run_id, "tracking_uri": default_uri()}  # `mlflow_loggers`' store
+    return {}
+
+
 def build_trainer(
     cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback], loggers: list
 ) -> L.Trainer:

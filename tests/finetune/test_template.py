@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.finetune.data import prepare_sft_data, read_split, to_messages
 from pipeline.finetune.module import IGNORE, masked_example
-from pipeline.finetune.template import (
+from pipeline.model.chat import (
     ChatTokens,
     chat_prompt_ids,
     decode_response,

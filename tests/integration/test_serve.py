@@ -119,11 +119,12 @@ class Server:
 
 def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
     """The weekly corpus refresh, set to every minute: the server's scheduler creates the run,
-    the runner executes it, it completes, and its completion starts training on its run dir."""
+    the runner executes it, it completes a new snapshot, and that starts training on it."""
     url = stack["prefect"]
-    run_dir = tmp_path / "run"
+    run_dir, root = tmp_path / "run", tmp_path / "refresh"
     sets = [
         f"run_dir={run_dir}",
+        f"refresh.root={root}",
         f"inputs=[{REPO}/data/sample/*.warc.gz]",
         'deploy.corpus_refresh_cron="* * * * *"',  # quoted: `*` starts a YAML alias
         *FAST_DEMO,
@@ -147,16 +148,18 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
         # One scheduled run is the proof; pausing deletes the next minutes' runs.
         api(f"{url}/deployments/{refresh_id}/pause_deployment", {})
         server.assert_completed(first[0]["id"])
-        assert (run_dir / "tokenize" / "manifest.json").is_file()
+        [snapshot] = [p for p in root.iterdir() if p.name != "latest"]  # the run's snapshot
+        assert (root / "latest").resolve() == snapshot.resolve()
+        assert json.loads((snapshot / "snapshot.json").read_text())["counts"]["inputs_new"] == 1
 
         triggered = wait_for(
             "a triggered training run", lambda: server.new_runs_of(train_id, earlier), 120
         )
-        assert triggered[0]["parameters"]["config"]["run_dir"] == str(run_dir)
+        assert triggered[0]["parameters"]["config"]["run_dir"] == str(snapshot)
         server.assert_completed(triggered[0]["id"])
-        assert (run_dir / "pretrain" / "model.safetensors").is_file()
+        assert (snapshot / "pretrain" / "model.safetensors").is_file()
     finally:
-        stop_serve(serve, [run_dir])
+        stop_serve(serve, [run_dir, *root.glob("2*")])
 
 
 def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(stack, tmp_path):
@@ -164,7 +167,7 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
     edited (another run dir, a long training) triggers training on *that* run dir and config;
     cancelling that training from the UI leaves no training process alive."""
     url = stack["prefect"]
-    run_dir, edited_dir = tmp_path / "run", tmp_path / "edited-run"
+    run_dir, edited_root = tmp_path / "run", tmp_path / "edited-refresh"
     sets = [f"run_dir={run_dir}", f"inputs=[{REPO}/data/sample/*.warc.gz]", *FAST_DEMO]
     serve = start_serve(tmp_path, url, sets)
     server = Server(url, tmp_path / "serve.log")
@@ -180,9 +183,9 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         server.assert_completed(e2e["id"])
         assert (run_dir / "register" / "manifest.json").is_file()
 
-        # A refresh run with an edited form: another run dir and a training that runs long.
+        # A refresh run with an edited form: another snapshot root and a training that runs long.
         cfg = load_config(REPO / "configs" / "demo.yaml", sets)
-        cfg.run_dir = str(edited_dir)
+        cfg.refresh.root = str(edited_root)
         cfg.pretrain.max_steps = 100_000
         cfg.pretrain.seed = 3
         params = {"parameters": {"config": cfg.model_dump(mode="json")}}
@@ -192,10 +195,11 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
             "a triggered training run", lambda: server.new_runs_of(train_id, earlier), 120
         )
         received = triggered[0]["parameters"]["config"]
-        assert received["run_dir"] == str(edited_dir)
+        edited_dir = (edited_root / "latest").resolve()  # the snapshot that refresh wrote
+        assert Path(received["run_dir"]).resolve() == edited_dir
         assert received["pretrain"]["max_steps"] == 100_000
 
-        # It trains on the edited run dir; cancelled from the API (the UI's "Cancel").
+        # It trains on that snapshot; cancelled from the API (the UI's "Cancel").
         pids = wait_for("the training process", lambda: training_pids(edited_dir), 300, every=1)
         cancel = {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}
         api(f"{url}/flow_runs/{triggered[0]['id']}/set_state", cancel)
@@ -207,7 +211,7 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         assert default_run["run_dir"] == str(run_dir)
         assert default_run["pretrain"]["max_steps"] == 30
     finally:
-        stop_serve(serve, [run_dir, edited_dir])
+        stop_serve(serve, [run_dir, *edited_root.glob("2*")])
 
 
 def test_prefect_yaml_deploys_to_the_work_pools(stack):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.finetune.template import chat_prompt_ids, stop_ids
 from pipeline.model import load_model
+from pipeline.model.chat import chat_prompt_ids, stop_ids
 from pipeline.model.generate import generate
 from pipeline.tokens.tokenizer import load_document_tokenizer
 

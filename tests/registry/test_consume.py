@@ -155,8 +155,8 @@ def test_hf_export_loads_in_transformers_with_the_same_logits(
 ):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.finetune.template import chat_prompt_ids
     from pipeline.model import load_model
+    from pipeline.model.chat import chat_prompt_ids
     from pipeline.tokens.tokenizer import load_document_tokenizer
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)

@@ -6,15 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.tokens import (
-    load_document_tokenizer,
-    load_token_shard,
-    load_token_shards,
-    read_token_index,
-    read_tokenizer_info,
-    split_of,
-    token_shard_paths,
-)
+import pipeline.tokens as tok
 from pipeline.tokens.shards import write_token_shard
 from tests.tokens.conftest import SAMPLE_CONFIG, manifest
 
@@ -25,10 +17,10 @@ def _documents_by_id(sample_docs) -> dict[str, str]:
 
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_mmap_reread_gives_each_documents_tokens_then_eod(sample_run, sample_docs, split):
-    info = read_tokenizer_info(sample_run / "tokenize")
-    tokenizer, eod = load_document_tokenizer(info["path"]), info["eod_id"]
+    info = tok.read_tokenizer_info(sample_run / "tokenize")
+    tokenizer, eod = tok.load_document_tokenizer(info["path"]), info["eod_id"]
     texts = _documents_by_id(sample_docs)
-    paths = token_shard_paths(sample_run / "tokenize" / split)
+    paths = tok.token_shard_paths(sample_run / "tokenize" / split)
     assert paths
     for path in paths:
         # Exactly the contract's read: one batch, one column, no copy (raises if one is needed).
@@ -39,7 +31,7 @@ def test_mmap_reread_gives_each_documents_tokens_then_eod(sample_run, sample_doc
         assert tokens.dtype == np.uint16 and not tokens.flags.writeable
         assert tokens.tobytes() in path.read_bytes()  # uncompressed: the bytes are the array
 
-        index = read_token_index(path).to_pylist()
+        index = tok.read_token_index(path).to_pylist()
         encodings = tokenizer.encode_batch([texts[row["id"]] for row in index])
         expected = []
         for row, encoding in zip(index, encodings):
@@ -54,12 +46,12 @@ def test_mmap_reread_gives_each_documents_tokens_then_eod(sample_run, sample_doc
 def test_every_document_lands_in_exactly_one_split(sample_run, sample_docs):
     ids = {}
     for split in ("train", "val"):
-        for path in token_shard_paths(sample_run / "tokenize" / split):
-            for doc_id in read_token_index(path).column("id").to_pylist():
+        for path in tok.token_shard_paths(sample_run / "tokenize" / split):
+            for doc_id in tok.read_token_index(path).column("id").to_pylist():
                 assert doc_id not in ids
                 ids[doc_id] = split
     assert set(ids) == {d["id"] for d in sample_docs}
-    assert all(split_of(i, SAMPLE_CONFIG["val_fraction"]) == s for i, s in ids.items())
+    assert all(tok.split_of(i, SAMPLE_CONFIG["val_fraction"]) == s for i, s in ids.items())
     val_share = sum(s == "val" for s in ids.values()) / len(ids)
     assert 0.12 < val_share < 0.28  # 350 hashed ids around val_fraction 0.2
 
@@ -70,7 +62,7 @@ def test_manifest_totals_match_the_shards(sample_run, sample_docs):
     assert m["dtype"] == "uint16"
     total = 0
     for split in ("train", "val"):
-        arrays = load_token_shards(sample_run / "tokenize" / split)
+        arrays = tok.load_token_shards(sample_run / "tokenize" / split)
         assert m[split]["tokens"] == sum(len(a) for a in arrays) == m["counts"][f"{split}_tokens"]
         assert m[split]["shards"] == len(arrays) == len(m[split]["shard_stats"])
         assert [s["tokens"] for s in m[split]["shard_stats"]] == [len(a) for a in arrays]
@@ -83,8 +75,8 @@ def test_manifest_totals_match_the_shards(sample_run, sample_docs):
 def test_uint32_shards_for_large_vocabularies(tmp_path):
     tokens = np.array([70_000, 5, 0, 99_999, 0], dtype=np.uint32)
     write_token_shard(tmp_path, "shard-00000", tokens, ["a", "b"], np.array([3, 2]))
-    back = load_token_shard(tmp_path / "shard-00000.arrow")
+    back = tok.load_token_shard(tmp_path / "shard-00000.arrow")
     assert back.dtype == np.uint32
     np.testing.assert_array_equal(back, tokens)
-    index = read_token_index(tmp_path / "shard-00000.arrow").to_pydict()
+    index = tok.read_token_index(tmp_path / "shard-00000.arrow").to_pydict()
     assert index == {"id": ["a", "b"], "start": [0, 3], "length": [3, 2]}

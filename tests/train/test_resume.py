@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
+from pipeline.stage import PROGRESS_DIR
 from pipeline.train.config import resume_config_hash
 from pipeline.train.metrics import read_metrics
 from pipeline.train.run import run_pretrain
@@ -102,5 +103,6 @@ def test_killed_run_resumes_with_the_same_losses(tokenize_dir, tmp_path, with_ml
     for name, tensor in weights_a.items():
         assert (weights_b[name] - tensor).abs().max() < 1e-5, name
     assert resumed["counts"] == straight["counts"]
-    stamp = json.loads((run_dir / "pretrain" / "run_stamp.json").read_text())
-    assert stamp["resume_hash"] == resume_config_hash(cfg.pretrain)
+    # The stage directory was prepared for resuming under the resume key (no max_steps in it).
+    stamp = json.loads((run_dir / "pretrain" / PROGRESS_DIR / "_run.json").read_text())
+    assert stamp["config_hash"] == resume_config_hash(cfg.pretrain)

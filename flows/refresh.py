@@ -1,0 +1,127 @@
+"""The refresh flow (`lmpipe refresh`, the corpus-refresh deployment): a new immutable snapshot
+of the inputs that are new since the last one (`pipeline/refresh.py`, ARCHITECTURE.md).
+
+Each run lists the inputs, skips those an earlier snapshot ingested, builds the corpus of the new
+ones in `<refresh.root>/<UTC start time>/` with the data stages (deduplicated against every earlier
+snapshot), marks the snapshot complete and read-only, moves `latest`, and announces the corpus so
+the triggered training run trains on this snapshot. With no new input it writes no snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.data import announce_corpus, build_corpus
+from flows.params import FLOW_ARGS, resolve_config
+from pipeline.config import PipelineConfig
+from pipeline.ingest.sources import input_fingerprint, resolve_inputs
+from pipeline.refresh import (
+    LATEST,
+    complete_snapshot,
+    complete_snapshots,
+    plan_snapshot,
+    point_latest,
+    prune_snapshots,
+    snapshot_config,
+)
+from pipeline.runlock import describe, run_lock
+
+REFRESH_LOCK_WAIT_SECONDS = 30.0
+
+
+@flow(name="lmpipe-refresh", log_prints=True)
+def refresh_flow(
+    config: PipelineConfig | None = None,
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """A new corpus snapshot of the new inputs under `refresh.root`; earlier snapshots are never
+    changed, and their documents are removed from the new one."""
+    config = resolve_config(config, config_path, overrides)
+    root = Path(config.refresh.root)
+    root.mkdir(parents=True, exist_ok=True)
+    logger = get_run_logger()
+    # One refresh at a time per root: two would both take the same inputs as new.
+    with run_lock(root, "flow refresh_flow", REFRESH_LOCK_WAIT_SECONDS) as lock:
+        if lock.took_over:
+            logger.warning(
+                "took over the lock of %s: that process is gone", describe(lock.took_over)
+            )
+        net = (config.ingest.network_timeout_seconds, config.ingest.storage_options)
+        files = resolve_inputs(list(config.inputs), *net)
+        snap = plan_snapshot(root, [input_fingerprint(url, *net) for url in files])
+        if not snap.new_inputs:
+            return _nothing_new(root, snap, logger)
+        logger.info(
+            "refresh: snapshot %s%s: %d new input(s), %d already in earlier snapshots",
+            snap.dir.name,
+            " (resuming a killed refresh)" if snap.resumed else "",
+            len(snap.new_inputs),
+            len(snap.skipped_inputs),
+        )
+        snap_config = snapshot_config(config, snap, config.refresh.shared_tokenizer)
+        with run_lock(snap.dir, "flow refresh_flow", REFRESH_LOCK_WAIT_SECONDS):
+            results = build_corpus(snap_config)
+        record = complete_snapshot(snap, root)
+        if config.refresh.keep_last:
+            _prune(config, root, logger)
+    create_markdown_artifact(
+        _markdown(record), key="refresh-snapshot", description="the snapshot this refresh wrote"
+    )
+    announce_corpus(snap_config, snapshot=record)
+    return {"snapshot": str(snap.dir), **record["counts"], "stages": results}
+
+
+# The UI form's help for the three parameters, as the other flows have it (no `stages` here).
+refresh_flow.__doc__ = (refresh_flow.__doc__ or "") + FLOW_ARGS.replace(
+    "        stages: Only these stages, in pipeline order (default: all of this flow's stages).\n",
+    "",
+)
+
+
+def _nothing_new(root: Path, snap: Any, logger: Any) -> dict[str, Any]:
+    """No new input: no snapshot; `latest` still names the newest complete one (a refresh killed
+    between completing its snapshot and moving `latest` is mended here)."""
+    snapshots = complete_snapshots(root)
+    if snapshots and (root / LATEST).resolve() != snapshots[-1].resolve():
+        point_latest(root, snapshots[-1])
+    newest = snapshots[-1].name if snapshots else None
+    logger.info(
+        "refresh: no new inputs (%d already in earlier snapshots): no snapshot written; latest "
+        "is %s",
+        len(snap.skipped_inputs),
+        newest,
+    )
+    return {"snapshot": None, "inputs_new": 0, "inputs_skipped": len(snap.skipped_inputs)}
+
+
+def _prune(config: PipelineConfig, root: Path, logger: Any) -> None:
+    """`refresh.keep_last`: older snapshots go unless a registered version was trained on one."""
+    from pipeline.registry.register import trained_run_dirs
+
+    keep = config.refresh.keep_last
+    for gone in prune_snapshots(root, keep, trained_run_dirs(config.registry)):
+        logger.info("refresh: deleted snapshot %s (refresh.keep_last=%d)", gone.name, keep)
+
+
+def _markdown(record: dict[str, Any]) -> str:
+    c = record["counts"]
+    lines = [
+        f"# Snapshot `{record['name']}`",
+        "",
+        "| | |",
+        "|---|---:|",
+        f"| new inputs | {c['inputs_new']:,} |",
+        f"| inputs already in earlier snapshots (skipped) | {c['inputs_skipped']:,} |",
+        f"| documents | {c['documents']:,} |",
+        f"| tokens | {c['tokens']:,} |",
+        "",
+        f"Earlier snapshots deduplicated against: {', '.join(record['previous']) or 'none'}",
+        "",
+        f"Fingerprint `{record['fingerprint']}`",
+    ]
+    return "\n".join(lines)

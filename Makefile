@@ -63,6 +63,7 @@ test: lint
 
 bench: setup
 	$(PY) benchmarks/ingest.py
+	$(PY) -m benchmarks.ingest_s3
 	$(PY) benchmarks/tokenize_bench.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/clean.py

@@ -43,10 +43,11 @@ def _upstream_digest(run_dir: Path, stage: str) -> Any:
     return fingerprint({k: v for k, v in m.items() if k not in VOLATILE})
 
 
-def _inputs_digest(inputs: list[str], timeout: float) -> str:
+def _inputs_digest(inputs: list[str], timeout: float, storage: dict) -> str:
     from pipeline.ingest.sources import input_fingerprint, resolve_inputs
 
-    return fingerprint([input_fingerprint(url, timeout) for url in resolve_inputs(inputs, timeout)])
+    files = resolve_inputs(inputs, timeout, storage)
+    return fingerprint([input_fingerprint(url, timeout, storage) for url in files])
 
 
 def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
@@ -65,7 +66,10 @@ def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
         "code": __version__,
     }
     if stage == "ingest":
-        parts["inputs"] = _inputs_digest(list(config.inputs), config.ingest.network_timeout_seconds)
+        ingest = config.ingest
+        parts["inputs"] = _inputs_digest(
+            list(config.inputs), ingest.network_timeout_seconds, ingest.storage_options
+        )
     if stage == "finetune":  # the instruction data file is an input besides the upstream stage
         from pipeline.finetune.launch import finetune_inputs
 

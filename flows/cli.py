@@ -120,7 +120,7 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
 def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
     """A missing input or upstream stage is an error before any flow (and Prefect's API) starts."""
     if not stages or "ingest" in stages:
-        resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds)
+        resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds, cfg.ingest.storage_options)
         return
     first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
     if first > 0:
@@ -204,7 +204,9 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
 
 
 def _run_refresh(cfg: PipelineConfig) -> int:
-    resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds)  # before Prefect starts
+    ingest = cfg.ingest
+    # before Prefect starts
+    resolve_inputs(cfg.inputs, ingest.network_timeout_seconds, ingest.storage_options)
     from flows.refresh import refresh_flow
 
     state = refresh_flow(cfg, return_state=True)

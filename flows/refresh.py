@@ -51,9 +51,9 @@ def refresh_flow(
             logger.warning(
                 "took over the lock of %s: that process is gone", describe(lock.took_over)
             )
-        timeout = config.ingest.network_timeout_seconds
-        files = resolve_inputs(list(config.inputs), timeout)
-        snap = plan_snapshot(root, [input_fingerprint(url, timeout) for url in files])
+        net = (config.ingest.network_timeout_seconds, config.ingest.storage_options)
+        files = resolve_inputs(list(config.inputs), *net)
+        snap = plan_snapshot(root, [input_fingerprint(url, *net) for url in files])
         if not snap.new_inputs:
             return _nothing_new(root, snap, logger)
         logger.info(

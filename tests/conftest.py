@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -30,6 +33,52 @@ def _no_inherited_mlflow_uri():
         while mlflow.active_run():
             mlflow.end_run()
         utils._tracking_uri = None
+
+
+@pytest.fixture
+def silent_server():
+    """A real TCP server on loopback that accepts connections and never sends a byte."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One real S3-compatible server for the session: `moto_server` on loopback, its own process
+    (tests/s3.py). Its state lives as long as the session: use `s3.bucket()` for a fresh bucket."""
+    from tests.s3 import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The session's S3 server, reached through this test's environment as users reach S3:
+    `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (fake) and the region."""
+    from tests.s3 import FOREIGN_AWS_VARS
+
+    for var in FOREIGN_AWS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in s3_server.env.items():
+        monkeypatch.setenv(var, value)
+    return s3_server
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Configuration of the ingestion stage."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,9 @@ class IngestConfig(StrictModel):
     date_field: str = "date"
     """JSONL/Parquet: the column holding the fetch/creation date (may be absent)."""
     network_timeout_seconds: float = Field(30.0, gt=0)
-    """Longest wait for a remote input (http/https) to connect or send its next bytes."""
+    """Longest wait for a remote input (http/https, s3) to connect or send its next bytes."""
+    # exclude: they may hold secrets, so no manifest, config hash or Prefect parameter holds them.
+    storage_options: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude=True)
+    """fsspec options per input protocol (`{s3: {endpoint_url: ...}}`), over AWS_* variables."""
     compression: Literal["zstd", "lz4", "none"] = "zstd"
     """Compression of the Arrow IPC output shards."""

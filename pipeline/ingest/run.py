@@ -46,21 +46,22 @@ def unit_key(url: str) -> str:
 
 def read_events(cfg: IngestConfig, url: str, fast: bool = False) -> Iterator[Doc | Reject | Skip]:
     """All events of one input file, whatever its format."""
-    fmt, timeout = detect_format(url), cfg.network_timeout_seconds
+    fmt = detect_format(url)
+    net = {"timeout": cfg.network_timeout_seconds, "configured": cfg.storage_options}
     if fmt == "jsonl":
-        with open_input(url, compression="infer", timeout=timeout) as fh:
+        with open_input(url, compression="infer", **net) as fh:
             yield from JsonlReader(cfg, url).read(fh)
     elif fmt == "parquet":
-        with open_input(url, seekable=True, timeout=timeout) as fh:
+        with open_input(url, seekable=True, **net) as fh:
             yield from ParquetReader(cfg, url).read(fh)
     else:
         reader = WarcReader(cfg, url, fast)
         compressed = url.lower().endswith(".gz")
         try:
-            with open_input(url, timeout=timeout) as fh:
+            with open_input(url, **net) as fh:
                 yield from reader.read(fh, compressed)
         except WholeFileGzip:
-            with open_input(url, compression="gzip", timeout=timeout) as fh:
+            with open_input(url, compression="gzip", **net) as fh:
                 yield from reader.read(fh, compressed=False)
 
 
@@ -169,8 +170,9 @@ def run_ingest(
 
     `parallel`: where the files are read (local worker processes by default, or Ray)."""
     out_dir = Path(output_dir)
-    files = resolve_inputs(inputs, cfg.network_timeout_seconds)
-    fps = [input_fingerprint(url, cfg.network_timeout_seconds) for url in files]
+    net = (cfg.network_timeout_seconds, cfg.storage_options)
+    files = resolve_inputs(inputs, *net)
+    fps = [input_fingerprint(url, *net) for url in files]
     run = StageRun(STAGE, out_dir, fingerprint(fps), config_hash(cfg))
     if run.finished_before():
         return run.skip()

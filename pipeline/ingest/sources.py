@@ -1,8 +1,10 @@
-"""Input resolution: local paths, globs, directories and fsspec URLs, with their fingerprints."""
+"""Input resolution: local paths, globs, directories and fsspec URLs (http, s3, gs, az), with
+their fingerprints."""
 
 from __future__ import annotations
 
 import glob as globlib
+import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,25 +15,105 @@ JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json.gz", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
 GLOB_CHARS = "*?["
 DEFAULT_TIMEOUT = 30.0  # seconds; the same default as `ingest.network_timeout_seconds`
+# Object stores whose fsspec package is an optional extra: protocol -> (package, lmpipe extra).
+EXTRAS = {
+    "gs": ("gcsfs", "gcs"),
+    "gcs": ("gcsfs", "gcs"),
+    "az": ("adlfs", "azure"),
+    "abfs": ("adlfs", "azure"),
+    "abfss": ("adlfs", "azure"),
+}
+# botocore's "standard" retry mode retries throttling (503 SlowDown), 5xx answers and dropped or
+# timed-out connections with jittered exponential backoff, up to S3_ATTEMPTS attempts in all; s3fs
+# tries each call S3FS_ATTEMPTS times around that (it also retries a body cut off mid-read, which
+# botocore does not see). A silent endpoint thus fails after at most 6 waits of the timeout
+# (s3fs's default of 5 made it 15). Errors that will not change (NoSuchBucket, AccessDenied) are
+# retried by neither.
+S3_ATTEMPTS = 3
+S3FS_ATTEMPTS = 2
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+StorageOptions = dict[str, dict[str, Any]]  # protocol -> fsspec options (`ingest.storage_options`)
 
 
 class InputError(FileNotFoundError):
-    """An input path, glob or URL does not exist or has an unsupported format."""
+    """An input path, glob or URL does not exist, cannot be reached or has an unsupported format."""
 
 
-def storage_options(url: str, timeout: float) -> dict[str, Any]:
-    """fsspec options bounding each network wait to `timeout` seconds.
+def protocol(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "file"
+
+
+def storage_options(
+    url: str, timeout: float, configured: StorageOptions | None = None
+) -> dict[str, Any]:
+    """fsspec options for `url`: each network wait bounded to `timeout` seconds, S3's endpoint and
+    credentials from the standard AWS variables, then the config's options for the protocol
+    (`ingest.storage_options`), which win.
 
     aiohttp's default is 300 s in total, so a server that accepts and never answers would hang a
     run for five minutes. Connect and each read are bounded instead of the total, so a large file
     that keeps streaming is never cut off.
     """
-    if url.split("://", 1)[0] not in ("http", "https"):
-        return {}
-    import aiohttp
+    proto = protocol(url)
+    if proto in ("http", "https"):
+        import aiohttp
 
-    limit = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
-    return {"client_kwargs": {"timeout": limit}}
+        limit = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        options: dict[str, Any] = {"client_kwargs": {"timeout": limit}}
+    elif proto in ("s3", "s3a"):
+        options = _s3_options(timeout)
+    else:
+        options = {}
+    return _merged(options, (configured or {}).get(proto, {}))
+
+
+def _s3_options(timeout: float) -> dict[str, Any]:
+    retries = {"total_max_attempts": S3_ATTEMPTS, "mode": "standard"}
+    options: dict[str, Any] = {
+        "config_kwargs": {"connect_timeout": timeout, "read_timeout": timeout, "retries": retries},
+        # A listing cached by an earlier call in this process would hide a rewritten object
+        # (a new ETag): every resolution asks the store.
+        "use_listings_cache": False,
+    }
+    # botocore reads these itself; naming them here also keys fsspec's per-process cache of
+    # filesystems, so a changed environment gets a new client rather than a stale one.
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    for option, var in (("key", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY")):
+        if os.environ.get(var):
+            options[option] = os.environ[var]
+    return options
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` updated with `override`, nested dicts (`config_kwargs`) merged key by key."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def missing_extra(url: str) -> str:
+    """One line naming what to install for `url`'s protocol."""
+    proto = protocol(url)
+    package, extra = EXTRAS.get(proto, (None, None))
+    if extra:
+        return f"reading {proto}:// needs {package}: install lmpipe[{extra}]"
+    return f"no file system for {proto}:// ({url}): fsspec has no installed implementation"
+
+
+def filesystem(
+    url: str, timeout: float = DEFAULT_TIMEOUT, configured: StorageOptions | None = None
+) -> tuple[Any, str]:
+    """fsspec's file system for `url` and the path within it; a missing extra is an InputError."""
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **storage_options(url, timeout, configured))
+    except (ImportError, ValueError) as exc:  # ValueError: a protocol fsspec does not know
+        raise InputError(missing_extra(url)) from exc
+    if protocol(url) in ("s3", "s3a"):
+        fs.retries = S3FS_ATTEMPTS  # a class attribute in s3fs, no constructor option
+    return fs, path
 
 
 def detect_format(url: str) -> str:
@@ -60,20 +142,29 @@ def _expand_local(spec: str) -> list[str]:
     return [str(path.resolve())] if path.is_file() else []
 
 
-def _expand_url(spec: str, timeout: float) -> list[str]:
-    fs, path = fsspec.core.url_to_fs(spec, **storage_options(spec, timeout))
-    protocol = spec.split("://", 1)[0]
+def _expand_url(spec: str, timeout: float, configured: StorageOptions | None) -> list[str]:
+    fs, path = filesystem(spec, timeout, configured)
     try:
-        if any(c in path for c in GLOB_CHARS) and not protocol.startswith("http"):
-            return sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
+        if any(c in path for c in GLOB_CHARS) and not protocol(spec).startswith("http"):
+            found = sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
+            if not found and protocol(spec) in OBJECT_STORES:
+                fs.ls(path.split("/", 1)[0])  # a glob in a missing bucket matches nothing: say so
+            return found
         fs.info(path)
     except FileNotFoundError as exc:
         if _timed_out(exc):  # fsspec's HTTP `info` reports any failure as not found
             raise _network_error(spec, timeout, exc) from exc
+        if _missing_bucket(exc):
+            raise InputError(f"input {spec}: {exc}") from exc
         return []
     except Exception as exc:
         raise _network_error(spec, timeout, exc) from exc
     return [spec]
+
+
+def _missing_bucket(exc: FileNotFoundError) -> bool:
+    """s3fs reports a missing bucket (NoSuchBucket) as not found, with the store's message."""
+    return "bucket" in str(exc).lower()
 
 
 def _timed_out(exc: BaseException | None) -> bool:
@@ -86,9 +177,15 @@ def _timed_out(exc: BaseException | None) -> bool:
 
 
 def read_error(url: str, timeout: float, exc: BaseException) -> str:
-    """What went wrong reading `url`, in one line; a timeout names the config key that sets it."""
+    """What went wrong reading `url`, in one line; a timeout names the config key that sets it,
+    a refused access where credentials come from."""
     if _timed_out(exc):
         return f"no answer from {url} within {timeout:g} s (`ingest.network_timeout_seconds`)"
+    if isinstance(exc, PermissionError) and protocol(url) != "file":
+        return (
+            f"access denied ({exc}); check the credentials (AWS_ACCESS_KEY_ID and"
+            " AWS_SECRET_ACCESS_KEY for s3://, or `ingest.storage_options`)"
+        )
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -104,16 +201,20 @@ def _supported(path: Path) -> bool:
         return False
 
 
-def resolve_inputs(specs: list[str], timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+def resolve_inputs(
+    specs: list[str], timeout: float = DEFAULT_TIMEOUT, configured: StorageOptions | None = None
+) -> list[str]:
     """Expand paths/globs/URLs into a sorted list of files; a spec matching nothing is an error.
 
-    A URL whose server does not answer within `timeout` seconds is an InputError too.
+    A URL whose server does not answer within `timeout` seconds (after the store's retries), a
+    missing bucket, refused credentials or a protocol whose extra is not installed is an
+    InputError too.
     """
     if not specs:
         raise InputError("no inputs given")
     files: list[str] = []
     for spec in specs:
-        found = _expand_url(spec, timeout) if _is_url(spec) else _expand_local(spec)
+        found = _expand_url(spec, timeout, configured) if _is_url(spec) else _expand_local(spec)
         if not found:
             raise InputError(f"input not found: {spec}")
         files.extend(found)
@@ -122,9 +223,17 @@ def resolve_inputs(specs: list[str], timeout: float = DEFAULT_TIMEOUT) -> list[s
     return sorted(dict.fromkeys(files))
 
 
-def input_fingerprint(url: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-    """Identity of an input file: its location, size and modification stamp (or ETag)."""
-    fs, path = fsspec.core.url_to_fs(url, **storage_options(url, timeout))
+# The first of these an fsspec `info` carries is an input's stamp: an object store's ETag (a
+# digest of the content, for S3 an MD5 or a multipart digest) over any time, so a rewritten object
+# reruns ingest and an untouched one, even copied again, does not; a file's mtime otherwise.
+STAMP_KEYS = ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "created")
+
+
+def input_fingerprint(
+    url: str, timeout: float = DEFAULT_TIMEOUT, configured: StorageOptions | None = None
+) -> dict[str, Any]:
+    """Identity of an input file: its location, size and ETag (or modification stamp)."""
+    fs, path = filesystem(url, timeout, configured)
     try:
         info = fs.info(path)
     except FileNotFoundError as exc:
@@ -133,14 +242,7 @@ def input_fingerprint(url: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, A
         raise InputError(f"input not found: {url}") from None
     except Exception as exc:
         raise _network_error(url, timeout, exc) from exc
-    stamp = next(
-        (
-            info[k]
-            for k in ("mtime", "LastModified", "ETag", "last_modified", "created")
-            if k in info
-        ),
-        None,
-    )
+    stamp = next((info[k] for k in STAMP_KEYS if info.get(k) is not None), None)
     return {"url": url, "size": info.get("size"), "stamp": stamp}
 
 
@@ -149,9 +251,10 @@ def open_input(
     compression: str | None = None,
     seekable: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    configured: StorageOptions | None = None,
 ) -> IO[bytes]:
     """Open a file through fsspec; HTTP is streamed (no range requests) unless `seekable`."""
-    kwargs: dict[str, Any] = storage_options(url, timeout)
-    if url.split("://", 1)[0] in ("http", "https") and not seekable:
-        kwargs["block_size"] = 0  # stream: bounded memory, works with servers without ranges
-    return fsspec.open(url, "rb", compression=compression, **kwargs).open()
+    fs, path = filesystem(url, timeout, configured)
+    streamed = protocol(url) in ("http", "https") and not seekable
+    # block_size 0: stream, bounded memory, works with servers without ranges
+    return fs.open(path, "rb", compression=compression, **({"block_size": 0} if streamed else {}))

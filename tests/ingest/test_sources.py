@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import shutil
-import socket
 import threading
 import time
 
@@ -62,29 +60,6 @@ def test_missing_http_url_is_an_error_up_front(http_root):
     _, base = http_root
     with pytest.raises(InputError, match="input not found"):
         resolve_inputs([f"{base}/missing.warc.gz"])
-
-
-@pytest.fixture
-def silent_server():
-    """A real TCP server on loopback that accepts connections and never sends a byte."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 def test_silent_server_is_a_clear_error_within_the_timeout(silent_server):

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,25 +17,32 @@ from tests.integration.servers import BIN, _spawn, free_port, wait_http
 from tests.registry.run_dirs import build_run_dir
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
-    """`mlflow server` on a sqlite store with served artifacts; yields its URL."""
-    work = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def serving_mlflow(work: Path, artifacts: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`mlflow server` on a sqlite store in `work`, serving (proxying) the artifact store
+    `artifacts` (a file:// or s3:// URI); yields its URL."""
     port = free_port()
     cmd = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-        "--artifacts-destination", (work / "artifacts").as_uri(), "--serve-artifacts",
-        "--workers", "1",
+        "--artifacts-destination", artifacts, "--serve-artifacts", "--workers", "1",
     ]  # fmt: skip
     # No job runner: ~10 huey processes for GenAI features the tests don't use, on 2 cores.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = _spawn(cmd, work / "mlflow.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         quick_stop(proc)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """`mlflow server` on a sqlite store with served artifacts on local disk; yields its URL."""
+    work = tmp_path_factory.mktemp("mlflow-server")
+    with serving_mlflow(work, (work / "artifacts").as_uri()) as url:
+        yield url
 
 
 def quick_stop(proc: subprocess.Popen, grace: float = 3.0) -> None:

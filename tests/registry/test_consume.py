@@ -60,23 +60,32 @@ print(json.dumps({"list": as_list, "frame": as_frame, "code": pipeline.__file__}
 """
 
 
-@pytest.mark.parametrize("name", ["lm-raw", "lm-chat"])
-def test_load_by_alias_in_a_process_without_lmpipe(
-    champion, bare_python, mlflow_server, name, tmp_path
-):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "PYTHONPATH": ""}
+def load_in_a_process_without_lmpipe(
+    bare_python: Path, tracking: str, uri: str, cwd: Path
+) -> dict[str, list[str]]:
+    """`uri` loaded and asked for PROMPTS by plain MLflow in another process; its answers."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": ""}
     out = subprocess.run(
-        [str(bare_python), "-c", LOAD_AND_PREDICT, f"models:/{name}@champion", json.dumps(PROMPTS)],
+        [str(bare_python), "-c", LOAD_AND_PREDICT, uri, json.dumps(PROMPTS)],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     # Loading and predicting say nothing on stderr (no "Add type hints" UserWarning).
     assert "Warning" not in out.stderr, out.stderr[-3000:]
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", ["lm-raw", "lm-chat"])
+def test_load_by_alias_in_a_process_without_lmpipe(
+    champion, bare_python, mlflow_server, name, tmp_path
+):
+    got = load_in_a_process_without_lmpipe(
+        bare_python, mlflow_server, f"models:/{name}@champion", tmp_path
+    )
     expected = reference_texts(champion[name], PROMPTS, max_new_tokens=6)
     assert got["list"] == got["frame"] == expected
     # `pipeline` came from the code shipped inside the model, not from this checkout.
@@ -95,20 +104,22 @@ def post(url: str, body: dict) -> tuple[int, dict]:
         return err.code, json.loads(err.read() or b"{}")
 
 
-def test_mlflow_models_serve_answers_invocations(champion, mlflow_server, tmp_path):
+def check_models_serve(uri: str, tracking: str, run_dir: Path, log_dir: Path) -> None:
+    """`mlflow models serve -m uri` answers /invocations over HTTP with the reference texts of the
+    model in `run_dir`, and refuses a too-long generation with a 400."""
     port = free_port()
     cmd = [
-        str(BIN / "mlflow"), "models", "serve", "-m", "models:/lm-raw@champion",
+        str(BIN / "mlflow"), "models", "serve", "-m", uri,
         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     # The server execs `uvicorn` by name: this venv's bin must be on PATH.
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "PATH": path}
-    proc = _spawn(cmd, tmp_path / "serve.log", env)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": path}
+    proc = _spawn(cmd, log_dir / "serve.log", env)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", 240, proc)
         url = f"http://127.0.0.1:{port}/invocations"
-        expected = reference_texts(champion["lm-raw"], PROMPTS, max_new_tokens=5)
+        expected = reference_texts(run_dir, PROMPTS, max_new_tokens=5)
         inputs = {"inputs": {"prompt": PROMPTS}}
         status, body = post(url, {**inputs, "params": {"max_new_tokens": 5}})
         assert status == 200 and body["predictions"] == expected
@@ -119,6 +130,10 @@ def test_mlflow_models_serve_answers_invocations(champion, mlflow_server, tmp_pa
         assert status == 400 and "max_new_tokens" in body["message"]
     finally:
         quick_stop(proc)
+
+
+def test_mlflow_models_serve_answers_invocations(champion, mlflow_server, tmp_path):
+    check_models_serve("models:/lm-raw@champion", mlflow_server, champion["lm-raw"], tmp_path)
 
 
 def test_lmpipe_generate_cli(champion, mlflow_server, tmp_path):

@@ -185,7 +185,7 @@ def _finish(
         counts,
         sum_counts(infos, "reasons"),
         tokenizer=tok,
-        encoder=encoder_choice(out_dir / TOKENIZER_FILE, tok["fingerprint"]),
+        encoder=encoder_choice(run.out_dir / TOKENIZER_FILE, tok["fingerprint"]),
         dtype=token_dtype(tok["padded_vocab_size"]),
         train=splits["train"],
         val=splits["val"],

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.servers import BIN, _spawn, free_port, stop, wait_http
+from tests.integration.servers import BIN, free_port, running
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -76,13 +76,10 @@ def moto_server(workdir: Path, extra_env: dict[str, str] | None = None) -> Itera
     endpoint = f"http://127.0.0.1:{port}"
     cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     env = {**os.environ, **FAKE_CREDENTIALS, **(extra_env or {})}
-    proc = _spawn(cmd, workdir / f"moto-{port}.log", env)
-    try:
-        # moto's own API, not an S3 call: with authentication enforced, S3 calls are counted.
-        wait_http(f"{endpoint}/moto-api/data.json", 60, proc)
+    # Ready when moto's own API answers, not an S3 call: with authentication enforced, S3 calls
+    # are counted.
+    with running(cmd, workdir / f"moto-{port}.log", env, f"{endpoint}/moto-api/data.json", 60):
         yield S3Server(endpoint, server_env(endpoint))
-    finally:
-        stop(proc)
 
 
 class FlakyProxy:

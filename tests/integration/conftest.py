@@ -6,7 +6,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.integration.servers import mlflow_server, postgres, prefect_server
+from tests.integration.servers import mlflow_tracking_server, postgres, prefect_server
 
 
 @pytest.fixture(scope="session")
@@ -15,5 +15,9 @@ def stack(tmp_path_factory):
     with ExitStack() as es:
         pg = es.enter_context(postgres())
         prefect_url = es.enter_context(prefect_server(work, pg))
-        mlflow_url = es.enter_context(mlflow_server(work, pg))
+        backend, artifacts = (
+            f"postgresql+psycopg2://{pg}/mlflow",
+            (work / "mlflow-artifacts").as_uri(),
+        )
+        mlflow_url = es.enter_context(mlflow_tracking_server(work, backend, artifacts))
         yield {"prefect": prefect_url, "mlflow": mlflow_url, "postgres": pg, "workdir": work}

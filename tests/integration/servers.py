@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -117,6 +118,25 @@ def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
 
 
 @contextmanager
+def running(
+    cmd: list[str],
+    log: Path,
+    env: dict[str, str],
+    ready_url: str,
+    timeout: float = 180,
+    stopper: Callable[[subprocess.Popen], None] = stop,
+) -> Iterator[subprocess.Popen]:
+    """A server process in its own session (output in `log`), yielded once `ready_url` answers;
+    stopped (its whole group) at the end by `stopper`."""
+    proc = _spawn(cmd, log, env)
+    try:
+        wait_http(ready_url, timeout, proc)
+        yield proc
+    finally:
+        stopper(proc)
+
+
+@contextmanager
 def prefect_server(workdir: Path, pg: str):
     """`prefect server start` on Postgres; yields its API URL."""
     port = free_port()
@@ -132,29 +152,28 @@ def prefect_server(workdir: Path, pg: str):
     }
     env.pop("PREFECT_API_URL", None)
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    proc = _spawn(cmd, workdir / "prefect.log", env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/health", 180, proc)
+    with running(cmd, workdir / "prefect.log", env, f"http://127.0.0.1:{port}/api/health"):
         yield f"http://127.0.0.1:{port}/api"
-    finally:
-        stop(proc)
 
 
 @contextmanager
-def mlflow_server(workdir: Path, pg: str):
-    """`mlflow server` on Postgres, serving a local artifact root; yields its URL."""
+def mlflow_tracking_server(
+    workdir: Path,
+    backend: str,
+    artifacts: str,
+    env: dict[str, str] | None = None,
+    stopper: Callable[[subprocess.Popen], None] = stop,
+) -> Iterator[str]:
+    """`mlflow server` on the `backend` store (a Postgres or sqlite URI), serving (proxying) the
+    artifact store `artifacts` (a file:// or s3:// URI); yields its URL."""
     port = free_port()
-    artifacts = workdir / "mlflow-artifacts"
     cmd = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"postgresql+psycopg2://{pg}/mlflow",
-        "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts", "--workers", "1",
+        "--backend-store-uri", backend,
+        "--artifacts-destination", artifacts, "--serve-artifacts", "--workers", "1",
     ]  # fmt: skip
     # No job runner: ~10 huey processes for GenAI features the tests don't use, on 2 cores.
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = _spawn(cmd, workdir / "mlflow.log", env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    env = {**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    url = f"http://127.0.0.1:{port}"
+    with running(cmd, workdir / "mlflow.log", env, f"{url}/health", stopper=stopper):
+        yield url

@@ -8,33 +8,19 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import BIN, _spawn, free_port, wait_http
+from tests.integration.servers import mlflow_tracking_server
 from tests.registry.run_dirs import build_run_dir
 
 
-@contextmanager
-def serving_mlflow(work: Path, artifacts: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`mlflow server` on a sqlite store in `work`, serving (proxying) the artifact store
-    `artifacts` (a file:// or s3:// URI); yields its URL."""
-    port = free_port()
-    cmd = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}",
-        "--artifacts-destination", artifacts, "--serve-artifacts", "--workers", "1",
-    ]  # fmt: skip
-    # No job runner: ~10 huey processes for GenAI features the tests don't use, on 2 cores.
-    env = {**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = _spawn(cmd, work / "mlflow.log", env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        quick_stop(proc)
+def serving_mlflow(work: Path, artifacts: str, env: dict[str, str] | None = None):
+    """`mlflow server` on a sqlite store in `work`, serving the artifact store `artifacts` (a
+    file:// or s3:// URI), stopped quickly (a throwaway store); a context manager of its URL."""
+    backend = f"sqlite:///{work / 'mlflow.db'}"
+    return mlflow_tracking_server(work, backend, artifacts, env, stopper=quick_stop)
 
 
 @pytest.fixture(scope="session")

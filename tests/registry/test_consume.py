@@ -17,7 +17,7 @@ from pipeline.registry.config import RegistryConfig
 from pipeline.registry.export_hf import export_hf
 from pipeline.registry.register import run_register
 from tests.conftest import REPO
-from tests.integration.servers import BIN, _spawn, free_port, wait_http
+from tests.integration.servers import BIN, free_port, running
 from tests.registry.conftest import quick_stop
 from tests.registry.reference import reference_texts
 
@@ -115,9 +115,8 @@ def check_models_serve(uri: str, tracking: str, run_dir: Path, log_dir: Path) ->
     # The server execs `uvicorn` by name: this venv's bin must be on PATH.
     path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": path}
-    proc = _spawn(cmd, log_dir / "serve.log", env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/ping", 240, proc)
+    ready = f"http://127.0.0.1:{port}/ping"
+    with running(cmd, log_dir / "serve.log", env, ready, timeout=240, stopper=quick_stop):
         url = f"http://127.0.0.1:{port}/invocations"
         expected = reference_texts(run_dir, PROMPTS, max_new_tokens=5)
         inputs = {"inputs": {"prompt": PROMPTS}}
@@ -128,8 +127,6 @@ def check_models_serve(uri: str, tracking: str, run_dir: Path, log_dir: Path) ->
         assert status == 200 and body["predictions"] == expected
         status, body = post(url, {**inputs, "params": {"max_new_tokens": 100000}})
         assert status == 400 and "max_new_tokens" in body["message"]
-    finally:
-        quick_stop(proc)
 
 
 def test_mlflow_models_serve_answers_invocations(champion, mlflow_server, tmp_path):

@@ -92,6 +92,20 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session")
+def mlflow_uri(tmp_path_factory) -> str:
+    """One MLflow sqlite store per session for the training tests."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(tmp_path_factory) -> Path:
+    """A small pretrained run (tokenize + pretrain) for the fine-tuning and evaluation tests."""
+    from tests.finetune.runs import shared_pretrained_run  # torch and Lightning: only when asked
+
+    return shared_pretrained_run(tmp_path_factory)
+
+
 def http_response_record(
     writer, url: str, body: bytes, content_type: str = "text/html", status=200
 ):

@@ -26,6 +26,14 @@ def tree_digest(directory: Path) -> dict[str, str]:
     }
 
 
+# No console progress bar and no MLflow run: for training tests that do not look at either.
+QUIET = [
+    "pretrain.progress_bar=false",
+    "pretrain.mlflow=false",
+    "finetune.progress_bar=false",
+    "finetune.mlflow=false",
+]
+
 # The demo config with shorter training, for end-to-end tests (the stages and order are real).
 FAST_DEMO = [
     "pretrain.max_steps=30",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
+from pipeline.finetune.config import FinetuneConfig
 from pipeline.layout import RunLayout
 from pipeline.stage import (
     StageResult,
@@ -22,6 +22,7 @@ from pipeline.stage import (
     write_json_atomic,
 )
 from pipeline.tokens.tokenizer import file_sha256
+from pipeline.train.config import training_config_hash
 from pipeline.train.launch import LAUNCH_CONFIG, run_training_process, training_command
 
 STAGE = "finetune"
@@ -60,7 +61,7 @@ def launch_finetune(
     run_dir = Path(run_dir).resolve()
     stage_dir = RunLayout(run_dir).finetune
     inputs_fp = fingerprint(finetune_inputs(config.finetune, run_dir))
-    if manifest_matches(stage_dir, inputs_fp, finetune_config_hash(config.finetune)):
+    if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.finetune)):
         # no process, no torch import
         return StageResult.from_dir(STAGE, stage_dir, skipped=True)
     stage_dir.mkdir(parents=True, exist_ok=True)

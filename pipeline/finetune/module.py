@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.data import read_split
 from pipeline.model import DecoderLM, load_model
 from pipeline.train.data import ResumableBatchSampler, ValidationBatchSampler
-from pipeline.train.module import PretrainModule
+from pipeline.train.module import PretrainModule, compile_blocks
 
 IGNORE = -100  # F.cross_entropy's default ignore_index: prompt and padding carry no loss
 
@@ -134,6 +135,8 @@ def merged_model(model: torch.nn.Module) -> DecoderLM:
 class FinetuneModule(PretrainModule):
     """`PretrainModule` starting from `weights_dir`, with LoRA adapters when `lora` is given."""
 
+    config_type: ClassVar[type[FinetuneConfig]] = FinetuneConfig
+
     def __init__(
         self,
         train_cfg: dict[str, Any],
@@ -145,6 +148,8 @@ class FinetuneModule(PretrainModule):
         self.model = load_model(Path(weights_dir))
         if lora is not None:
             self.model = add_lora(self.model, lora, self.cfg.seed)
+        if self.cfg.compile:  # the blocks of the loaded model (adapters included), not the stub's
+            compile_blocks(self.model)
         self._val_sums: list[torch.Tensor] = []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

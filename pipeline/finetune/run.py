@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from pipeline.finetune.config import FinetuneConfig, finetune_config_hash
+from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.data import STAGE, prepare_sft_data
 from pipeline.finetune.launch import finetune_inputs, resolve_data_path
 from pipeline.finetune.module import (
@@ -35,6 +35,7 @@ from pipeline.stage import (
     file_sha256,
     fingerprint,
 )
+from pipeline.train.config import training_config_hash
 from pipeline.train.metrics import Progress, TrainingMonitor, plot_loss_curve, read_metrics
 from pipeline.train.run import (
     RunInfo,
@@ -64,7 +65,7 @@ class FinetuneJob:
         self.cfg, self.layout, self.progress = cfg, layout, progress
         self.pretrain_dir, self.tokenize_dir = layout.pretrain, layout.tokenize
         self.inputs = finetune_inputs(cfg, layout)
-        self.run = StageRun(STAGE, out_dir, fingerprint(self.inputs), finetune_config_hash(cfg))
+        self.run = StageRun(STAGE, out_dir, fingerprint(self.inputs), training_config_hash(cfg))
         self.out_dir, self.inputs_fp, self.chash = (
             self.run.out_dir,
             self.run.inputs_fp,
@@ -93,8 +94,7 @@ class FinetuneJob:
     def build(self) -> None:
         cfg = self.cfg
         self.model_cfg = self._model_cfg()
-        self.tcfg = cfg.trainer_config(self.model_cfg)
-        check_devices(self.tcfg)
+        check_devices(cfg)
         self.tok = tokenizer_info(self.tokenize_dir)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         self.data = FinetuneDataModule(
@@ -108,16 +108,16 @@ class FinetuneJob:
         )
         lora = cfg.lora.model_dump() if cfg.method == "lora" else None
         self.module = FinetuneModule(
-            self.tcfg.model_dump(mode="json"),
+            cfg.model_dump(mode="json"),
             self.model_cfg.model_dump(),
             str(self.pretrain_dir),
             lora,
         )
-        self.monitor = TrainingMonitor(self.out_dir, self.tcfg, self.progress)
+        self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
         self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
         run_name = f"finetune-{self.layout.run_dir.name}"
-        loggers = mlflow_loggers(self.tcfg, self.out_dir, run_name, config_key=self.chash)
-        self.trainer = build_trainer(self.tcfg, self.out_dir, [self.monitor, self.info], loggers)
+        loggers = mlflow_loggers(cfg, self.out_dir, run_name, config_key=self.chash)
+        self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
 
     def _static_params(self) -> dict[str, Any]:
         model = self.module.model

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.train.config import FSDPConfig, PretrainConfig
+from pipeline.train.config import FSDPConfig, PretrainConfig, TrainingConfig
 
-__all__ = ["FSDPConfig", "PretrainConfig", "run_pretrain"]
+__all__ = ["FSDPConfig", "PretrainConfig", "TrainingConfig", "run_pretrain"]
 
 
 def __getattr__(name: str) -> Any:

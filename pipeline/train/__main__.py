@@ -3,6 +3,7 @@
 The entry point every training process runs: the Prefect task starts it (alone, under torchrun
 or under srun), and Lightning re-runs the same command line for its other DDP ranks. Progress
 goes to stdout as `lmpipe-progress {json}` lines, which the launcher turns into progress calls.
+`python -m pipeline.finetune` is the same process for fine-tuning (`start_process`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.layout import RunLayout
+from pipeline.stage import StageResult
 from pipeline.train.launch import PROGRESS_PREFIX
 
 
@@ -41,28 +44,45 @@ def watch_parent(pid: int, every: float = 2.0) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__)
+def start_process(
+    module: str, doc: str | None, argv: list[str] | None, stage: str, output_dir: bool = False
+) -> tuple[PipelineConfig, RunLayout, Path]:
+    """The command line of a training process: (config, the run's layout, stage directory).
+
+    A bad config exits with code 2 and one line, before torch or Lightning is imported.
+    `output_dir` offers `--output-dir` (a stage directory outside the run: scaling points).
+    """
+    prog = f"python -m {module}"
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("--run-dir", help="run directory (default: run_dir of the config)")
     parser.add_argument("--config", help="pipeline config file (YAML or JSON)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    parser.add_argument("--output-dir", help="stage directory (default: <run-dir>/pretrain)")
+    if output_dir:
+        parser.add_argument("--output-dir", help=f"stage directory (default: <run-dir>/{stage})")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as err:
-        print(f"pipeline.train: error: {err}", file=sys.stderr)
-        return 2
+        print(f"{module}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.parent_pid:
         watch_parent(args.parent_pid)
+    run = RunLayout(args.run_dir or cfg.run_dir)
+    given = getattr(args, "output_dir", None)
+    return cfg, run, Path(given) if given else run.stage(stage)
+
+
+def print_result(stage: str, result: StageResult) -> None:
+    if result.counts:  # rank 0 (other ranks do not write the manifest)
+        print(f"{stage}: {json.dumps(result.counts)} -> {result.output_dir}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, run, out_dir = start_process("pipeline.train", __doc__, argv, "pretrain", True)
     from pipeline.train.run import run_pretrain  # torch/Lightning only after the config is valid
 
-    run = RunLayout(args.run_dir or cfg.run_dir)
-    out_dir = args.output_dir or run.pretrain
-    result = run_pretrain(cfg.pretrain, run.tokenize, out_dir, print_progress)
-    if result.counts:  # rank 0 (other ranks do not write the manifest)
-        print(f"pretrain: {json.dumps(result.counts)} -> {result.output_dir}", flush=True)
+    print_result("pretrain", run_pretrain(cfg.pretrain, run.tokenize, out_dir, print_progress))
     return 0
 
 

@@ -11,6 +11,7 @@ Peak FLOP/s of one device:
   FMA ports x 16 lanes x 2), 32 with AVX2, 8 otherwise; e.g. 2 cores x 2.0 GHz x 64 = 256 GFLOP/s.
 - `pretrain.peak_flops_per_device` overrides both. CPU processes of one node (DDP on CPU) share
   its cores, so the CPU peak counts once per node, not once per process.
+Peak memory is the largest over ranks: CUDA's peak allocated bytes, or a CPU process's peak RSS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +28,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from pipeline.train.config import PretrainConfig
+from pipeline.train.config import TrainingConfig
 
 Progress = Callable[[int, int, dict[str, Any]], None]
 METRICS_FILE = "metrics.jsonl"
@@ -63,15 +65,23 @@ def peak_flops_per_device(device: torch.device, dtype: torch.dtype, override: fl
     return float(get_available_flops(device, dtype) or 0.0)
 
 
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak memory of this process on `device`: allocated by tensors (CUDA) or resident (CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
 class TrainingMonitor(L.Callback):
-    """Per optimizer step: loss (mean of its micro-batches over all ranks), lr, tokens/s, MFU.
+    """Per optimizer step: loss (mean of its micro-batches over all ranks), lr, tokens/s, MFU,
+    peak memory (GB, the largest rank's).
 
     Every `log_interval` steps it logs them to the Lightning loggers (MLflow), appends a row to
     `metrics.jsonl` (rank 0) and calls `progress(step, max_steps, counts)`; validation results
     are appended as they come. Validation time is excluded from tokens/s.
     """
 
-    def __init__(self, out_dir: Path, cfg: PretrainConfig, progress: Progress | None = None):
+    def __init__(self, out_dir: Path, cfg: TrainingConfig, progress: Progress | None = None):
         self.path = Path(out_dir) / METRICS_FILE
         self.cfg, self.progress, self.log_interval = cfg, progress, cfg.log_interval
         self.tokens_per_step, self.flops_per_token, self.peak_flops = 0, 0.0, 0.0
@@ -117,11 +127,14 @@ class TrainingMonitor(L.Callback):
         losses, self._losses = self._losses, []
         if step % self.log_interval == 0:
             loss = trainer.strategy.reduce(torch.stack(losses).mean(), reduce_op="mean")
-            if trainer.strategy.root_device.type == "cuda":
+            device = trainer.strategy.root_device
+            if device.type == "cuda":
                 torch.cuda.synchronize()  # wall time must include the queued kernels
-            self._log_step(trainer, float(loss))
+            local = torch.tensor(float(peak_memory_bytes(device)), device=device)
+            memory = trainer.strategy.reduce(local, reduce_op="max")
+            self._log_step(trainer, float(loss), float(memory) / 1e9)
 
-    def _log_step(self, trainer: L.Trainer, loss: float) -> None:
+    def _log_step(self, trainer: L.Trainer, loss: float, peak_memory_gb: float) -> None:
         now = time.perf_counter()
         seconds = max(now - self._t0 - self._paused, 1e-9)
         tokens_per_sec = (trainer.global_step - self._t0_step) * self.tokens_per_step / seconds
@@ -133,6 +146,7 @@ class TrainingMonitor(L.Callback):
             "loss": loss,
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "tokens_per_sec": tokens_per_sec,
+            "peak_memory_gb": peak_memory_gb,
         }
         if self.peak_flops:
             row["mfu"] = self.flops_per_token * tokens_per_sec / self.peak_flops

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from pipeline.model import DecoderLayer, DecoderLM, ModelConfig
-from pipeline.train.config import PretrainConfig
+from pipeline.train.config import PretrainConfig, TrainingConfig
 
 
-def lr_at(step: int, cfg: PretrainConfig) -> float:
+def lr_at(step: int, cfg: TrainingConfig) -> float:
     """Linear warmup to `lr` over `warmup_steps`, then cosine decay to `min_lr` at `max_steps`."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
@@ -32,7 +32,7 @@ def _is_sharded(model: torch.nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
-def shard_model(model: torch.nn.Module, cfg: PretrainConfig, mesh) -> None:
+def shard_model(model: torch.nn.Module, cfg: TrainingConfig, mesh) -> None:
     """FSDP2 the torchtitan way: one `fully_shard` unit per block, then the root.
 
     Each block gathers its parameters just before use and frees them after, so one block's
@@ -60,20 +60,28 @@ def shard_model(model: torch.nn.Module, cfg: PretrainConfig, mesh) -> None:
     fully_shard(model, **kwargs)
 
 
+def compile_blocks(model: torch.nn.Module) -> None:
+    """torch.compile each transformer block (torchtitan's choice: FSDP wraps blocks, and
+    parameter names stay unprefixed); `model` may be a peft LoRA wrapper of a `DecoderLM`."""
+    for layer in [m for m in model.modules() if isinstance(m, DecoderLayer)]:
+        layer.compile()
+
+
 class PretrainModule(L.LightningModule):
     """Wraps `DecoderLM`; batches come from `PretrainDataModule` (input_ids, labels, doc mask)."""
+
+    config_type: ClassVar[type[TrainingConfig]] = PretrainConfig
+    """The config section `train_cfg` is (fine-tuning's module reads a `FinetuneConfig`)."""
 
     def __init__(self, train_cfg: dict[str, Any], model_cfg: dict[str, Any]):
         super().__init__()
         # Plain dicts: checkpoints hold only tensors and primitives (torch.load weights_only).
         self.save_hyperparameters()
-        self.cfg = PretrainConfig.model_validate(train_cfg)
+        self.cfg = self.config_type.model_validate(train_cfg)
         torch.manual_seed(self.cfg.seed)  # the same init on every rank and every run
         self.model = DecoderLM(ModelConfig.model_validate(model_cfg))
         if self.cfg.compile:
-            # Per block (torchtitan's choice): FSDP wraps blocks, and names stay unprefixed.
-            for layer in self.model.model.layers:
-                layer.compile()
+            compile_blocks(self.model)
         self._val_losses: list[torch.Tensor] = []
 
     def configure_model(self) -> None:

@@ -1,4 +1,4 @@
-"""Building the Lightning Trainer from `PretrainConfig`: strategy, checkpoints, loggers, bar."""
+"""Building the Lightning Trainer from a `TrainingConfig`: strategy, checkpoints, loggers, bar."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Str
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from pipeline.tracking_store import default_uri, ensure_experiment, ensure_store
-from pipeline.train.config import PretrainConfig
+from pipeline.train.config import TrainingConfig
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 MLFLOW_RUN_FILE = "mlflow_run.json"
 
 
-def build_strategy(cfg: PretrainConfig) -> str | Strategy:
+def build_strategy(cfg: TrainingConfig) -> str | Strategy:
     """`auto`, DDP, or FSDP2 (`PretrainModule.configure_model` shards each block)."""
     if cfg.strategy == "fsdp":
         return fsdp_strategy(cfg)
@@ -36,7 +36,7 @@ def build_strategy(cfg: PretrainConfig) -> str | Strategy:
     return "auto"
 
 
-def fsdp_strategy(cfg: PretrainConfig) -> AtomicModelParallelStrategy:
+def fsdp_strategy(cfg: TrainingConfig) -> AtomicModelParallelStrategy:
     """Lightning's FSDP2 strategy: a device mesh of all ranks, gloo on CPU, NCCL on GPU.
 
     Its 2-D mesh is (data_parallel, tensor_parallel); this project has no tensor parallelism and
@@ -53,12 +53,14 @@ def fsdp_strategy(cfg: PretrainConfig) -> AtomicModelParallelStrategy:
     )
 
 
-def check_devices(cfg: PretrainConfig) -> None:
+def check_devices(cfg: TrainingConfig) -> None:
     """Fail before any process starts when the config asks for hardware that is not here."""
     if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ValueError(f"`pretrain.accelerator` is {cfg.accelerator} but no GPU is visible")
+        raise ValueError(f"`{cfg.section}.accelerator` is {cfg.accelerator} but no GPU is visible")
     if cfg.strategy == "fsdp" and cfg.precision == "16-mixed":
-        raise ValueError("`pretrain.precision` 16-mixed is not supported with fsdp: use bf16-mixed")
+        raise ValueError(
+            f"`{cfg.section}.precision` 16-mixed is not supported with fsdp: use bf16-mixed"
+        )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -135,7 +137,7 @@ class RunProgressBar(TQDMProgressBar):
         return self.trainer.max_steps * self.trainer.accumulate_grad_batches
 
 
-def checkpoint_callbacks(cfg: PretrainConfig, out_dir: Path) -> list[ModelCheckpoint]:
+def checkpoint_callbacks(cfg: TrainingConfig, out_dir: Path) -> list[ModelCheckpoint]:
     """`last.ckpt` every `checkpoint_interval` steps and `best-step=N.ckpt` by val loss."""
     ckpt_dir = Path(out_dir) / CHECKPOINT_DIR
     last = ModelCheckpoint(
@@ -157,7 +159,7 @@ def checkpoint_callbacks(cfg: PretrainConfig, out_dir: Path) -> list[ModelCheckp
 
 
 def mlflow_loggers(
-    cfg: PretrainConfig, out_dir: Path, run_name: str, config_key: str = ""
+    cfg: TrainingConfig, out_dir: Path, run_name: str, config_key: str = ""
 ) -> list[MLFlowLogger]:
     """The MLflow logger; a resumed run keeps logging into the MLflow run it started.
 
@@ -208,7 +210,7 @@ def log_training_artifacts(trainer: L.Trainer, paths: list[Path]) -> dict[str, A
 
 
 def build_trainer(
-    cfg: PretrainConfig, out_dir: Path, callbacks: list[L.Callback], loggers: list
+    cfg: TrainingConfig, out_dir: Path, callbacks: list[L.Callback], loggers: list
 ) -> L.Trainer:
     bar_refresh = 1 if sys.stderr.isatty() else cfg.log_interval * cfg.grad_accum
     extra = [RunProgressBar(refresh_rate=bar_refresh)] if cfg.progress_bar else []

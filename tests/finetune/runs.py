@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import PipelineConfig
 from pipeline.train.run import run_pretrain
+from tests.train.helpers import tiny_config as tiny_training_config
 from tests.train.token_shards import build_tokenize_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,6 +15,7 @@ BUNDLED = REPO / "data" / "sample" / "python-docs-instructions.jsonl"
 
 # A 2-layer, 64-wide model with a 128-token context (the bundled samples fit it): 100 steps of
 # pretraining (10-60 s on 2 cores, depending on load), so the base model knows a little English.
+# On top of the training tests' small config (no progress bar, no MLflow), whose sizes it replaces.
 TINY = [
     "pretrain.model.block_size=128",
     "pretrain.model.n_layers=2",
@@ -28,8 +30,6 @@ TINY = [
     "pretrain.val_interval=100",
     "pretrain.val_batches=2",
     "pretrain.checkpoint_interval=100",
-    "pretrain.progress_bar=false",
-    "pretrain.mlflow=false",
     f"finetune.data={BUNDLED}",
     "finetune.micro_batch_size=8",
     "finetune.max_steps=40",
@@ -38,15 +38,13 @@ TINY = [
     "finetune.val_batches=2",
     "finetune.checkpoint_interval=20",
     "finetune.log_interval=10",
-    "finetune.progress_bar=false",
-    "finetune.mlflow=false",
     "evaluate.pretrain_val_batches=4",
     "evaluate.max_new_tokens=12",
 ]
 
 
 def tiny_config(*overrides: str) -> PipelineConfig:
-    return load_config(None, [*TINY, *overrides])
+    return tiny_training_config(*TINY, *overrides)
 
 
 def build_pretrained_run(root: Path) -> Path:

@@ -15,11 +15,6 @@ def tokenize_dir(tmp_path_factory) -> Path:
     return build_tokenize_dir(tmp_path_factory.mktemp("tokens"))
 
 
-@pytest.fixture(scope="session")
-def mlflow_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-
-
 @pytest.fixture
 def with_mlflow(mlflow_uri, tmp_path, monkeypatch) -> str:
     """MLflow in a session sqlite file; artifacts under this test's tmp dir (the cwd)."""

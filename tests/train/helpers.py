@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import PipelineConfig, load_config
+from tests.helpers import QUIET
 
 # A model that trains in seconds on 2 CPU cores; tests override what they exercise.
 TINY = [
@@ -16,8 +17,7 @@ TINY = [
     "pretrain.micro_batch_size=4",
     "pretrain.warmup_steps=2",
     "pretrain.val_batches=2",
-    "pretrain.progress_bar=false",
-    "pretrain.mlflow=false",
+    *QUIET,
 ]
 
 

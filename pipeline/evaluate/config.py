@@ -18,7 +18,8 @@ class GateConfig(StrictModel):
     """The release gate: registration moves the `champion` alias only when it passes."""
 
     metric: str = "sft_val_loss"
-    """Metric judged (a key of the evaluate manifest's `metrics`)."""
+    """Metric judged (a key of the evaluate manifest's `metrics`: `sft_val_loss`, `cloze_acc`,
+    `mc_acc_norm`, ...; the base model's are `base_<metric>`)."""
     baseline: str | None = "base_sft_val_loss"
     """Metric it is compared with; null = compare with `threshold` alone."""
     threshold: float = 0.0
@@ -48,5 +49,23 @@ class EvaluateConfig(StrictModel):
     """Nucleus sampling: the smallest set of tokens with this much probability (null = all)."""
     seed: int = 0
     """Seed of sampled decoding (greedy ignores it)."""
+    tasks: list[str] = Field(default_factory=lambda: ["cloze", "mc"])
+    """lm-eval tasks scored for both models: `cloze` and `mc` (built from the run's held-out
+    data), or any lm-eval task whose data is in `hf_datasets_cache`; [] = none."""
+    task_examples: int = Field(200, ge=1)
+    """Examples per task at most (built tasks have this many; lm-eval's own are cut to it)."""
+    cloze_min_words: int = Field(30, ge=2)
+    """Shortest cloze passage, in words (whole sentences of a held-out document)."""
+    cloze_max_words: int = Field(80, ge=2)
+    """Longest cloze passage, in words."""
+    mc_choices: int = Field(4, ge=2)
+    """Answers per multiple-choice question: the right one and answers of other questions."""
+    mc_answer_words: int = Field(24, ge=1)
+    """Each choice is the first sentence of an answer, cut to this many words."""
+    bootstrap_iters: int = Field(1000, ge=0)
+    """Bootstrap resamples of lm-eval for standard errors without a closed form (perplexity)."""
+    hf_datasets_cache: str | None = None
+    """Directory holding lm-eval's own tasks' datasets (a HF datasets cache filled beforehand);
+    null = HF_DATASETS_CACHE or ~/.cache/huggingface/datasets. Nothing is downloaded."""
     gate: GateConfig = Field(default_factory=GateConfig)
     """The pass/fail rule registration uses."""

@@ -19,6 +19,8 @@ import torch
 from pipeline.base_config import config_hash
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
+from pipeline.evaluate.task_scores import go_offline, task_scores
+from pipeline.evaluate.tasks import build_tasks
 from pipeline.finetune.template import (
     chat_prompt_ids,
     decode_response,
@@ -40,6 +42,7 @@ from pipeline.stage import (
 
 STAGE = "evaluate"
 SAMPLES = "samples.json"
+TASK_DIR = "tasks"  # the lm-eval tasks built from the run's held-out data
 
 
 def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
@@ -104,6 +107,24 @@ def answer_prompts(model, tokenizer, cfg: EvaluateConfig) -> dict[str, str]:
     return answers
 
 
+def harness_scores(model, tokenizer_path: str, task_dir: Path, cfg: EvaluateConfig) -> dict:
+    """`<task>_<metric>[_stderr]` of one model on `cfg.tasks` (lm-evaluation-harness)."""
+    if not cfg.tasks:
+        return {}
+    go_offline(cfg.hf_datasets_cache)
+    from pipeline.evaluate.harness import LmpipeLM
+
+    lm = LmpipeLM(model=model, tokenizer=tokenizer_path, batch_size=cfg.batch_size)
+    return task_scores(
+        lm,
+        cfg.tasks,
+        task_dir,
+        limit=cfg.task_examples,
+        bootstrap_iters=cfg.bootstrap_iters,
+        seed=cfg.seed,
+    )
+
+
 def evaluate_inputs(run_dir: Path) -> dict[str, str]:
     run = RunLayout(run_dir)
     return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
@@ -125,17 +146,19 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
     tokenizer = load_chat_tokenizer(ft["tokenizer_path"])
     eod = int(tok_info["eod_id"]) if pre.get("config", {}).get("document_masking", True) else None
     torch.manual_seed(cfg.seed)
+    built = build_tasks(run_dir, out_dir / TASK_DIR, cfg.tasks, cfg) if cfg.tasks else {}
     metrics, samples = {}, {}
     for prefix, stage in (("base_", "pretrain"), ("", "finetune")):
         model = load_model(run.stage(stage)).eval()
-        metrics |= {
-            prefix + k: v for k, v in score(model, run_dir, cfg, eod, tok_info["pad_id"]).items()
-        }
+        scores = score(model, run_dir, cfg, eod, tok_info["pad_id"])
+        scores |= harness_scores(model, ft["tokenizer_path"], out_dir / TASK_DIR, cfg)
+        metrics |= {prefix + k: v for k, v in scores.items()}
         samples[stage] = answer_prompts(model, tokenizer, cfg)
     gate = apply_gate(cfg.gate, metrics)
     write_json_atomic(out_dir / SAMPLES, samples["finetune"])
     counts = {
         "prompts": len(cfg.prompts),
+        **{f"{task}_examples": n for task, n in built.items()},
         "sft_val_samples": ft.get("counts", {}).get("val_samples", 0),
     }
     write_manifest(

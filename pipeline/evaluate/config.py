@@ -26,6 +26,9 @@ class GateConfig(StrictModel):
     """With a baseline: the margin by which `metric` must beat it; without: the bound itself."""
     higher_is_better: bool = False
     """False for losses (pass when lower), True for scores such as accuracy."""
+    beat_champion: bool = False
+    """Also require `metric` to beat `champion_<metric>`: the current champion (`evaluate.champion`)
+    scored on this run's tasks. Passes that part when there is no champion yet."""
 
 
 class EvaluateConfig(StrictModel):
@@ -67,5 +70,8 @@ class EvaluateConfig(StrictModel):
     hf_datasets_cache: str | None = None
     """Directory holding lm-eval's own tasks' datasets (a HF datasets cache filled beforehand);
     null = HF_DATASETS_CACHE or ~/.cache/huggingface/datasets. Nothing is downloaded."""
+    champion: str | None = None
+    """A registered version also scored on `tasks`, e.g. `models:/lmpipe-demo@champion`: its
+    scores are `champion_<task>_<metric>` (none while it does not exist); null = not scored."""
     gate: GateConfig = Field(default_factory=GateConfig)
     """The pass/fail rule registration uses."""

@@ -64,12 +64,19 @@ def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
     else:
         margin = f" by more than {gate.threshold:g}" if gate.threshold else ""
         rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.baseline} ({base:.4f}){margin}"
+    champion = metrics.get(f"champion_{gate.metric}") if gate.beat_champion else None
+    if champion is not None:
+        passed = passed and (value > champion if gate.higher_is_better else value < champion)
+        rule += f", and {word} champion_{gate.metric} ({champion:.4f})"
+    elif gate.beat_champion:
+        rule += " (no champion to beat yet)"
     return {
         "metric": gate.metric,
         "value": value,
         "baseline_metric": gate.baseline,
         "baseline": base,
         "threshold": gate.threshold,
+        "champion": champion,
         "higher_is_better": gate.higher_is_better,
         "passed": bool(passed),
         "rule": rule,
@@ -125,6 +132,33 @@ def harness_scores(model, tokenizer_path: str, task_dir: Path, cfg: EvaluateConf
     )
 
 
+def champion_scores(cfg: EvaluateConfig, task_dir: Path) -> dict[str, float]:
+    """Task scores of `cfg.champion` on this run's tasks; {} when unset or not registered yet."""
+    if not (cfg.champion and cfg.tasks):
+        return {}
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.evaluate.harness import LmpipeLM
+
+    try:
+        lm = LmpipeLM(pretrained=cfg.champion, batch_size=cfg.batch_size)
+    except MlflowException:
+        return {}  # no champion yet (or no such model): nothing to compare with
+    return task_scores(
+        lm, cfg.tasks, task_dir, limit=cfg.task_examples, bootstrap_iters=cfg.bootstrap_iters
+    )
+
+
+def task_info(cfg: EvaluateConfig, built: dict[str, int], task_dir: Path) -> dict[str, Any]:
+    """Per task: where its examples come from and how many were scored (at most)."""
+    return {
+        t: {"source": "run", "examples": built[t], "yaml": str(task_dir / f"{t}.yaml")}
+        if t in built
+        else {"source": "lm-eval", "examples": cfg.task_examples}
+        for t in cfg.tasks
+    }
+
+
 def evaluate_inputs(run_dir: Path) -> dict[str, str]:
     run = RunLayout(run_dir)
     return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
@@ -154,6 +188,7 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
         scores |= harness_scores(model, ft["tokenizer_path"], out_dir / TASK_DIR, cfg)
         metrics |= {prefix + k: v for k, v in scores.items()}
         samples[stage] = answer_prompts(model, tokenizer, cfg)
+    metrics |= {f"champion_{k}": v for k, v in champion_scores(cfg, out_dir / TASK_DIR).items()}
     gate = apply_gate(cfg.gate, metrics)
     write_json_atomic(out_dir / SAMPLES, samples["finetune"])
     counts = {
@@ -172,6 +207,7 @@ def run_evaluate(cfg: EvaluateConfig, run_dir: str | Path) -> StageResult:
         reasons={},
         metrics=metrics,
         gate=gate,
+        tasks=task_info(cfg, built, out_dir / TASK_DIR),
         samples={"finetune": samples["finetune"], "base": samples["pretrain"]},
         mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),

@@ -9,8 +9,8 @@ generation uses the KV-cache generator (`pipeline.model.generate`), one request 
 `pretrained` is a directory with `model.safetensors` + `model_config.json` (a run's `pretrain/`
 or `finetune/`, whose tokenizer is `<run>/tokenize/tokenizer.json`), or a registered version
 (`models:/NAME@ALIAS`, `models:/NAME/VERSION`). From the command line:
-`lm_eval --model lmpipe --model_args pretrained=runs/demo/finetune --include_path ...`
-after `import pipeline.evaluate.harness` (`lmpipe evaluate --model ...` does it).
+`python -m pipeline.evaluate.harness run --model lmpipe --model_args pretrained=runs/demo/finetune
+--include_path runs/demo/evaluate/tasks --tasks cloze` (lm_eval's CLI with this model registered).
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ class LmpipeLM(TemplateLM):
             model, tokenizer = load_lmpipe(pretrained, tokenizer)
         if tokenizer is None:
             raise ValueError("lmpipe model: a `model` object needs tokenizer=PATH")
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"  # lm_eval's CLI asks for cuda by default
         self.model = model.to(device).eval()
         self._device = torch.device(device)
         if not isinstance(tokenizer, Tokenizer):
@@ -220,3 +222,11 @@ class LmpipeLM(TemplateLM):
         for stop in until:
             text = text.split(stop)[0] if stop else text
         return text
+
+
+if __name__ == "__main__":
+    # lm_eval's own CLI with the `lmpipe` model registered (lm_eval has no plugin entry point):
+    # python -m pipeline.evaluate.harness run --model lmpipe --model_args pretrained=DIR ...
+    from lm_eval.__main__ import cli_evaluate
+
+    cli_evaluate()

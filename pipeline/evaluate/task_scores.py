@@ -19,9 +19,13 @@ from pipeline.evaluate.tasks import LOCAL_TASKS
 
 
 def go_offline(hf_datasets_cache: str | None = None) -> None:
-    """Nothing from the Hub at run time (must precede the first `import datasets`)."""
+    """Nothing from the Hub at run time (must precede the first `import datasets`), and lm-eval
+    in this process only."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # lm-eval bootstraps stderrs (perplexity) in a forked pool by default; forked workers of a
+    # Prefect task inherit its SIGTERM handler and log a traceback when the pool closes.
+    os.environ.setdefault("DISABLE_MULTIPROC", "1")
     if hf_datasets_cache:
         os.environ["HF_DATASETS_CACHE"] = str(Path(hf_datasets_cache).expanduser().resolve())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.base_config import StrictModel
 
@@ -18,8 +18,7 @@ class GateConfig(StrictModel):
     """The release gate: registration moves the `champion` alias only when it passes."""
 
     metric: str = "sft_val_loss"
-    """Metric judged (a key of the evaluate manifest's `metrics`: `sft_val_loss`, `cloze_acc`,
-    `mc_acc_norm`, ...; the base model's are `base_<metric>`)."""
+    """Metric judged: a key of the manifest's `metrics` (`sft_val_loss`, `cloze_acc`...)."""
     baseline: str | None = "base_sft_val_loss"
     """Metric it is compared with; null = compare with `threshold` alone."""
     threshold: float = 0.0
@@ -27,15 +26,14 @@ class GateConfig(StrictModel):
     higher_is_better: bool = False
     """False for losses (pass when lower), True for scores such as accuracy."""
     beat_champion: bool = False
-    """Also require `metric` to beat `champion_<metric>`: the current champion (`evaluate.champion`)
-    scored on this run's tasks. Passes that part when there is no champion yet."""
+    """Also beat `champion_<metric>` (`evaluate.champion` on this run's tasks), if it exists."""
 
 
 class EvaluateConfig(StrictModel):
     """How the fine-tuned model is compared with the base model (`<run>/evaluate/`)."""
 
     batch_size: int = Field(8, ge=1)
-    """Sequences per forward pass when computing losses."""
+    """Sequences per forward pass when computing losses and task scores."""
     pretrain_val_batches: int = Field(16, ge=1)
     """Batches of held-out pretraining windows (`<run>/tokenize/val`) scored per model."""
     prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_PROMPTS))
@@ -53,8 +51,7 @@ class EvaluateConfig(StrictModel):
     seed: int = 0
     """Seed of sampled decoding (greedy ignores it)."""
     tasks: list[str] = Field(default_factory=lambda: ["cloze", "mc"])
-    """lm-eval tasks scored for both models: `cloze` and `mc` (built from the run's held-out
-    data), or any lm-eval task whose data is in `hf_datasets_cache`; [] = none."""
+    """lm-eval tasks for both models: cloze, mc (from held-out data) or any with local data."""
     task_examples: int = Field(200, ge=1)
     """Examples per task at most (built tasks have this many; lm-eval's own are cut to it)."""
     cloze_min_words: int = Field(30, ge=2)
@@ -68,10 +65,14 @@ class EvaluateConfig(StrictModel):
     bootstrap_iters: int = Field(1000, ge=0)
     """Bootstrap resamples of lm-eval for standard errors without a closed form (perplexity)."""
     hf_datasets_cache: str | None = None
-    """Directory holding lm-eval's own tasks' datasets (a HF datasets cache filled beforehand);
-    null = HF_DATASETS_CACHE or ~/.cache/huggingface/datasets. Nothing is downloaded."""
+    """HF datasets cache holding lm-eval's own tasks' data; null = HF_DATASETS_CACHE's default."""
     champion: str | None = None
-    """A registered version also scored on `tasks`, e.g. `models:/lmpipe-demo@champion`: its
-    scores are `champion_<task>_<metric>` (none while it does not exist); null = not scored."""
+    """Also score this version (`models:/NAME@champion`) as `champion_<metric>`; null = no."""
     gate: GateConfig = Field(default_factory=GateConfig)
     """The pass/fail rule registration uses."""
+
+    @model_validator(mode="after")
+    def _check_cloze_words(self) -> EvaluateConfig:
+        if self.cloze_min_words > self.cloze_max_words:
+            raise ValueError("`evaluate.cloze_min_words` must not exceed `cloze_max_words`")
+        return self

@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=help_text)
         _config_args(stage, io=False)
         stage.add_argument("--output", help=f"run directory (reads <output>/{reads})")
+    evaluate = sub.choices["evaluate"]
+    evaluate.add_argument(
+        "--model",
+        help="score only this model on lm-eval tasks: models:/NAME@ALIAS, models:/NAME/N or a dir",
+    )
+    evaluate.add_argument(
+        "--tasks", nargs="+", metavar="TASK", help="with --model: tasks (default: evaluate.tasks)"
+    )
     scaling = sub.add_parser("scaling", help="train the `scaling` ladder, fit loss vs size/compute")
     _config_args(scaling, io=False)
     scaling.add_argument("--output", help="run directory (reads <output>/tokenize)")
@@ -187,6 +195,18 @@ def _run_scaling(cfg: PipelineConfig) -> int:
     return 1 if failed else 0
 
 
+def _evaluate_model(cfg: PipelineConfig, model: str, tasks: list[str] | None) -> int:
+    """`lmpipe evaluate --model URI [--tasks ...]`: print the scores as JSON."""
+    from pipeline.registry.register import tracking_uri
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(cfg.registry)  # models:/ resolves here
+    from flows.evaluate import evaluate_model_flow
+
+    record = evaluate_model_flow(cfg, model, tasks)
+    print(json.dumps(record["metrics"], indent=2))
+    return 0
+
+
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     _check_inputs(cfg, stages)
     with holding(cfg):
@@ -270,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             # loop (never awaited, then exits as it should): not worth a warning to the user.
             warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
             serve_deployments(resolve(args), limit=args.limit)
+        elif args.command == "evaluate" and args.model:
+            return _evaluate_model(resolve(args), args.model, args.tasks)
         elif args.command in ("pretrain", "finetune", "evaluate"):
             return _run_training(resolve(args), [args.command])
         elif args.command == "register":

@@ -17,6 +17,7 @@ from flows.common import holds_run_dir, progress_reporter, summary
 from flows.params import TRAINING_STAGES, TrainingStage, documented
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
+from pipeline.evaluate.report import tasks_markdown
 from pipeline.finetune.launch import launch_finetune
 from pipeline.layout import RunLayout
 from pipeline.stage import read_manifest
@@ -62,7 +63,12 @@ def evaluate_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     gate = result.manifest.get("gate", {})
     verdict = "passed" if gate.get("passed") else "FAILED"
     logger.info("evaluate: gate %s: %s", verdict, gate.get("rule"))
-    create_markdown_artifact(pretrain_markdown(RunLayout(run_dir).evaluate), key="evaluate-report")
+    report = pretrain_markdown(RunLayout(run_dir).evaluate)
+    table = tasks_markdown(result.manifest.get("metrics", {}))
+    if table:
+        logger.info("evaluate: task scores\n%s", table)
+        report += "\n\n## Tasks (lm-evaluation-harness, ± standard error)\n\n" + table
+    create_markdown_artifact(report, key="evaluate-report")
     return {**summary(result), "gate": gate}
 
 

@@ -18,6 +18,8 @@ import torch
 from pipeline.base_config import config_hash
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
+from pipeline.evaluate.task_scores import go_offline, task_scores
+from pipeline.evaluate.tasks import build_tasks
 from pipeline.layout import RunLayout
 from pipeline.model import load_model
 from pipeline.model.chat import (
@@ -39,6 +41,7 @@ from pipeline.stage import (
 
 STAGE = "evaluate"
 SAMPLES = "samples.json"
+TASK_DIR = "tasks"  # the lm-eval tasks built from the run's held-out data
 
 
 def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
@@ -60,12 +63,19 @@ def apply_gate(gate: GateConfig, metrics: dict[str, float]) -> dict[str, Any]:
     else:
         margin = f" by more than {gate.threshold:g}" if gate.threshold else ""
         rule = f"{gate.metric} ({value:.4f}) must be {word} {gate.baseline} ({base:.4f}){margin}"
+    champion = metrics.get(f"champion_{gate.metric}") if gate.beat_champion else None
+    if champion is not None:
+        passed = passed and (value > champion if gate.higher_is_better else value < champion)
+        rule += f", and {word} champion_{gate.metric} ({champion:.4f})"
+    elif gate.beat_champion:
+        rule += " (no champion to beat yet)"
     return {
         "metric": gate.metric,
         "value": value,
         "baseline_metric": gate.baseline,
         "baseline": base,
         "threshold": gate.threshold,
+        "champion": champion,
         "higher_is_better": gate.higher_is_better,
         "passed": bool(passed),
         "rule": rule,
@@ -103,6 +113,51 @@ def answer_prompts(model, tokenizer, cfg: EvaluateConfig) -> dict[str, str]:
     return answers
 
 
+def harness_scores(model, tokenizer_path: str, task_dir: Path, cfg: EvaluateConfig) -> dict:
+    """`<task>_<metric>[_stderr]` of one model on `cfg.tasks` (lm-evaluation-harness)."""
+    if not cfg.tasks:
+        return {}
+    go_offline(cfg.hf_datasets_cache)
+    from pipeline.evaluate.harness import LmpipeLM
+
+    lm = LmpipeLM(model=model, tokenizer=tokenizer_path, batch_size=cfg.batch_size)
+    return task_scores(
+        lm,
+        cfg.tasks,
+        task_dir,
+        limit=cfg.task_examples,
+        bootstrap_iters=cfg.bootstrap_iters,
+        seed=cfg.seed,
+    )
+
+
+def champion_scores(cfg: EvaluateConfig, task_dir: Path) -> dict[str, float]:
+    """Task scores of `cfg.champion` on this run's tasks; {} when unset or not registered yet."""
+    if not (cfg.champion and cfg.tasks):
+        return {}
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.evaluate.harness import LmpipeLM
+
+    try:
+        lm = LmpipeLM(pretrained=cfg.champion, batch_size=cfg.batch_size)
+    except MlflowException:
+        return {}  # no champion yet (or no such model): nothing to compare with
+    return task_scores(
+        lm, cfg.tasks, task_dir, limit=cfg.task_examples, bootstrap_iters=cfg.bootstrap_iters
+    )
+
+
+def task_info(cfg: EvaluateConfig, built: dict[str, int], task_dir: Path) -> dict[str, Any]:
+    """Per task: where its examples come from and how many were scored (at most)."""
+    return {
+        t: {"source": "run", "examples": built[t], "yaml": str(task_dir / f"{t}.yaml")}
+        if t in built
+        else {"source": "lm-eval", "examples": cfg.task_examples}
+        for t in cfg.tasks
+    }
+
+
 def evaluate_inputs(run: RunLayout) -> dict[str, str]:
     return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
 
@@ -127,19 +182,24 @@ def run_evaluate(
     tokenizer = load_chat_tokenizer(ft["tokenizer_path"])
     eod = int(tok_info["eod_id"]) if pre.get("config", {}).get("document_masking", True) else None
     torch.manual_seed(cfg.seed)
+    task_dir = stage.out_dir / TASK_DIR
+    built = build_tasks(run.run_dir, task_dir, cfg.tasks, cfg) if cfg.tasks else {}
     metrics, samples = {}, {}
     models = (("base_", "pretrain"), ("", "finetune"))
     for done, (prefix, name) in enumerate(models):
         model = load_model(run.stage(name)).eval()
         scores = score(model, run, cfg, eod, tok_info["pad_id"])
+        scores |= harness_scores(model, ft["tokenizer_path"], task_dir, cfg)
         metrics |= {prefix + k: v for k, v in scores.items()}
         samples[name] = answer_prompts(model, tokenizer, cfg)
         if progress:
             progress(done + 1, len(models), {"models": done + 1})
+    metrics |= {f"champion_{k}": v for k, v in champion_scores(cfg, task_dir).items()}
     gate = apply_gate(cfg.gate, metrics)
     write_json_atomic(stage.out_dir / SAMPLES, samples["finetune"])
     counts = {
         "prompts": len(cfg.prompts),
+        **{f"{task}_examples": n for task, n in built.items()},
         "sft_val_samples": ft.get("counts", {}).get("val_samples", 0),
     }
     return stage.finish(
@@ -149,6 +209,7 @@ def run_evaluate(
         inputs=inputs,
         metrics=metrics,
         gate=gate,
+        tasks=task_info(cfg, built, task_dir),
         samples={"finetune": samples["finetune"], "base": samples["pretrain"]},
         mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),

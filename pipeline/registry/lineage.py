@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.evaluate.report import tasks_sentence
 from pipeline.layout import RunLayout
 from pipeline.refresh import SNAPSHOT_FILE
 from pipeline.stage import MANIFEST, MissingUpstreamError, file_sha256, read_manifest
@@ -204,6 +205,7 @@ def model_card(rm: RunModel, name: str) -> str:
         + (_finetune_note(counts) if rm.source_stage == "finetune" else "")
         + ".",
         "- **Metrics**: " + (", ".join(f"{k} {v:.4g}" for k, v in _card_metrics(rm)) or "none"),
+        *_task_line(rm),
         f"- **Gate**: {'passed' if gate['passed'] else 'failed'} ({gate['rule']}; "
         + f"{gate['metric']} = {gate['value']}).",
     ]
@@ -220,7 +222,24 @@ def _finetune_note(counts: dict[str, Any]) -> str:
 
 
 def _card_metrics(rm: RunModel) -> list[tuple[str, float]]:
-    """The evaluation's numbers when there was one, else the training run's."""
+    """The evaluation's numbers when there was one, else the training run's (task scores have
+    their own line)."""
     evaluated = rm.manifests.get("evaluate", {}).get("metrics", {})
     chosen = evaluated or rm.manifests.get(rm.source_stage, {}).get("metrics", {})
-    return [(k, float(v)) for k, v in chosen.items() if isinstance(v, int | float)]
+    tasks = set(rm.manifests.get("evaluate", {}).get("tasks", {}))
+    prefixes = tuple(f"{p}{t}_" for t in tasks for p in ("", "base_", "champion_"))
+    return [
+        (k, float(v))
+        for k, v in chosen.items()
+        if isinstance(v, int | float) and not (prefixes and k.startswith(prefixes))
+    ]
+
+
+def _task_line(rm: RunModel) -> list[str]:
+    """Task accuracies with standard errors (lm-evaluation-harness), base and champion beside."""
+    scores = tasks_sentence(rm.manifests.get("evaluate", {}).get("metrics", {}))
+    if not scores:
+        return []
+    tasks = rm.manifests["evaluate"].get("tasks", {})
+    sizes = ", ".join(f"{t} {info.get('examples', '?')}" for t, info in tasks.items())
+    return [f"- **Tasks** (lm-evaluation-harness, ± standard error; examples: {sizes}): {scores}."]

@@ -37,6 +37,12 @@ def test_fine_tuning_on_the_bundled_set_lowers_the_response_loss(finetuned_run):
     assert "must be below base_sft_val_loss" in gate["rule"]
     for key in ("base_pretrain_val_loss", "pretrain_val_loss", "pretrain_val_ppl", "sft_val_ppl"):
         assert metrics[key] > 0
+    for prefix in ("", "base_"):  # lm-eval task scores of both models, with standard errors
+        for key in ("cloze_acc", "mc_acc", "mc_acc_norm"):
+            assert 0.0 <= metrics[prefix + key] <= 1.0
+            assert metrics[prefix + key + "_stderr"] >= 0.0, prefix + key
+    assert m["counts"]["cloze_examples"] > 20 and m["counts"]["mc_examples"] > 20
+    assert metrics["mc_acc_stderr"] > 0.0 and metrics["mc_acc_norm_stderr"] > 0.0, metrics
     samples = json.loads((finetuned_run / "evaluate" / "samples.json").read_text())
     assert set(samples) == set(cfg.prompts) and all(isinstance(v, str) for v in samples.values())
     assert run_evaluate(cfg, finetuned_run).skipped
@@ -66,3 +72,39 @@ def test_gate_rules():
     assert not gate["passed"] and gate["baseline"] is None and "above 0.75" in gate["rule"]
     with pytest.raises(ValueError, match="evaluate.gate.metric"):
         apply_gate(GateConfig(metric="bleu"), metrics)
+    versus = GateConfig(metric="acc", baseline=None, higher_is_better=True, beat_champion=True)
+    assert apply_gate(versus, metrics | {"champion_acc": 0.6})["passed"]
+    lost = apply_gate(versus, metrics | {"champion_acc": 0.8})
+    assert not lost["passed"] and "and above champion_acc (0.8000)" in lost["rule"]
+
+
+def test_the_gate_compares_with_the_champion_scored_on_the_same_tasks(
+    finetuned_run, tmp_path, monkeypatch
+):
+    """The registered version is this very model: scored on this run's tasks it ties, so a
+    gate that must beat the champion fails, while the base-model comparison alone passes."""
+    from pipeline.registry.config import RegistryConfig
+    from pipeline.registry.register import run_register
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    run = fresh_run(finetuned_run.resolve().parent / "run", tmp_path / "again")
+    shutil.copytree(finetuned_run / "finetune", run / "finetune")
+    run_register(RegistryConfig(tracking_uri=uri, model_name="lm-eval-gate"), finetuned_run)
+    gate = ["evaluate.gate.metric=mc_acc_norm", "evaluate.gate.baseline=null"]
+    gate += ["evaluate.gate.threshold=0", "evaluate.gate.higher_is_better=true"]
+    cfg = tiny_config(*gate, "evaluate.champion=models:/lm-eval-gate@challenger").evaluate
+    beat = cfg.model_copy(update={"gate": cfg.gate.model_copy(update={"beat_champion": True})})
+    m = run_evaluate(beat, run).manifest
+    metrics = m["metrics"]
+    assert metrics["champion_mc_acc_norm"] == pytest.approx(metrics["mc_acc_norm"], abs=1e-9)
+    assert metrics["champion_cloze_acc"] == pytest.approx(metrics["cloze_acc"], abs=1e-9)
+    assert m["gate"]["passed"] is False and m["gate"]["champion"] == metrics["mc_acc_norm"]
+    assert "and above champion_mc_acc_norm" in m["gate"]["rule"]
+
+    missing = beat.model_copy(update={"champion": "models:/no-such-model@champion"})
+    shutil.rmtree(run / "evaluate")
+    m = run_evaluate(missing, run).manifest
+    assert not any(k.startswith("champion_") for k in m["metrics"])
+    assert "(no champion to beat yet)" in m["gate"]["rule"]

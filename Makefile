@@ -28,7 +28,9 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # uv does not read pip's config, so the directory holding the CPU torch wheel is named here.
 LOCK_FLAGS := --extra dev --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --find-links /opt/wheels
-lock: setup
+# Not after `setup`: with a dependency just added, the installed environment fails `pip check`.
+lock:
+	test -x $(BIN)/uv || ($(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q uv==0.13.9)
 	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) $(UPGRADE) -o requirements.lock
 
 # The whole pipeline on the bundled sample (CPU), then a generation from the registered champion.

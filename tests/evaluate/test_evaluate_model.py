@@ -10,9 +10,7 @@ from flows.cli import main
 from pipeline.evaluate.harness import LmpipeLM
 from pipeline.evaluate.registered import model_slug
 from pipeline.evaluate.task_scores import task_scores
-from pipeline.registry.config import RegistryConfig
-from pipeline.registry.register import run_register
-from tests.finetune.runs import fresh_run
+from tests.finetune.runs import registered_run
 from tests.flows.prefect_api import latest_artifact
 
 # No capsys here: Prefect's console log handler would keep the captured stream after the test.
@@ -21,12 +19,7 @@ from tests.flows.prefect_api import latest_artifact
 def test_a_registered_version_is_scored_from_the_command_line(
     pretrained_run, tmp_path, monkeypatch, prefect_harness
 ):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    run = fresh_run(pretrained_run, tmp_path / "run")
-    run_register(RegistryConfig(tracking_uri=uri, model_name="lm-cli-eval"), run)
-    version = "models:/lm-cli-eval@challenger"
+    run, version = registered_run(pretrained_run, tmp_path, monkeypatch, "lm-cli-eval")
     args = ["evaluate", "--output", str(run), "--model", version, "--tasks", "cloze"]
     assert main([*args, "--set", "evaluate.task_examples=30"]) == 0
     out = run / "evaluate" / "models" / model_slug(version)

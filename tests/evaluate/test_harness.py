@@ -141,17 +141,10 @@ def test_the_adapter_on_a_registered_version_and_lm_eval_hf_on_its_export_agree(
     from lm_eval import simple_evaluate
 
     from pipeline.evaluate.task_scores import flat_metrics, task_manager
-    from pipeline.registry.config import RegistryConfig
     from pipeline.registry.export_hf import export_hf
-    from pipeline.registry.register import run_register
-    from tests.finetune.runs import fresh_run
+    from tests.finetune.runs import registered_run
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    run = fresh_run(pretrained_run, tmp_path / "run")
-    run_register(RegistryConfig(tracking_uri=uri, model_name="harness"), run)
-    version = "models:/harness@challenger"
+    run, version = registered_run(pretrained_run, tmp_path, monkeypatch, "harness")
     ours = task_scores(LmpipeLM(pretrained=version, batch_size=4), ["cloze", "mc"], task_dir)
 
     export = export_hf(version, tmp_path / "hf")

@@ -68,3 +68,18 @@ def fresh_run(base: Path, path: Path) -> Path:
     for stage in ("tokenize", "pretrain"):
         (path / stage).symlink_to(base / stage, target_is_directory=True)
     return path
+
+
+def registered_run(base: Path, tmp_path: Path, monkeypatch, name: str) -> tuple[Path, str]:
+    """A `fresh_run` of `base` in `tmp_path/run`, registered as `name` in a sqlite MLflow store
+    in `tmp_path` (the test's working directory and `MLFLOW_TRACKING_URI`); returns the run and
+    the version's URI, `models:/<name>@challenger`."""
+    from pipeline.registry.config import RegistryConfig
+    from pipeline.registry.register import run_register
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    run = fresh_run(base, tmp_path / "run")
+    run_register(RegistryConfig(tracking_uri=uri, model_name=name), run)
+    return run, f"models:/{name}@challenger"

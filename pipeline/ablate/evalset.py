@@ -30,7 +30,9 @@ class EvalDoc:
 
 def eval_documents(dedup_dir: Path, fraction: float, max_documents: int = 0) -> list[EvalDoc]:
     """The base corpus's held-out documents, ordered by id hash (stable across runs)."""
-    table = ds.dataset(str(dedup_dir), format="arrow").to_table(columns=["id", "text"])
+    # Only the stage's top-level shards: `clusters/`, `index/` and `rejected/` hold other tables.
+    shards = sorted(str(p) for p in Path(dedup_dir).glob("*.arrow"))
+    table = ds.dataset(shards, format="arrow").to_table(columns=["id", "text"])
     docs = [
         EvalDoc(i, t)
         for i, t in zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True)
@@ -53,8 +55,10 @@ def eval_set_fingerprint(docs: list[EvalDoc]) -> str:
 def _windows(ids: list[int], eod: int, block: int) -> list[tuple[list[int], list[int]]]:
     """(inputs, targets) chunks of one document: context starts at EOD, as after a document
     boundary in training; chunks do not overlap, so each token is scored once."""
-    seq = [eod, *ids]
-    return [(seq[s : s + block], seq[s + 1 : s + block + 1]) for s in range(0, len(seq) - 1, block)]
+    seq, last = [eod, *ids], len(ids)  # inputs end before the final token
+    return [
+        (seq[s : min(s + block, last)], seq[s + 1 : s + block + 1]) for s in range(0, last, block)
+    ]
 
 
 def score_documents(

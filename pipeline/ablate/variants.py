@@ -179,11 +179,11 @@ def link_shared(run_dir: Path, base_dir: Path, stages: list[str]) -> None:
 def plan_ablation(
     config_path: str | None, variants_path: str, output: str | Path, overrides: list[str] | None
 ) -> tuple[PipelineConfig, AblationPlan, dict[str, PipelineConfig]]:
-    """The base config (with the file's `ablate:`/`proxy:` settings) and every variant's config
-    by name; every error (a bad key, a bad value) comes before any work."""
+    """The base config (with the file's `ablate:`/`proxy:` settings, then `overrides`) and every
+    variant's config by name; every error (a bad key, a bad value) comes before any work."""
     from pipeline.config import load_config
 
     plan = load_variants(variants_path)
-    base = load_config(config_path, list(overrides or []) + settings_overrides(plan))
+    base = load_config(config_path, settings_overrides(plan) + list(overrides or []))
     configs = {v.name: variant_config(base, v, output, str(variants_path)) for v in plan.variants}
     return base, plan, configs

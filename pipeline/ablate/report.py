@@ -25,11 +25,14 @@ def is_ablation(directory: Path) -> bool:
 def data_counts(run_dir: Path, trained_tokens: int) -> dict[str, Any]:
     """Documents and tokens a variant kept, and how often its train split is repeated."""
     run = RunLayout(run_dir)
-    ingest, dedup, tok = (read_manifest(d) or {} for d in (run.ingest, run.dedup, run.tokenize))
+    ingest, clean, dedup, tok = (
+        read_manifest(d) or {} for d in (run.ingest, run.clean, run.dedup, run.tokenize)
+    )
     train_tokens = tok.get("counts", {}).get("train_tokens", 0)
     return {
         "ingested": ingest.get("counts", {}).get("documents", 0),
-        "clean_documents": (read_manifest(run.clean) or {}).get("counts", {}).get("documents", 0),
+        "clean_documents": clean.get("counts", {}).get("documents", 0),
+        "clean_reasons": clean.get("reasons", {}),
         "documents": dedup.get("counts", {}).get("documents", 0),
         "train_tokens": train_tokens,
         "trained_tokens": trained_tokens,
@@ -72,6 +75,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "split was repeated to reach the same training tokens"
         + (f" ({', '.join(repeated)})." if repeated else " (none)."),
     ]
+    lines += ["", *funnel_lines(results)]
     if results["seeds"] > 1:
         lines.append("")
         lines.append(
@@ -82,6 +86,25 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
         )
     return "\n".join(lines) + "\n"
+
+
+def funnel_lines(results: dict[str, Any]) -> list[str]:
+    """Per variant: documents after ingest, clean and dedup, and clean's main drop reasons."""
+    lines = [
+        "## Funnel",
+        "",
+        "| variant | ingested | after clean | after dedup | main clean drops |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, row in results["variants"].items():
+        d = row["data"]
+        top = sorted(d.get("clean_reasons", {}).items(), key=lambda kv: -kv[1])[:3]
+        drops = ", ".join(f"{reason} {n}" for reason, n in top) or "—"
+        lines.append(
+            f"| {name} | {d['ingested']:,} | {d['clean_documents']:,} | {d['documents']:,} | "
+            f"{drops} |"
+        )
+    return lines
 
 
 def plot(results: dict[str, Any], out_dir: Path) -> Path:

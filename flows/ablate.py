@@ -109,8 +109,13 @@ def variant_data(cfg: PipelineConfig, base: PipelineConfig, output: Path) -> dic
     link_shared(Path(cfg.run_dir), output / BASE, shared)
     todo = [s for s in (*STAGE_SECTIONS, "tokenize") if s not in shared]
     results = build_corpus(cfg, todo)
-    get_run_logger().info("%s: shared %s, ran %s", Path(cfg.run_dir).name, shared or "-", todo)
-    return {"shared": shared, "ran": todo, "stages": results}
+    get_run_logger().info(
+        "%s: linked to base %s; own stages %s (Cached when unchanged)",
+        Path(cfg.run_dir).name,
+        shared or "-",
+        todo,
+    )
+    return {"shared": shared, "own": todo, "stages": results}
 
 
 @task(name="ablate-report")

@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     scaling = sub.add_parser("scaling", help="train the `scaling` ladder, fit loss vs size/compute")
     _config_args(scaling, io=False)
     scaling.add_argument("--output", help="run directory (reads <output>/tokenize)")
+    ablate = sub.add_parser(
+        "ablate",
+        help="data-recipe ablation: variants of the data stages, "
+        "one proxy model each, compared in bits per byte on held-out text",
+    )
+    _config_args(ablate, io=False)
+    ablate.add_argument("--variants", required=True, help="variants YAML (configs/ablations/)")
+    ablate.add_argument("--output", required=True, help="ablation directory (<output>/<variant>/)")
     run = sub.add_parser("run", help="the whole pipeline: raw inputs to a registered model")
     _config_args(run)
     run.add_argument(
@@ -207,6 +215,19 @@ def _evaluate_model(cfg: PipelineConfig, model: str, tasks: list[str] | None) ->
     return 0
 
 
+def _run_ablate(args: argparse.Namespace) -> int:
+    from pipeline.ablate.variants import plan_ablation
+
+    base, _, _ = plan_ablation(args.config, args.variants, args.output, args.overrides)
+    ingest = base.ingest
+    resolve_inputs(base.inputs, ingest.network_timeout_seconds, ingest.storage_options)
+    from flows.ablate import ablate_flow
+
+    result = ablate_flow(args.variants, args.output, args.config, args.overrides)
+    print(Path(result["report"]["report"]).read_text())
+    return 0
+
+
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     _check_inputs(cfg, stages)
     with holding(cfg):
@@ -257,11 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LMPIPE_TRACEBACKS"] = "1" if args.debug else "0"  # read by flows/common.py
     try:
         if args.command == "report":
+            from pipeline.ablate.report import REPORT_FILE, is_ablation
             from pipeline.report import print_report, render_markdown
 
             if not Path(args.run_dir).is_dir():
                 raise InputError(f"run directory {args.run_dir} does not exist")
-            if args.markdown:
+            if is_ablation(Path(args.run_dir)):
+                print(Path(args.run_dir, REPORT_FILE).read_text())
+            elif args.markdown:
                 print(render_markdown(Path(args.run_dir)))
             else:
                 print_report(Path(args.run_dir))
@@ -276,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_pipeline(resolve(args), args.stages)
         elif args.command == "refresh":
             return _run_refresh(resolve(args))
+        elif args.command == "ablate":
+            return _run_ablate(args)
         elif args.command == "scaling":
             return _run_scaling(resolve(args))
         elif args.command == "deploy":

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from pipeline.ablate.config import AblateConfig
 from pipeline.base_config import StrictModel, config_hash  # noqa: F401 (re-exported)
 from pipeline.clean.config import CleanConfig
 from pipeline.dedup.config import DedupConfig
@@ -71,6 +72,8 @@ class PipelineConfig(StrictModel):
     """Registry: the MLflow registered model, its tracking URI and the champion promotion policy."""
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     """Scaling-law sweeps (`lmpipe scaling`): a ladder of model sizes and the power-law fits."""
+    ablate: AblateConfig = Field(default_factory=AblateConfig)
+    """Data-recipe ablations (`lmpipe ablate`): seeds, the held-out eval split, the bootstrap."""
 
 
 class ConfigError(ValueError):

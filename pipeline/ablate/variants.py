@@ -1,0 +1,189 @@
+"""The variants file of an ablation and each variant's pipeline config.
+
+A variants file names variants, each a mapping of dotted data-stage keys to values (the same
+keys as `--set`), plus optional `ablate:` settings and `proxy:` overrides of `pretrain.*` that
+apply to every variant:
+
+    ablate: {seeds: 2}
+    proxy: {pretrain.max_steps: 200}
+    variants:
+      no_dedup: {dedup.enabled: false}
+      with_spam: {extra_inputs: [spam/*.jsonl]}
+
+The base (the config itself) is the variant `base`. Only data-stage keys may differ between
+variants (`inputs`, `extra_inputs`, `ingest.*`, `clean.*`, `dedup.*`): the tokenizer, the eval
+split and the proxy model are fixed so that scores compare.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.base_config import config_hash
+from pipeline.config import ConfigError, PipelineConfig, apply_override
+
+BASE = "base"
+DATA_PREFIXES = ("ingest.", "clean.", "dedup.")
+INPUT_KEYS = ("inputs", "extra_inputs")
+# Config sections that decide each shared data stage, in stage order.
+STAGE_SECTIONS = {"ingest": ("inputs", "ingest"), "clean": ("clean",), "dedup": ("dedup",)}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+TOKENIZER = "tokenizer.json"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Dotted data-stage key -> value (what differs from the base)."""
+
+
+@dataclass(frozen=True)
+class AblationPlan:
+    variants: list[Variant]
+    """The base first, then the file's variants in file order."""
+    ablate: dict[str, Any]
+    proxy: dict[str, Any]
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping of dotted keys to values")
+    return value
+
+
+def _check_key(path: str, name: str, key: str) -> None:
+    if key in INPUT_KEYS or key.startswith(DATA_PREFIXES):
+        return
+    raise ConfigError(
+        f"{path}: variant `{name}`: key `{key}` is not a data-stage key (a variant may change"
+        " only inputs, extra_inputs, ingest.*, clean.*, dedup.*; training is fixed for all)"
+    )
+
+
+def load_variants(path: str | Path) -> AblationPlan:
+    """Parse and check a variants file (keys only; values are checked by `variant_config`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"variants file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"variants file {path}: invalid YAML: {err}".splitlines()[0]) from None
+    unknown = set(data) - {"variants", "ablate", "proxy"} if isinstance(data, dict) else {"<root>"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
+    variants = [Variant(BASE)]
+    for name, overrides in _mapping(data.get("variants"), f"{path}: `variants`").items():
+        name = str(name)
+        if name == BASE or not NAME.match(name):
+            raise ConfigError(f"{path}: variant name `{name}` is reserved or not a plain name")
+        overrides = _mapping(overrides, f"{path}: variant `{name}`")
+        for key in overrides:
+            _check_key(str(path), name, key)
+        variants.append(Variant(name, dict(overrides)))
+    if len(variants) < 2:
+        raise ConfigError(f"{path}: `variants` names no variant to compare with the base")
+    proxy = _mapping(data.get("proxy"), f"{path}: `proxy`")
+    for key in proxy:
+        if not key.startswith("pretrain."):
+            raise ConfigError(f"{path}: `proxy` key `{key}` is not a `pretrain.*` key")
+    return AblationPlan(variants, _mapping(data.get("ablate"), f"{path}: `ablate`"), proxy)
+
+
+def settings_overrides(plan: AblationPlan) -> list[str]:
+    """The file's `ablate:` and `proxy:` sections as `--set` assignments on the base config."""
+    ablate = {f"ablate.{k}": v for k, v in plan.ablate.items()}
+    return [f"{k}={json.dumps(v)}" for k, v in (ablate | plan.proxy).items()]
+
+
+def variant_config(
+    base: PipelineConfig, variant: Variant, output: str | Path, path: str = "variants"
+) -> PipelineConfig:
+    """The variant's whole config: the base, in `<output>/<variant>/`, with the shared eval split
+    and (for all but the base) the base's tokenizer, then the variant's overrides."""
+    from pipeline.config import load_config
+
+    output = Path(output).resolve()
+    fixed = {
+        "run_dir": str(output / variant.name),
+        "tokenize.val_fraction": base.ablate.eval_fraction,
+    }
+    if variant.name != BASE:
+        fixed["tokenize.tokenizer_path"] = str(output / BASE / "tokenize" / TOKENIZER)
+    data = base.model_dump(mode="json")
+    extra: list[str] = []
+    for key, value in {**fixed, **variant.overrides}.items():
+        if key == "extra_inputs":
+            extra = [value] if isinstance(value, str) else list(value)
+            continue
+        apply_override(data, f"{key}={json.dumps(value)}")
+    data["inputs"] = list(data["inputs"]) + extra
+    try:
+        cfg = load_config(base=data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: variant `{variant.name}`: {err}") from None
+    # `storage_options` never leaves the model (secrets): carry it over by hand.
+    cfg.ingest.storage_options = dict(base.ingest.storage_options)
+    return cfg
+
+
+def shared_stages(base: PipelineConfig, cfg: PipelineConfig) -> list[str]:
+    """The leading data stages whose config equals the base's: their directories are shared."""
+    shared = []
+    for stage, sections in STAGE_SECTIONS.items():
+        if any(_section_hash(base, s) != _section_hash(cfg, s) for s in sections):
+            break
+        shared.append(stage)
+    return shared
+
+
+def _section_hash(cfg: PipelineConfig, name: str) -> str:
+    value = getattr(cfg, name)
+    return config_hash(value) if hasattr(value, "model_dump") else json.dumps(value)
+
+
+def link_shared(run_dir: Path, base_dir: Path, stages: list[str]) -> None:
+    """`<variant>/<stage>` -> `../base/<stage>` for the shared stages (computed once, read by
+    every variant); a stage the variant now computes itself loses a stale link."""
+    import shutil
+
+    from pipeline.layout import RunLayout
+
+    run, base = RunLayout(run_dir), RunLayout(base_dir)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    for stage in STAGE_SECTIONS:
+        path = run.stage(stage)
+        if stage not in stages:
+            if path.is_symlink():
+                path.unlink()
+            continue
+        target = Path("..") / base.stage(stage).relative_to(Path(base_dir).parent)
+        if path.is_symlink() and Path(path.readlink()) == target:
+            continue
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)  # computed by an earlier version of this variant
+        path.symlink_to(target, target_is_directory=True)
+
+
+def plan_ablation(
+    config_path: str | None, variants_path: str, output: str | Path, overrides: list[str] | None
+) -> tuple[PipelineConfig, AblationPlan, dict[str, PipelineConfig]]:
+    """The base config (with the file's `ablate:`/`proxy:` settings, then `overrides`) and every
+    variant's config by name; every error (a bad key, a bad value) comes before any work."""
+    from pipeline.config import load_config
+
+    plan = load_variants(variants_path)
+    base = load_config(config_path, settings_overrides(plan) + list(overrides or []))
+    configs = {v.name: variant_config(base, v, output, str(variants_path)) for v in plan.variants}
+    return base, plan, configs

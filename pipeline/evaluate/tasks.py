@@ -25,6 +25,7 @@ import yaml
 from tokenizers import Tokenizer
 
 from pipeline.finetune.data import BadRecord, is_val, to_messages
+from pipeline.finetune.launch import resolve_data_path
 from pipeline.layout import RunLayout
 from pipeline.stage import MissingUpstreamError, read_manifest, write_json_atomic
 from pipeline.tokens.shards import load_token_shard, read_token_index, token_shard_paths
@@ -102,7 +103,8 @@ def held_out_questions(run_dir: Path) -> list[dict[str, str]]:
     if ft is None:
         where = RunLayout(run_dir).finetune
         raise MissingUpstreamError(f"{where} has no manifest: the mc task needs a fine-tuned run")
-    data, fraction = Path(ft["config"]["data"]), float(ft["config"]["val_fraction"])
+    # As fine-tuning found it: the path as given, else relative to the checkout (the demo's).
+    data, fraction = resolve_data_path(ft["config"]["data"]), float(ft["config"]["val_fraction"])
     out = []
     with open(data, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh, start=1):  # ids as pipeline.finetune.data names them

@@ -24,6 +24,13 @@ def test_missing_input_fails_before_any_flow_starts(tmp_path, capsys):
     assert "input not found" in capsys.readouterr().err
 
 
+def test_refresh_with_a_missing_input_fails_before_any_flow_starts(tmp_path, capsys):
+    missing = tmp_path / "none.warc.gz"
+    assert main(["refresh", "--input", str(missing), "--root", str(tmp_path / "snaps")]) == 2
+    assert capsys.readouterr().err == f"lmpipe: error: input not found: {missing}\n"
+    assert not (tmp_path / "snaps").exists()  # no snapshot directory, no lock file
+
+
 def test_bad_override_names_the_key(capsys):
     assert main(["config", "--set", "ingest.shard_max_records=-1"]) == 2
     assert "`ingest.shard_max_records`" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.common import progress_reporter, summary
 from flows.data import build_corpus
+from flows.params import documented
 from pipeline.ablate.compare import compare
 from pipeline.ablate.evalset import eval_documents, eval_set_fingerprint, score_documents
 from pipeline.ablate.report import data_counts, render_markdown, write_results
@@ -182,6 +183,7 @@ def log_to_mlflow(parent: str, results: dict[str, Any], artifacts: list[Path]) -
 
 
 @flow(name="lmpipe-ablate", log_prints=True)
+@documented
 def ablate_flow(
     variants_path: str,
     output: str,
@@ -189,7 +191,15 @@ def ablate_flow(
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Which data makes the better model: every variant of the variants file against the base,
-    at equal proxy model and training tokens, scored in bits per byte on one held-out set."""
+    at equal proxy model and training tokens, scored in bits per byte on one held-out set.
+
+    Args:
+        variants_path: The variants file on the worker (e.g. configs/ablations/demo.yaml): per
+            variant, overrides of the data stages.
+        output: The ablation's directory: one run directory per variant, the scores and the
+            report.
+        config_path: The base config (a YAML file on the worker) that every variant changes.
+    """
     output = str(Path(output).resolve())
     base, plan, configs = plan_ablation(config_path, variants_path, output, overrides)
     Path(output).mkdir(parents=True, exist_ok=True)

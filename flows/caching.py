@@ -44,10 +44,9 @@ def _upstream_digest(run_dir: Path, stage: str) -> Any:
 
 
 def _inputs_digest(inputs: list[str], timeout: float, storage: dict) -> str:
-    from pipeline.ingest.sources import input_fingerprint, resolve_inputs
+    from pipeline.ingest.sources import fingerprint_inputs
 
-    files = resolve_inputs(inputs, timeout, storage)
-    return fingerprint([input_fingerprint(url, timeout, storage) for url in files])
+    return fingerprint(fingerprint_inputs(inputs, timeout, storage))
 
 
 def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
@@ -133,6 +135,18 @@ wrap_console_formatters()  # Prefect configured its logging when it was imported
 FLOW_LOCK_WAIT_SECONDS = 30.0
 
 
+@contextlib.contextmanager
+def flow_lock(path: str | Path, owner: str, wait: float = FLOW_LOCK_WAIT_SECONDS) -> Iterator[Any]:
+    """`run_lock(path)` for a flow run, saying in the run's log when it took over the lock of a
+    process that is gone."""
+    with run_lock(path, owner, wait) as lock:
+        if lock.took_over:
+            get_run_logger().warning(
+                "took over the lock of %s: that process is gone", describe(lock.took_over)
+            )
+        yield lock
+
+
 def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Flow decorator (below `@flow`): the run directory's lock for the whole flow run.
 
@@ -153,11 +167,7 @@ def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
             given.get("config"), given.get("config_path"), given.get("overrides")
         )
         given.update(config=config, config_path=None, overrides=None)
-        with run_lock(config.run_dir, f"flow {fn.__name__}", FLOW_LOCK_WAIT_SECONDS) as lock:
-            if lock.took_over:
-                get_run_logger().warning(
-                    "took over the lock of %s: that process is gone", describe(lock.took_over)
-                )
+        with flow_lock(config.run_dir, f"flow {fn.__name__}"):
             return fn(*bound.args, **bound.kwargs)
 
     # Prefect builds the parameter model from the signature and resolves string annotations in

@@ -16,7 +16,15 @@ def evaluate_model_flow(
     config: PipelineConfig, model: str, tasks: list[str] | None = None
 ) -> dict[str, Any]:
     """Score `model` (`models:/NAME@ALIAS`, `models:/NAME/VERSION` or a stage directory) on
-    lm-eval tasks; `cloze` and `mc` are built from `config.run_dir`'s held-out data."""
+    lm-eval tasks; `cloze` and `mc` are built from `config.run_dir`'s held-out data.
+
+    Args:
+        config: The pipeline config: its `evaluate` section and the `run_dir` whose held-out
+            data the local tasks are built from.
+        model: The model to score: `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a finetune
+            or pretrain stage directory.
+        tasks: lm-eval task names (default: the config's `evaluate.tasks`).
+    """
     from pipeline.evaluate.registered import evaluate_model  # torch and lm_eval only here
 
     record = evaluate_model(config.evaluate, config.run_dir, model, tasks)

@@ -7,6 +7,7 @@ refuses a misspelled one when the run is created (a run never completes doing no
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
@@ -23,23 +24,30 @@ assert (*DATA_STAGES, *TRAINING_STAGES) == STAGE_ORDER[: len(DATA_STAGES) + len(
 
 
 # Prefect's UI form takes each parameter's help text from the flow docstring's `Args:` section;
-# the three flows share their parameters, so they share this section too (`documented`).
-FLOW_ARGS = """
-
-    Args:
-        config: The whole pipeline config as a form; the deployment's defaults come from the
-            config `lmpipe serve` was started with. Ignored when `config_path` is given.
-        stages: Only these stages, in pipeline order (default: all of this flow's stages).
-        config_path: A YAML config file on the worker (e.g. configs/demo.yaml), instead of
-            `config`.
-        overrides: `key=value` overrides applied on top, as `lmpipe --set` takes them
-            (e.g. pretrain.max_steps=200).
-    """
+# the flows share most parameters, so they share their help too (`documented`).
+ARG_DOCS = {
+    "config": "The whole pipeline config as a form; the deployment's defaults come from the\n"
+    "            config `lmpipe serve` was started with. Ignored when `config_path` is given.",
+    "stages": "Only these stages, in pipeline order (default: all of this flow's stages).",
+    "config_path": "A YAML config file on the worker (e.g. configs/demo.yaml), instead of\n"
+    "            `config`.",
+    "overrides": "`key=value` overrides applied on top, as `lmpipe --set` takes them\n"
+    "            (e.g. pretrain.max_steps=200).",
+}
 
 
 def documented(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Append the shared `Args:` section to a flow function's docstring (apply below `@flow`)."""
-    fn.__doc__ = (fn.__doc__ or "").rstrip() + FLOW_ARGS
+    """Add an `Args:` entry (`ARG_DOCS`) for each shared parameter of a flow function that its
+    docstring does not describe itself (apply below `@flow`)."""
+    doc = (fn.__doc__ or "").rstrip()
+    if "\n    Args:\n" not in doc:
+        doc += "\n\n    Args:"
+    shared = [n for n in inspect.signature(fn).parameters if n in ARG_DOCS]
+    fn.__doc__ = (
+        doc
+        + "".join(f"\n        {n}: {ARG_DOCS[n]}" for n in shared if f"\n        {n}: " not in doc)
+        + "\n    "
+    )
     return fn
 
 

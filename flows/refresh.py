@@ -15,10 +15,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from flows.common import flow_lock
 from flows.data import announce_corpus, build_corpus
-from flows.params import FLOW_ARGS, resolve_config
+from flows.params import documented, resolve_config
 from pipeline.config import PipelineConfig
-from pipeline.ingest.sources import input_fingerprint, resolve_inputs
+from pipeline.ingest.sources import fingerprint_inputs, known_fingerprints
 from pipeline.refresh import (
     LATEST,
     complete_snapshot,
@@ -28,12 +29,12 @@ from pipeline.refresh import (
     prune_snapshots,
     snapshot_config,
 )
-from pipeline.runlock import describe, run_lock
 
 REFRESH_LOCK_WAIT_SECONDS = 30.0
 
 
 @flow(name="lmpipe-refresh", log_prints=True)
+@documented
 def refresh_flow(
     config: PipelineConfig | None = None,
     config_path: str | None = None,
@@ -46,14 +47,9 @@ def refresh_flow(
     root.mkdir(parents=True, exist_ok=True)
     logger = get_run_logger()
     # One refresh at a time per root: two would both take the same inputs as new.
-    with run_lock(root, "flow refresh_flow", REFRESH_LOCK_WAIT_SECONDS) as lock:
-        if lock.took_over:
-            logger.warning(
-                "took over the lock of %s: that process is gone", describe(lock.took_over)
-            )
+    with flow_lock(root, "flow refresh_flow", REFRESH_LOCK_WAIT_SECONDS):
         net = (config.ingest.network_timeout_seconds, config.ingest.storage_options)
-        files = resolve_inputs(list(config.inputs), *net)
-        snap = plan_snapshot(root, [input_fingerprint(url, *net) for url in files])
+        snap = plan_snapshot(root, fingerprint_inputs(list(config.inputs), *net))
         if not snap.new_inputs:
             return _nothing_new(root, snap, logger)
         logger.info(
@@ -64,7 +60,12 @@ def refresh_flow(
             len(snap.skipped_inputs),
         )
         snap_config = snapshot_config(config, snap, config.refresh.shared_tokenizer)
-        with run_lock(snap.dir, "flow refresh_flow", REFRESH_LOCK_WAIT_SECONDS):
+        # The plan's fingerprints serve the ingest stage and its cache key: an object rewritten
+        # since is ingested as it is now and counts as new in the next refresh.
+        with (
+            flow_lock(snap.dir, "flow refresh_flow", REFRESH_LOCK_WAIT_SECONDS),
+            known_fingerprints(snap.new_inputs),
+        ):
             results = build_corpus(snap_config)
         record = complete_snapshot(snap, root)
         if config.refresh.keep_last:
@@ -74,13 +75,6 @@ def refresh_flow(
     )
     announce_corpus(snap_config, snapshot=record)
     return {"snapshot": str(snap.dir), **record["counts"], "stages": results}
-
-
-# The UI form's help for the three parameters, as the other flows have it (no `stages` here).
-refresh_flow.__doc__ = (refresh_flow.__doc__ or "") + FLOW_ARGS.replace(
-    "        stages: Only these stages, in pipeline order (default: all of this flow's stages).\n",
-    "",
-)
 
 
 def _nothing_new(root: Path, snap: Any, logger: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.common import holds_run_dir, progress_reporter, summary
+from flows.params import documented
 from pipeline.config import PipelineConfig
 from pipeline.layout import RunLayout
 from pipeline.scaling.ladder import SCALING_DIR, LadderPoint, plan_ladder, point_config, point_dir
@@ -62,6 +63,7 @@ def fit_task(config: PipelineConfig, run_dir: str, parent: str) -> dict[str, Any
 
 
 @flow(name="lmpipe-scaling", log_prints=True)
+@documented
 @holds_run_dir
 def scaling_flow(
     config: PipelineConfig | None = None,

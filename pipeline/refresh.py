@@ -110,8 +110,13 @@ def plan_snapshot(
     root = Path(root)
     previous = complete_snapshots(root)
     seen = ingested_inputs(previous)
-    new = [fp for fp in fingerprints if _input_key(fp) not in seen]
-    skipped = [fp | {"snapshot": seen[_input_key(fp)].name} for fp in fingerprints if fp not in new]
+    keys = [_input_key(fp) for fp in fingerprints]
+    new = [fp for fp, key in zip(fingerprints, keys, strict=True) if key not in seen]
+    skipped = [
+        fp | {"snapshot": seen[key].name}
+        for fp, key in zip(fingerprints, keys, strict=True)
+        if key in seen
+    ]
     unfinished = [p for p in _snapshot_dirs(root) if p not in previous]
     if unfinished and (not previous or unfinished[-1].name > previous[-1].name):
         return Snapshot(unfinished[-1], new, skipped, previous, resumed=True)

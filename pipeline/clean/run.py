@@ -27,6 +27,7 @@ from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
 from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
+from pipeline.ingest.events import DOCUMENT_SCHEMA
 from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
@@ -46,13 +47,11 @@ from pipeline.stage import (
 STAGE = "clean"
 UNITS_IN_FLIGHT = 2  # the next unit's batches queue up while the current one drains
 
+# A clean document keeps ingest's identity columns as they are; its `text` is the cleaned text.
+KEPT_COLUMNS = ("id", "url", "source", "fetch_date", "content_type")
 CLEAN_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("url", pa.string()),
-        ("source", pa.string()),
-        ("fetch_date", pa.timestamp("s", tz="UTC")),
-        ("content_type", pa.string()),
+    [DOCUMENT_SCHEMA.field(name) for name in KEPT_COLUMNS]
+    + [
         ("text", pa.large_string()),
         ("language", pa.string()),
         ("language_score", pa.float32()),

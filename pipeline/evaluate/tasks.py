@@ -36,26 +36,24 @@ LOCAL_TASKS = ("cloze", "mc")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 LAST_WORD = re.compile(r"^(.*\S)\s+([A-Za-z][A-Za-z'-]*[A-Za-z])[.!?]?$", re.S)
 
+
+def metric(name: str, aggregation: str = "mean", higher_is_better: bool = True) -> dict:
+    """One entry of an lm-eval task's `metric_list`."""
+    return {"metric": name, "aggregation": aggregation, "higher_is_better": higher_is_better}
+
+
 CLOZE_YAML = {
     "output_type": "loglikelihood",
-    "test_split": "test",
     "doc_to_text": "{{text}}",
     "doc_to_target": "{{' ' + target}}",
-    "metric_list": [
-        {"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False},
-        {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-    ],
+    "metric_list": [metric("perplexity", "perplexity", False), metric("acc")],
 }
 MC_YAML = {
     "output_type": "multiple_choice",
-    "test_split": "test",
     "doc_to_text": "Question: {{question}}\nAnswer:",
     "doc_to_choice": "choices",
     "doc_to_target": "gold",
-    "metric_list": [
-        {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-        {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
-    ],
+    "metric_list": [metric("acc"), metric("acc_norm")],
 }
 
 
@@ -163,6 +161,7 @@ def write_task(task_dir: Path, name: str, docs: list[dict], spec: dict[str, Any]
         "task": name,
         "dataset_path": "json",
         "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
         **spec,
         "metadata": {"version": 1.0, "examples": len(docs)},
     }

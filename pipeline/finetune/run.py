@@ -36,9 +36,9 @@ from pipeline.stage import (
     fingerprint,
 )
 from pipeline.train.config import training_config_hash
-from pipeline.train.metrics import Progress, TrainingMonitor, plot_loss_curve, read_metrics
+from pipeline.train.metrics import Progress, plot_loss_curve, read_metrics
 from pipeline.train.run import (
-    RunInfo,
+    TrainingJob,
     mark_prepared,
     prepare_training_dir,
     summary_metrics,
@@ -48,15 +48,13 @@ from pipeline.train.run import (
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
     LAST,
-    build_trainer,
     check_devices,
     full_state_dict,
     log_training_artifacts,
-    mlflow_loggers,
 )
 
 
-class FinetuneJob:
+class FinetuneJob(TrainingJob):
     """One fine-tuning run: data, model and trainer; train; export the merged weights."""
 
     def __init__(
@@ -113,13 +111,9 @@ class FinetuneJob:
             str(self.pretrain_dir),
             lora,
         )
-        self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
-        self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
-        run_name = f"finetune-{self.layout.run_dir.name}"
-        loggers = mlflow_loggers(cfg, self.out_dir, run_name, config_key=self.chash)
-        self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
+        self.attach_trainer(f"finetune-{self.layout.run_dir.name}")
 
-    def _static_params(self) -> dict[str, Any]:
+    def static_params(self) -> dict[str, Any]:
         model = self.module.model
         return {
             "method": self.cfg.method,
@@ -165,7 +159,7 @@ class FinetuneJob:
     def _write_manifest(self) -> None:
         steps = self.trainer.global_step
         train_rows, val_rows = read_metrics(self.out_dir)
-        params = self._static_params()
+        params = self.static_params()
         counts = {
             **self.prepared.counts,
             "steps": steps,

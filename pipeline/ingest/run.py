@@ -16,10 +16,9 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
 from pipeline.ingest.sources import (
     detect_format,
-    input_fingerprint,
+    fingerprint_inputs,
     open_input,
     read_error,
-    resolve_inputs,
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import DamagedWarc, WarcReader, WholeFileGzip
@@ -171,8 +170,8 @@ def run_ingest(
     `parallel`: where the files are read (local worker processes by default, or Ray)."""
     out_dir = Path(output_dir)
     net = (cfg.network_timeout_seconds, cfg.storage_options)
-    files = resolve_inputs(inputs, *net)
-    fps = [input_fingerprint(url, *net) for url in files]
+    fps = fingerprint_inputs(inputs, *net)
+    files = [fp["url"] for fp in fps]
     run = StageRun(STAGE, out_dir, fingerprint(fps), config_hash(cfg))
     if run.finished_before():
         return run.skip()

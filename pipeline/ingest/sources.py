@@ -3,8 +3,11 @@ their fingerprints."""
 
 from __future__ import annotations
 
+import contextlib
 import glob as globlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
@@ -244,6 +247,34 @@ def input_fingerprint(
         raise _network_error(url, timeout, exc) from exc
     stamp = next((info[k] for k in STAMP_KEYS if info.get(k) is not None), None)
     return {"url": url, "size": info.get("size"), "stamp": stamp}
+
+
+# Fingerprints already taken in this flow run, by URL (`known_fingerprints`).
+_KNOWN: ContextVar[dict[str, dict[str, Any]] | None] = ContextVar("lmpipe_inputs", default=None)
+
+
+@contextlib.contextmanager
+def known_fingerprints(fps: list[dict[str, Any]]) -> Iterator[None]:
+    """Inside this block `fingerprint_inputs` takes these fingerprints for the URLs they name
+    instead of asking the store again: a refresh plans its snapshot with them, then its ingest
+    stage and cache key use the same ones (one HEAD per object, not three)."""
+    token = _KNOWN.set({fp["url"]: fp for fp in fps})
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
+def fingerprint_inputs(
+    specs: list[str], timeout: float = DEFAULT_TIMEOUT, configured: StorageOptions | None = None
+) -> list[dict[str, Any]]:
+    """`input_fingerprint` of every file `specs` names (`resolve_inputs`: globs expanded, sorted);
+    URLs fingerprinted earlier in this flow run (`known_fingerprints`) are not asked again."""
+    known = _KNOWN.get() or {}
+    if specs and all(spec in known for spec in specs):
+        return [known[url] for url in sorted(dict.fromkeys(specs))]
+    files = resolve_inputs(specs, timeout, configured)
+    return [known.get(url) or input_fingerprint(url, timeout, configured) for url in files]
 
 
 def open_input(

@@ -24,6 +24,12 @@ PROMPT_COLUMN = "prompt"
 INCOMPLETE_CHARACTER = "\ufffd"
 
 
+def decode_output(tokenizer: Any, ids: list[int]) -> str:
+    """Generated token ids as text. Byte-level BPE can stop inside a character's UTF-8 bytes
+    (`max_new_tokens` reached): the decoder shows those as U+FFFD, which is cut off."""
+    return tokenizer.decode(ids, skip_special_tokens=True).rstrip(INCOMPLETE_CHARACTER)
+
+
 def read_prompts(model_input: Any) -> list[str]:
     """A list of prompts from a list/str, a DataFrame with a `prompt` column, or a dict of lists.
 
@@ -108,6 +114,5 @@ class TextGenerator(mlflow.pyfunc.PythonModel):
                     top_k=int(p["top_k"]) or None,
                     eos_ids=tuple(self.gen["stop_ids"]),
                 )
-            text = self.tokenizer.decode(new, skip_special_tokens=True)
-            outputs.append(text.rstrip(INCOMPLETE_CHARACTER))
+            outputs.append(decode_output(self.tokenizer, new))
         return outputs

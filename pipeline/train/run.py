@@ -141,7 +141,29 @@ class RunInfo(L.Callback):
                 write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, saved)
 
 
-class PretrainJob:
+class TrainingJob:
+    """What a pretraining and a fine-tuning job share: `cfg`, `out_dir`, `progress`, `chash` (the
+    config hash), and the Lightning trainer with its monitor, run info and MLflow logger."""
+
+    cfg: Any
+    out_dir: Path
+    progress: Progress | None
+    chash: str
+
+    def static_params(self) -> dict[str, Any]:
+        """MLflow params fixed for the run (sizes, fingerprints), logged once at fit start."""
+        raise NotImplementedError
+
+    def attach_trainer(self, run_name: str) -> None:
+        """Build `self.monitor`, `self.info` and `self.trainer` (call once the module exists)."""
+        cfg, out = self.cfg, self.out_dir
+        self.monitor = TrainingMonitor(out, cfg, self.progress)
+        self.info = RunInfo(out, self.static_params(), self.chash)
+        loggers = mlflow_loggers(cfg, out, run_name, config_key=self.chash)
+        self.trainer = build_trainer(cfg, out, [self.monitor, self.info], loggers)
+
+
+class PretrainJob(TrainingJob):
     """One pretraining run: builds the data, model and trainer, trains, then publishes."""
 
     def __init__(self, cfg: PretrainConfig, tokenize_dir: Path, out_dir: Path, progress=None):
@@ -162,13 +184,9 @@ class PretrainJob:
             self.tokenize_dir, cfg, self.model_cfg.block_size, eod
         )
         self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
-        self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
-        self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
-        name = f"pretrain-{self.out_dir.parent.name}"
-        loggers = mlflow_loggers(cfg, self.out_dir, name, config_key=self.chash)
-        self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
+        self.attach_trainer(f"pretrain-{self.out_dir.parent.name}")
 
-    def _static_params(self) -> dict[str, Any]:
+    def static_params(self) -> dict[str, Any]:
         model, block = self.module.model, self.model_cfg.block_size
         return {
             "parameters": model.num_params(),

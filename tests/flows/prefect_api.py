@@ -27,6 +27,16 @@ def task_states_since(t0: datetime) -> dict[str, list[str]]:
     return states
 
 
+def artifacts(*, key: str | None = None, flow_run_id=None, limit: int = 50) -> list[dict]:
+    """Artifacts with this key and/or of this flow run."""
+    match = {}
+    if key is not None:
+        match["key"] = {"any_": [key]}
+    if flow_run_id is not None:
+        match["flow_run_id"] = {"any_": [str(flow_run_id)]}
+    return asyncio.run(_post("/artifacts/filter", {"artifacts": match, "limit": limit}))
+
+
 def latest_artifact(key: str) -> dict:
     body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}
     found = asyncio.run(_post("/artifacts/filter", body))

@@ -7,19 +7,31 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
 
+from flows.ablate import ablate_flow
 from flows.cli import main
 from flows.data import data_flow
 from flows.end_to_end import pipeline_flow
+from flows.evaluate import evaluate_model_flow
 from flows.params import wanted_stages
+from flows.refresh import refresh_flow
+from flows.scaling import scaling_flow
 from flows.train import training_flow
 from pipeline.stage import STAGE_ORDER
 
 FLOWS = {"data": data_flow, "train": training_flow, "pipeline": pipeline_flow}
+# Every flow a deployment or a CLI command runs: each parameter has help text in the UI form.
+ALL_FLOWS = {
+    **FLOWS,
+    "refresh": refresh_flow,
+    "scaling": scaling_flow,
+    "ablate": ablate_flow,
+    "evaluate-model": evaluate_model_flow,
+}
 
 
-@pytest.mark.parametrize("name", FLOWS)
+@pytest.mark.parametrize("name", ALL_FLOWS)
 def test_every_parameter_has_a_description(name):
-    schema = parameter_schema(FLOWS[name].fn).model_dump()
+    schema = parameter_schema(ALL_FLOWS[name].fn).model_dump()
     for param, prop in schema["properties"].items():
         assert len(prop.get("description", "")) > 20, (name, param, prop)
 

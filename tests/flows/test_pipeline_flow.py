@@ -18,6 +18,9 @@ from tests.conftest import REPO
 from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
 from tests.helpers import FAST_DEMO
 
+# Progress bars asked for: the training flow must still keep their redraws out of the run logs.
+BARS_ON = ["pretrain.progress_bar=true", "finetune.progress_bar=true"]
+
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory, prefect_harness):
@@ -25,7 +28,9 @@ def e2e(tmp_path_factory, prefect_harness):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
         mp.chdir(work)
-        cfg = load_config(REPO / "configs" / "demo.yaml", [f"run_dir={work / 'run'}", *FAST_DEMO])
+        cfg = load_config(
+            REPO / "configs" / "demo.yaml", [f"run_dir={work / 'run'}", *FAST_DEMO, *BARS_ON]
+        )
         cfg = cfg.model_copy(update={"inputs": [str(REPO / "data/sample/*.warc.gz")]})
         t0 = datetime.now(UTC)
         first = pipeline_flow(cfg, return_state=True)

@@ -14,6 +14,7 @@ import pytest
 
 from flows.refresh import refresh_flow
 from pipeline.config import load_config
+from pipeline.ingest import sources
 from pipeline.layout import RunLayout
 from pipeline.refresh import (
     LATEST,
@@ -43,7 +44,9 @@ def texts(stage_dir: Path) -> dict[str, str]:
     return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
 
 
-def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(tmp_path, prefect_harness):
+def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(
+    tmp_path, prefect_harness, monkeypatch
+):
     inputs, root = tmp_path / "inputs", tmp_path / "refresh"
     inputs.mkdir()
     shutil.copy(SAMPLE_WARC, inputs)
@@ -67,7 +70,15 @@ def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(tmp_path, prefect_h
             fh.write(json.dumps({"id": f"again-{i}", "text": kept[doc_id]}) + "\n")
     shutil.copy(DOLMA, inputs)  # and real new pages, in a second new file
 
+    # The plan's fingerprints serve ingest and its cache key: each input is asked about once (on
+    # an object store, one HEAD request per object, not three).
+    asked: list[str] = []
+    fingerprint = sources.input_fingerprint
+    monkeypatch.setattr(
+        sources, "input_fingerprint", lambda url, *a: asked.append(url) or fingerprint(url, *a)
+    )
     second = refresh_flow(cfg)
+    assert sorted(Path(u).name for u in asked) == sorted(p.name for p in inputs.iterdir())
     s2 = Path(second["snapshot"])
     assert s2 != s1 and (root / LATEST).resolve() == s2.resolve()
     assert second["inputs_new"] == 2 and second["inputs_skipped"] == 1

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 from mlflow import MlflowClient
-from prefect.client.orchestration import get_client
 
 from flows.cli import main
 from flows.scaling import scaling_flow
 from pipeline.scaling.ladder import SCALING_DIR
 from pipeline.scaling.tracking import PARENT_FILE, child_runs
 from tests.conftest import REPO
+from tests.flows.prefect_api import artifacts
 from tests.train.helpers import make_run_dir, tiny_config
 
 # 4 sizes (the holdout fit needs 3), ~4-14 steps each on 64-token sequences.
@@ -27,15 +26,6 @@ MICRO_LADDER = [
     "pretrain.mlflow=true",
     "pretrain.micro_batch_size=2",
 ]
-
-
-async def _reports() -> list[dict]:
-    # Raw API call: prefect 3.8.8's read_artifacts sends nulls that its own server rejects (422).
-    body = {"artifacts": {"key": {"any_": ["scaling-report"]}}, "limit": 50}
-    async with get_client() as client:
-        response = await client._client.post("/artifacts/filter", json=body)
-        response.raise_for_status()
-        return response.json()
 
 
 def test_micro_ladder_trains_fits_and_nests_the_runs(
@@ -70,7 +60,7 @@ def test_micro_ladder_trains_fits_and_nests_the_runs(
     assert {c.info.experiment_id for c in children} == {parent_run.info.experiment_id}
     assert all(c.data.metrics.get("val/loss") for c in children)
 
-    reports = [a["data"] for a in asyncio.run(_reports()) if str(run_dir) in a["data"]]
+    reports = [a["data"] for a in artifacts(key="scaling-report") if str(run_dir) in a["data"]]
     assert reports and "## Holdout check" in reports[0] and "alpha = " in reports[0]
     assert "Target `124m`" in reports[0]
 

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
-from prefect.client.orchestration import get_client
 
 from flows.cli import main
 from flows.train import training_flow
 from pipeline.config import load_config
+from tests.flows.prefect_api import artifacts
 from tests.train.helpers import TINY, make_run_dir
-
-
-async def _reports() -> list[dict]:
-    # Raw API call: prefect 3.8.8's read_artifacts sends nulls that its own server rejects (422).
-    body = {"artifacts": {"key": {"any_": ["pretrain-report"]}}, "limit": 50}
-    async with get_client() as client:
-        response = await client._client.post("/artifacts/filter", json=body)
-        response.raise_for_status()
-        return response.json()
-
 
 # No capsys here: Prefect's console log handler would keep the captured stream after the test.
 
@@ -41,7 +30,7 @@ def test_lmpipe_pretrain_runs_the_training_flow(tokenize_dir, tmp_path, prefect_
     assert json.loads((run_dir / "pretrain" / "manifest.json").read_text())["counts"]["steps"] == 4
     weights = run_dir / "pretrain" / "model.safetensors"
     written = weights.stat().st_mtime_ns
-    reports = [a["data"] for a in asyncio.run(_reports()) if str(run_dir) in a["data"]]
+    reports = [a["data"] for a in artifacts(key="pretrain-report") if str(run_dir) in a["data"]]
     assert reports and "| steps | 4 |" in reports[0] and "val_loss" in reports[0]
 
     assert main(args) == 0  # the same inputs and config: no training process is started

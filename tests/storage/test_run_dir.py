@@ -9,6 +9,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from pipeline import mirror
 from pipeline.layout import RunLayout
 from pipeline.stage import read_manifest
@@ -56,7 +58,8 @@ def _lmpipe_data(inputs: str, run_url: str, scratch, log):
     for s in SETS:
         args += ["--set", s]
     env = {**os.environ, mirror.SCRATCH_ENV: str(scratch)}
-    env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary API
+    env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary API (slow on a busy host)
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
     return spawn_lmpipe(args, REPO, env, log)
 
 
@@ -65,6 +68,7 @@ def _finished_units(s3, run_url: str, stage: str) -> list[str]:
     return [n for n in names if n.startswith("_progress/") and "/_" not in n]
 
 
+@pytest.mark.slow
 def test_lmpipe_data_killed_during_clean_resumes_to_identical_shards(s3, tmp_path):
     inputs = upload_inputs(s3)
     run_url = f"s3://{s3.bucket()}/runs/r1"

@@ -5,6 +5,7 @@ into a run directory on a bucket; the shards equal those of the local process po
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from tests.storage.helpers import bucket_digest, data_stages, local_digest, uplo
 RAY = Path(sys.executable).with_name("ray")
 NODE_ARGS = [
     "--num-cpus=1",
-    "--include-dashboard=false",
+    "--node-ip-address=127.0.0.1",
     "--object-store-memory=200000000",
     "--disable-usage-stats",
     "--block",
@@ -104,12 +105,13 @@ def ray_nodes(s3) -> Iterator[RayNodes]:
     address = f"127.0.0.1:{port}"
     env = dict(os.environ)
     procs = [
-        _start_node("head", root, ["--head", f"--port={port}", "--node-ip-address=127.0.0.1"], env)
+        _start_node("head", root, ["--head", f"--port={port}", "--include-dashboard=false"], env)
     ]
     try:
         time.sleep(3)
         procs.append(_start_node("worker", root, [f"--address={address}"], env))
-        ray.init(address=address, log_to_driver=False)
+        # The driver joins as a node of 127.0.0.1 too; `map_units` then uses this connection.
+        ray.init(address=address, log_to_driver=False, _node_ip_address="127.0.0.1")
         deadline = time.time() + 120
         while sum(n["Alive"] for n in ray.nodes()) < 2:
             assert time.time() < deadline, (root / "worker" / "node.log").read_text()[-3000:]
@@ -119,6 +121,7 @@ def ray_nodes(s3) -> Iterator[RayNodes]:
     finally:
         ray.shutdown()
         _stop(procs, root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _files(directory: Path) -> list[Path]:

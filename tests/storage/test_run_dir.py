@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -95,3 +97,12 @@ def test_lmpipe_data_killed_during_clean_resumes_to_identical_shards(s3, tmp_pat
     assert resumed.wait(timeout=900) == 0, log.read_text()[-3000:]
     assert bucket_digest(s3, run_url) == local_digest(tmp_path / "local")
     assert f"{run_url}/tokenize" in log.read_text()  # the summary names the bucket, not a mirror
+
+
+def test_training_stages_refuse_a_bucket_run_dir_at_once():
+    """Training needs local disk (ARCHITECTURE.md, "Object storage"): one line, before any flow."""
+    cmd = [sys.executable, "-m", "flows.cli", "pretrain", "--output", "s3://work/runs/r1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "pretrain need a local run directory, not s3://work/runs/r1" in done.stderr
+    assert "Prefect" not in done.stderr

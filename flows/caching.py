@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+from pipeline import __version__, mirror
 from pipeline.base_config import config_hash
 from pipeline.layout import RunLayout
 from pipeline.stage import STAGE_ORDER, fingerprint, read_manifest, write_json_atomic
@@ -51,7 +51,7 @@ def _inputs_digest(inputs: list[str], timeout: float, storage: dict) -> str:
 
 def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
     """The Prefect cache key of `stage` run with `config` in `run_dir`."""
-    run = Path(run_dir).resolve()
+    run = RunLayout(run_dir).run_dir.resolve()  # a bucket's run: its mirror path
     sections = SECTIONS.get(stage, (stage,))
     values = {}
     for name in sections:
@@ -59,7 +59,7 @@ def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
         values[name] = config_hash(value) if hasattr(value, "model_dump") else value
     parts = {
         "stage": stage,
-        "run_dir": str(run),
+        "run_dir": mirror.location(run),
         "config": values,
         "upstream": _upstream_digest(run, stage),
         "code": __version__,
@@ -92,10 +92,11 @@ def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
     """True when `<run>/<stage>` is the finished output that the cache entry `key` describes."""
     m = read_manifest(RunLayout(run_dir).stage(stage))
     path = _marker(run_dir, stage)
-    if m is None or not path.is_file():
+    text = mirror.read_text(path)  # from the bucket for a run on one
+    if m is None or text is None:
         return False
     try:
-        marker = json.loads(path.read_text())
+        marker = json.loads(text)
     except json.JSONDecodeError:
         return False
     return marker == {"key": key, "written_at": m.get("written_at")}

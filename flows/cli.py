@@ -15,6 +15,7 @@ from flows import registry_cli
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.layout import RunLayout
+from pipeline.mirror import is_url
 from pipeline.runlock import RunDirError, describe, run_lock
 from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
 from pipeline.train.launch import NotEnoughTokens
@@ -167,12 +168,13 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
         print(f"{stage}: {res['counts']} -> {res['output_dir']}")
     from pipeline.report import print_report
 
-    print_report(Path(cfg.run_dir))
+    print_report(RunLayout(cfg.run_dir).run_dir)
 
 
 def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
     from pipeline.train.launch import TrainingFailed, TrainingTimeout
 
+    _check_local_for_training(cfg, stages)
     try:
         with holding(cfg):
             from flows.train import training_flow
@@ -228,7 +230,20 @@ def _run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> None:
+    """The training stages need a local run directory (ARCHITECTURE.md, "Object storage"):
+    say so before any stage runs, not after the data stages."""
+    training = [s for s in stages or STAGE_ORDER if STAGE_ORDER.index(s) > 3]
+    if training and is_url(cfg.run_dir):
+        raise RunDirError(
+            f"{', '.join(training)} need a local run directory, not {cfg.run_dir}: run the data"
+            " stages there (`lmpipe data`), copy the tokenize stage down (e.g. `aws s3 sync"
+            f" {cfg.run_dir}/tokenize runs/r1/tokenize`) and train with --output runs/r1"
+        )
+
+
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
+    _check_local_for_training(cfg, stages)
     _check_inputs(cfg, stages)
     with holding(cfg):
         from flows.end_to_end import pipeline_flow
@@ -236,7 +251,7 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
         state = pipeline_flow(cfg, stages=stages, return_state=True)
     from pipeline.report import print_report
 
-    print_report(Path(cfg.run_dir))
+    print_report(RunLayout(cfg.run_dir).run_dir)
     if not state.is_completed():
         ended = f"the pipeline flow ended {state.type.value}: {state.message}"
         print(f"lmpipe: error: {' '.join(ended.split())}", file=sys.stderr)
@@ -281,14 +296,15 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.ablate.report import REPORT_FILE, is_ablation
             from pipeline.report import print_report, render_markdown
 
-            if not Path(args.run_dir).is_dir():
+            run_dir = RunLayout(args.run_dir).run_dir  # a bucket's run: its mirror path
+            if not is_url(args.run_dir) and not run_dir.is_dir():
                 raise InputError(f"run directory {args.run_dir} does not exist")
-            if is_ablation(Path(args.run_dir)):
-                print(Path(args.run_dir, REPORT_FILE).read_text())
+            if is_ablation(run_dir):
+                print(Path(run_dir, REPORT_FILE).read_text())
             elif args.markdown:
-                print(render_markdown(Path(args.run_dir)))
+                print(render_markdown(run_dir))
             else:
-                print_report(Path(args.run_dir))
+                print_report(run_dir)
         elif args.command == "config":
             cfg = resolve(args)
             print("\n".join(describe_fields()) if args.fields else cfg.model_dump_json(indent=2))

@@ -19,6 +19,7 @@ from prefect.logging.handlers import PrefectConsoleHandler
 
 from flows.ephemeral import install as _install_server_watch
 from flows.params import resolve_config
+from pipeline import mirror
 from pipeline.config import ConfigError
 from pipeline.ingest.sources import InputError
 from pipeline.runlock import describe, run_lock
@@ -89,7 +90,7 @@ def summary(result: StageResult) -> dict[str, Any]:
     """The small, serialisable return value of a stage task: a path and counts, never data."""
     return {
         "stage": result.stage,
-        "output_dir": str(result.output_dir),
+        "output_dir": mirror.location(result.output_dir),  # a URL for a run on a bucket
         "counts": result.counts,
         "reasons": result.reasons,
         "skipped": result.skipped,

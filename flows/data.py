@@ -43,7 +43,9 @@ def announce_corpus(config: PipelineConfig, snapshot: dict[str, Any] | None = No
     state events of such a run ~15 minutes waiting for that missing predecessor (`follows`).
     Prefect adds the flow run, flow and deployment as related resources.
     """
-    resource = {"prefect.resource.id": f"lmpipe.run-dir.{Path(config.run_dir).resolve()}"}
+    run_dir = RunLayout(config.run_dir).location()  # a URL stays a URL
+    run_dir = run_dir if "://" in run_dir else str(Path(run_dir).resolve())
+    resource = {"prefect.resource.id": f"lmpipe.run-dir.{run_dir}"}
     payload: dict[str, Any] = {"config": config.model_dump(mode="json")}
     if snapshot is not None:
         payload["snapshot"] = snapshot
@@ -114,7 +116,7 @@ def build_corpus(config: PipelineConfig, stages: list[str] | None = None) -> dic
     """The data stages' tasks (in a flow run), then the funnel and rejection artifacts."""
     tasks = (ingest_task, clean_task, dedup_task, tokenize_task)
     results = run_stages(tasks, config, stages, DATA_STAGES)
-    run = Path(config.run_dir)
+    run = RunLayout(config.run_dir).run_dir  # a bucket's run: its mirror path
     create_markdown_artifact(render_markdown(run), key="data-report", description="data funnel")
     rows = reason_rows(run)
     if rows:

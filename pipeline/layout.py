@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import mirror
 from pipeline.stage import STAGE_ORDER
 
 
@@ -19,17 +20,26 @@ def _stage_dir(name: str) -> property:
 
 @dataclass(frozen=True)
 class RunLayout:
-    """The directories of one run: `RunLayout("runs/demo").clean == Path("runs/demo/clean")`."""
+    """The directories of one run: `RunLayout("runs/demo").clean == Path("runs/demo/clean")`.
+
+    A run directory on an object store (`s3://bucket/runs/r1`) is its local mirror
+    (`pipeline/mirror.py`): stage code writes there and the stage helpers commit to the bucket.
+    """
 
     run_dir: Path
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "run_dir", Path(self.run_dir))  # accept a str, like the flows pass
+        # Accept a str, like the flows pass; a URL becomes its mirror path.
+        object.__setattr__(self, "run_dir", mirror.local_path(self.run_dir))
+
+    def location(self) -> str:
+        """The run directory as the user named it: its URL for a run on an object store."""
+        return mirror.location(self.run_dir)
 
     @classmethod
     def of(cls, run: RunLayout | str | Path) -> RunLayout:
         """`run` itself if it is a layout, else the layout of the run directory `run`."""
-        return run if isinstance(run, RunLayout) else cls(Path(run))
+        return run if isinstance(run, RunLayout) else cls(run)
 
     def stage(self, name: str) -> Path:
         """The directory of stage `name` (one of `STAGE_ORDER`)."""

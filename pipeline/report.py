@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import mirror
 from pipeline.layout import RunLayout
 from pipeline.stage import STAGE_ORDER, read_manifest
 
@@ -148,7 +149,7 @@ def print_report(run_dir: Path) -> None:
     from rich.table import Table
 
     rows = stage_rows(run_dir)
-    table = Table(title=f"lmpipe report: {run_dir}")
+    table = Table(title=f"lmpipe report: {mirror.location(run_dir)}")  # a bucket's URL
     for col in ("stage", "records in", "documents out", "rejected", "skipped", "seconds"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for r in rows:

@@ -6,7 +6,9 @@ content names the holder (pid, host, start time, command) for the error message 
 run; content left by a holder that died is reported as a takeover. The lock is re-entrant within
 a process: the CLI takes it before starting a flow, and a flow (or the end-to-end flow's
 subflows) takes it again without blocking itself. flock is not reliable on every network file
-system: two hosts writing one shared run directory are not guarded.
+system: two hosts writing one shared run directory are not guarded. Nor is a run directory on an
+object store (`s3://...`): its lock is taken in its local mirror (`pipeline/mirror.py`), which
+keeps out a second run on this host only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pipeline import mirror
 
 LOCK_FILE = ".lmpipe.lock"
 
@@ -61,7 +65,8 @@ def run_lock(
 ) -> Iterator[RunLock]:
     """Hold `run_dir`'s lock for the block; RunLockedError when another process still has it
     after `wait_seconds` (0: at once)."""
-    path = (Path(run_dir) / LOCK_FILE).resolve()
+    # A run directory on an object store is locked in its local mirror: this host only.
+    path = (mirror.local_path(run_dir) / LOCK_FILE).resolve()
     with _guard:
         entry = _held.get(str(path))
         if entry is not None:

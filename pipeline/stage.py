@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline import __version__
+from pipeline import __version__, mirror
 
 MANIFEST = "manifest.json"
 REJECTED_DIR = "rejected"
@@ -83,11 +83,11 @@ def fingerprint(obj: Any) -> str:
 
 
 def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
-    path = Path(stage_dir) / MANIFEST
-    if not path.is_file():
+    text = mirror.read_text(Path(stage_dir) / MANIFEST)  # from the bucket for a mirror
+    if text is None:
         return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(text)
     except json.JSONDecodeError:
         return None  # a torn manifest means the stage did not finish
 
@@ -110,6 +110,8 @@ def temp_path(path: Path) -> Path:
     processes never share one, and `prepare_stage_dir` removes those a killed run left behind.
     """
     path = Path(path)
+    if mirror.remote_url(path):  # a Ray node may not have the directory yet
+        path.parent.mkdir(parents=True, exist_ok=True)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
@@ -118,7 +120,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Write to the yielded temporary path; it becomes `path` only if the block finishes.
 
     A reader never sees a half-written file: on an error the temporary is removed and `path`
-    keeps what it held before.
+    keeps what it held before. In a mirror (a run directory on a bucket) the file is then
+    uploaded, one PUT: the object is whole or absent.
     """
     tmp = temp_path(path)
     try:
@@ -127,6 +130,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+    mirror.commit(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -184,6 +188,8 @@ def prepare_stage_dir(
     the launch files the launcher wrote before the process started.
     """
     stage_dir = Path(stage_dir)
+    if mirror.remote_url(stage_dir):
+        return _prepare_mirrored(stage_dir, inputs_fp, config_hash, discard)
     (stage_dir / MANIFEST).unlink(missing_ok=True)
     stamp = stage_dir / PROGRESS_DIR / "_run.json"
     want = {"inputs_fingerprint": inputs_fp, "config_hash": config_hash, "code": __version__}
@@ -199,6 +205,28 @@ def prepare_stage_dir(
     write_json_atomic(stamp, want)
     for tmp in list(stage_dir.rglob(".*.tmp-*")):  # half-written shards of a killed run
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def _prepare_mirrored(
+    stage_dir: Path, inputs_fp: str, config_hash: str, discard: Sequence[str] | None
+) -> None:
+    """`prepare_stage_dir` for a stage in a mirror: the bucket's stamp decides what is kept.
+
+    The local mirror is emptied (it is a cache; `mirror.fetch` brings back what a reader needs).
+    Objects a killed unit uploaded before its progress entry stay until the unit is redone and
+    overwrites them (same names, same bytes); no reader takes them, as readers go by ledgers.
+    """
+    mirror.remove(stage_dir / MANIFEST)
+    stamp = stage_dir / PROGRESS_DIR / "_run.json"
+    want = {"inputs_fingerprint": inputs_fp, "config_hash": config_hash, "code": __version__}
+    before = mirror.read_text(stamp)
+    if before is not None and json.loads(before) != want:
+        for name in [""] if discard is None else discard:
+            mirror.remove(stage_dir / name if name else stage_dir)
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    (stage_dir / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+    (stage_dir / REJECTED_DIR).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stamp, want)
 
 
 @dataclass
@@ -265,13 +293,16 @@ class UnitLedger:
         return self.dir / f"{unit}.json"
 
     def finished(self, unit: str) -> dict[str, Any] | None:
-        path = self._path(unit)
-        return json.loads(path.read_text()) if path.is_file() else None
+        text = mirror.read_text(self._path(unit))  # from the bucket for a mirror
+        return json.loads(text) if text is not None else None
 
     def mark_finished(self, unit: str, info: dict[str, Any]) -> None:
         write_json_atomic(self._path(unit), info)
 
     def all(self) -> list[dict[str, Any]]:
+        if mirror.remote_url(self.dir):
+            names = [n.removesuffix(".json") for n in mirror.list_names(self.dir, ".json")]
+            return [self.finished(n) for n in names if n[0] != "_"]
         return [
             json.loads(p.read_text()) for p in sorted(self.dir.glob("*.json")) if p.stem[0] != "_"
         ]
@@ -341,6 +372,7 @@ class ShardWriter:
             return
         self._writer.close()
         os.replace(self._tmp, self.directory / self.files[-1])
+        mirror.commit(self.directory / self.files[-1])
         self._writer, self._tmp = None, None
         self._shard_rows = self._shard_bytes = 0
 
@@ -392,7 +424,13 @@ def sum_counts(infos: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
 
 
 def list_shards(stage_dir: Path) -> list[Path]:
-    """The output shards of a stage (top-level `*.arrow`, name order); `rejected/` is separate."""
+    """The output shards of a stage (top-level `*.arrow`, name order); `rejected/` is separate.
+
+    In a mirror, the shards the manifest names, downloaded: a bucket's listing may hold objects
+    of a killed unit, so it is never trusted."""
+    if mirror.remote_url(stage_dir):
+        names = sorted((read_manifest(stage_dir) or {}).get("shards", []))
+        return [mirror.fetch(Path(stage_dir) / name) for name in names]
     return sorted(Path(stage_dir).glob("*.arrow"))
 
 

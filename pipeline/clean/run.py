@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
+from pipeline import mirror
 from pipeline.base_config import config_hash
 from pipeline.clean.config import CleanConfig
 from pipeline.clean.funnel import Funnel, merge_funnels
@@ -243,7 +244,7 @@ def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, 
     pool = _LazyPool(cfg.model_copy(update={"workers": 1}))
     infos, ok = [], False
     try:
-        for unit in iter_units([Path(shard)], cfg.unit_documents):
+        for unit in iter_units([mirror.fetch(shard)], cfg.unit_documents):
             if info := ledger.finished(unit.key):
                 infos.append(info)
             elif isinstance(unit, UnreadableShard):
@@ -278,7 +279,8 @@ def _run_units_ray(
     """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
     keys: dict[int, list[str]] = {}
     items = [(cfg, str(path), str(stage_dir)) for path in shards]
-    for i, infos in map_units(clean_shard, items, cfg.workers, parallel):
+    fn = mirror.on_workers(clean_shard, stage_dir, parallel.executor)
+    for i, infos in map_units(fn, items, cfg.workers, parallel):
         keys[i] = [info["key"] for info in infos]
         for info in infos:
             tally.add(info)

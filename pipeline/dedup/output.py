@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline import mirror
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE, SURVIVOR
 from pipeline.dedup.signatures import to_numpy
 from pipeline.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger, temp_path
@@ -76,16 +77,17 @@ class AtomicArrowFile:
             return None
         self._writer.close()
         os.replace(self._tmp, self.path)
+        mirror.commit(self.path)
         return self.path.name
 
 
 def _cluster_rows(job: OutputJob) -> tuple[np.ndarray, np.ndarray, list]:
     """(rows in this shard, their status, their cluster ids) for the shard's clustered rows."""
     work = Path(job.work_dir)
-    links = pa.ipc.open_file(pa.memory_map(str(work / "links.arrow"))).read_all()
+    links = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(work / "links.arrow")))).read_all()
     index = to_numpy(links.column("index"))  # (C,) sorted global indices
     first, last = np.searchsorted(index, [job.lo, job.hi])
-    status = np.load(work / "status.npy", mmap_mode="r")[index[first:last]]
+    status = np.load(mirror.fetch(work / "status.npy"), mmap_mode="r")[index[first:last]]
     cluster_ids = links.column("cluster_id").slice(first, last - first).to_pylist()
     return index[first:last] - job.lo, np.asarray(status), cluster_ids
 
@@ -126,7 +128,7 @@ def _write_documents(job: OutputJob, ledger: ShardLedger, size: int) -> int:
     """One pass over the shard: kept rows out, ledger rows noted; then the kept signatures."""
     stem, out_dir = Path(job.shard).stem, Path(job.stage_dir)
     keep = ledger.keep_mask(size)
-    reader = pa.ipc.open_file(pa.memory_map(job.shard))
+    reader = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(job.shard))))
     docs = AtomicArrowFile(out_dir / f"{stem}.arrow", reader.schema, job.compression)
     start = 0
     for i in range(reader.num_record_batches):
@@ -134,7 +136,7 @@ def _write_documents(job: OutputJob, ledger: ShardLedger, size: int) -> int:
         ledger.add_batch(batch, start)
         docs.write(batch.filter(pa.array(keep[start : start + batch.num_rows])))
         start += batch.num_rows
-    signatures = pa.ipc.open_file(pa.memory_map(job.signatures))
+    signatures = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(job.signatures))))
     index = AtomicArrowFile(out_dir / "index" / f"{stem}.arrow", signatures.schema)
     # One batch whatever the signature phase's batching was: the same rows, the same bytes.
     for batch in signatures.read_all().filter(pa.array(keep)).combine_chunks().to_batches():

@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pipeline import mirror
 from pipeline.base_config import config_hash
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE
 from pipeline.dedup.config import DedupConfig
@@ -68,6 +69,7 @@ class PhaseRunner:
         parallel: ParallelConfig | None = None,
     ):
         self.workers, self.ledger, self.parallel = cfg.workers, UnitLedger(stage_dir), parallel
+        self.stage_dir = stage_dir
         self.total, self.progress = total, progress
         self.done: Counter[str] = Counter()
 
@@ -76,7 +78,10 @@ class PhaseRunner:
         todo = [(job,) for unit, job in jobs if self.ledger.finished(unit) is None]
         self._advance(phase, len(jobs) - len(todo))
         bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=not todo)
-        for _ in map_units(fn, todo, self.workers, self.parallel):
+        executor = (self.parallel or ParallelConfig()).executor
+        for _ in map_units(
+            mirror.on_workers(fn, self.stage_dir, executor), todo, self.workers, self.parallel
+        ):
             bar.update(1)
             self._advance(phase, 1)
         bar.close()
@@ -174,7 +179,10 @@ def run_dedup(
     _cluster(cfg, store, out_dir, runner)
     runner.run("output", write_unit, _output_jobs(cfg, store, shards, out_dir, runner.ledger))
     result = _finish(run, cfg, shards, store, ref_runs)
-    shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    if mirror.remote_url(out_dir):
+        mirror.remove(out_dir / WORK)  # the bucket's copy too
+    else:
+        shutil.rmtree(out_dir / WORK, ignore_errors=True)
     return result
 
 
@@ -185,7 +193,8 @@ def _finish(run: StageRun, cfg, shards, store, ref_runs) -> StageResult:
     clusters = ledger.finished("clusters")
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
     counts |= clusters | {"shards": len(shards), "reference_documents": store.reference_size}
-    kept = [f"{s.stem}.arrow" for s in shards if (out_dir / f"{s.stem}.arrow").exists()]
+    # A unit writes `<stem>.arrow` only when it keeps a row (the ledger, not the disk, says so).
+    kept = [f"{s.stem}.arrow" for s, info in zip(shards, infos) if info["documents"]]
     return run.finish(
         cfg,
         counts,

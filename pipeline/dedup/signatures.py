@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipeline import mirror
 from pipeline.dedup.minhash import MinHasher
 from pipeline.dedup.shingles import document_features
 from pipeline.stage import atomic_path
@@ -123,7 +124,7 @@ class SignatureStore:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
     def _read(self, file: SignatureFile, name: str) -> np.ndarray:
-        column = pa.ipc.open_file(pa.memory_map(file.path)).read_all().column(name)
+        column = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(file.path)))).read_all()[name]
         return to_numpy(column)
 
     def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

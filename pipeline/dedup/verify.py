@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import mirror
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
 from pipeline.dedup.signatures import SignatureStore
@@ -25,7 +26,8 @@ def read_texts(store: SignatureStore, indices: np.ndarray) -> list[str]:
     file_no, rows = store.locate(indices)  # sorted indices: grouped by file already
     bounds = np.searchsorted(file_no, np.arange(len(store.files) + 1))
     for f in np.flatnonzero(np.diff(bounds)):
-        column = pa.ipc.open_file(pa.memory_map(store.files[f].text_path)).read_all()["text"]
+        path = str(mirror.fetch(store.files[f].text_path))
+        column = pa.ipc.open_file(pa.memory_map(path)).read_all()["text"]
         taken = pc.take(column, pa.array(rows[bounds[f] : bounds[f + 1]])).to_pylist()
         texts.extend(t or "" for t in taken)
     return texts

@@ -11,6 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from pipeline import mirror
 from pipeline.base_config import config_hash
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
@@ -152,7 +153,8 @@ def _run_units(
             progress(done["files"], len(todo), dict(done))
 
     items = [(cfg, fp["url"], out_dir) for fp in todo]
-    for i, info in map_units(ingest_file, items, cfg.workers, parallel):
+    fn = mirror.on_workers(ingest_file, out_dir, (parallel or ParallelConfig()).executor)
+    for i, info in map_units(fn, items, cfg.workers, parallel):
         finished(todo[i], info)
     bar.close()
 

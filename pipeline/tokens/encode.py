@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
+from pipeline import mirror
 from pipeline.stage import RejectedLedger, UnitLedger
 from pipeline.tokens.engine import choose_engine, tiktoken_encoding
 from pipeline.tokens.shards import INDEX_SUFFIX, SPLITS, split_of, write_token_shard
@@ -167,7 +168,7 @@ class UnitEncoder:
 
     def __init__(self, job: EncodeJob, rejected: RejectedLedger):
         self.job, self.rejected = job, rejected
-        self.encoder = document_encoder(job.tokenizer_path, job.tokenizer_sha256)
+        self.encoder = document_encoder(str(mirror.fetch(job.tokenizer_path)), job.tokenizer_sha256)
         self.splits = {s: SplitBuffer(job.dtype, job.eod_id) for s in SPLITS}
         self.records_in = 0
 
@@ -215,7 +216,7 @@ def encode_shard(job: EncodeJob) -> dict[str, Any]:
     rejected = RejectedLedger(stage_dir, job.unit, STAGE)
     encoder = UnitEncoder(job, rejected)
     try:
-        for batch in read_document_batches(job.input_path, job.batch_documents):
+        for batch in read_document_batches(str(mirror.fetch(job.input_path)), job.batch_documents):
             encoder.encode_batch(batch)
     except (OSError, pa.ArrowException, KeyError) as exc:
         # An unreadable shard must not stop the run: it is recorded as one rejected record.

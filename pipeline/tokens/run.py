@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow as pa
 from tqdm import tqdm
 
+from pipeline import mirror
 from pipeline.base_config import config_hash
 from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
@@ -68,7 +69,7 @@ def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
 def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) -> dict[str, Any]:
     """`<stage>/tokenizer.json` (kept from a killed attempt at this run) and its manifest facts."""
     path = stage_dir / TOKENIZER_FILE
-    if not path.is_file():
+    if not (path.is_file() if mirror.remote_url(path) is None else mirror.exists(path)):
         if cfg.tokenizer_path:
             tokenizer = reuse_tokenizer(cfg.tokenizer_path)
         else:
@@ -77,7 +78,7 @@ def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) 
             texts = training_texts(cfg, shards)
             tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tokenizer, stage_dir)
-    return tokenizer_info(path)
+    return tokenizer_info(mirror.fetch(path))
 
 
 def _run_units(
@@ -99,7 +100,9 @@ def _run_units(
             progress(done["shards"], len(todo), dict(done))
 
     # Worker processes (spawned) or Ray tasks, as `parallel` says.
-    for _, info in map_units(encode_shard, [(job,) for job in todo], cfg.workers, parallel):
+    executor = (parallel or ParallelConfig()).executor
+    fn = mirror.on_workers(encode_shard, todo[0].stage_dir if todo else "", executor)
+    for _, info in map_units(fn, [(job,) for job in todo], cfg.workers, parallel):
         finished(info)
     bar.close()
 

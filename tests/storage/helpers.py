@@ -1,0 +1,69 @@
+"""Shared pieces of the run-directory-on-a-bucket tests: the data stages in-process, and the
+digests of a run's shards, local or in a bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pipeline.clean import run_clean
+from pipeline.config import load_config
+from pipeline.dedup import run_dedup
+from pipeline.ingest import run_ingest
+from pipeline.layout import RunLayout
+from pipeline.parallel import ParallelConfig
+from pipeline.stage import StageResult
+from pipeline.tokens import run_tokenize
+from tests.conftest import SAMPLE_WARC
+
+# Small units, so a kill during clean finds some finished and some not.
+SETS = ["clean.unit_documents=60", "ingest.shard_max_records=100", "tokenize.vocab_size=512"]
+
+
+def upload_inputs(s3, copies: int = 2) -> str:
+    """`copies` of the sample WARC in a fresh bucket; the glob that names them."""
+    bucket = s3.bucket()
+    client = s3.client()
+    for i in range(copies):
+        client.upload_file(str(SAMPLE_WARC), bucket, f"crawl-{i}.warc.gz")
+    return f"s3://{bucket}/*.warc.gz"
+
+
+def data_stages(
+    inputs: str, run_dir: str, parallel: ParallelConfig | None = None
+) -> list[StageResult]:
+    """ingest -> clean -> dedup -> tokenize into `run_dir` (a path or a URL), without Prefect."""
+    cfg = load_config(None, [f"inputs=[{json.dumps(inputs)}]", *SETS])
+    run = RunLayout(run_dir)
+    return [
+        run_ingest(cfg.ingest, cfg.inputs, run.ingest, parallel=parallel),
+        run_clean(cfg.clean, run.ingest, run.clean, parallel=parallel),
+        run_dedup(cfg.dedup, run.clean, run.dedup, parallel=parallel),
+        run_tokenize(cfg.tokenize, run.dedup, run.tokenize, parallel=parallel),
+    ]
+
+
+def bucket_digest(s3, url: str) -> dict[str, str]:
+    """sha256 of every `.arrow` object under `url`, by key relative to it (as `tree_digest`)."""
+    bucket, prefix = url.removeprefix("s3://").split("/", 1)
+    client = s3.client()
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith(".arrow"):
+                body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                found[obj["Key"][len(prefix) + 1 :]] = hashlib.sha256(body).hexdigest()
+    return dict(sorted(found.items()))
+
+
+def keys(s3, url: str) -> list[str]:
+    bucket, prefix = url.removeprefix("s3://").split("/", 1)
+    listing = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [o["Key"][len(prefix) + 1 :] for o in listing.get("Contents", [])]
+
+
+def local_digest(run_dir: Path) -> dict[str, str]:
+    from tests.helpers import tree_digest
+
+    return tree_digest(run_dir)

@@ -1,0 +1,56 @@
+"""The local mirror of a run directory on a bucket: naming, and rebasing for another node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import mirror
+from pipeline.layout import RunLayout
+
+
+@dataclass
+class Job:
+    shard: str
+    files: list[Path]
+    other: int = 3
+
+
+def test_a_url_run_dir_is_its_mirror_and_back(tmp_path, monkeypatch):
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path))
+    run = RunLayout("s3://work/runs/r1")
+    assert run.clean == tmp_path.resolve() / "s3" / "work" / "runs" / "r1" / "clean"
+    assert mirror.remote_url(run.clean / "x.arrow") == "s3://work/runs/r1/clean/x.arrow"
+    assert run.location() == "s3://work/runs/r1"
+
+
+def test_a_local_run_dir_is_untouched(tmp_path, monkeypatch):
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "scratch"))
+    assert RunLayout("runs/demo").clean == Path("runs/demo/clean")
+    assert mirror.remote_url(tmp_path / "runs" / "x.arrow") is None
+    assert mirror.remote_url("runs/demo/clean") is None
+    assert mirror.location(tmp_path / "a") == str(tmp_path / "a")
+    assert mirror.fetch(tmp_path / "a") == tmp_path / "a"  # no store asked
+
+
+def test_ray_tasks_get_mirror_paths_rebased_onto_their_node(tmp_path, monkeypatch):
+    driver, node = tmp_path / "driver", tmp_path / "node"
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(driver))
+    stage = RunLayout("s3://work/runs/r1").dedup
+    job = Job(str(stage / "a.arrow"), [stage / "b.arrow", Path("/elsewhere/c.arrow")])
+
+    def unit(j: Job, label: str) -> tuple:
+        return j.shard, j.files, j.other, label
+
+    assert mirror.on_workers(unit, stage, "process") is unit  # local processes share the disk
+    assert mirror.on_workers(unit, tmp_path / "local", "ray") is unit  # a local run needs nothing
+    rebased = mirror.on_workers(unit, stage, "ray")
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(node))  # as on another node
+    here = node.resolve() / "s3" / "work" / "runs" / "r1" / "dedup"
+    assert rebased(job, "x") == (
+        str(here / "a.arrow"),
+        [here / "b.arrow", Path("/elsewhere/c.arrow")],
+        3,
+        "x",
+    )
+    assert job.shard == str(stage / "a.arrow")  # the driver's job is not changed

@@ -1,0 +1,108 @@
+"""A run directory on an object store (`--output s3://...`): the data stages write their shards,
+ledgers and manifests as objects, give the same bytes as a local run, and a run killed during
+clean resumes to identical shards, from any machine (the bucket, not a local disk, is the state).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline import mirror
+from pipeline.layout import RunLayout
+from pipeline.stage import read_manifest
+from tests.conftest import REPO
+from tests.helpers import spawn_lmpipe
+from tests.storage.helpers import (
+    SETS,
+    bucket_digest,
+    data_stages,
+    keys,
+    local_digest,
+    upload_inputs,
+)
+
+STAGES = ("ingest", "clean", "dedup", "tokenize")
+
+
+def test_data_stages_on_a_bucket_write_what_a_local_run_writes(s3, tmp_path, monkeypatch):
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "scratch"))
+    inputs = upload_inputs(s3)
+    run_url = f"s3://{s3.bucket()}/runs/r1"
+    data_stages(inputs, str(tmp_path / "local"))
+    results = data_stages(inputs, run_url)
+
+    assert bucket_digest(s3, run_url) == local_digest(tmp_path / "local")
+    names = keys(s3, run_url)
+    for stage in STAGES:
+        assert f"{stage}/manifest.json" in names
+        assert f"{stage}/_progress/_run.json" in names
+    assert any(n.startswith("clean/rejected/") for n in names)
+    assert not [n for n in names if "/_work/" in n or ".tmp-" in n]
+    assert all(not r.skipped for r in results)
+    assert results[-1].counts["tokens"] > 0
+
+    # Another machine (an empty mirror) finds every stage finished, from the bucket alone.
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "elsewhere"))
+    again = data_stages(inputs, run_url)
+    assert all(r.skipped for r in again)
+    assert [r.counts for r in again] == [r.counts for r in results]
+    assert read_manifest(RunLayout(run_url).dedup)["shards"]
+
+
+def _lmpipe_data(inputs: str, run_url: str, scratch, log):
+    args = ["data", "--input", inputs, "--output", run_url]
+    for s in SETS:
+        args += ["--set", s]
+    env = {**os.environ, mirror.SCRATCH_ENV: str(scratch)}
+    env.pop("PREFECT_API_URL", None)  # the CLI starts its own temporary API (slow on a busy host)
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
+    return spawn_lmpipe(args, REPO, env, log)
+
+
+def _finished_units(s3, run_url: str, stage: str) -> list[str]:
+    names = keys(s3, f"{run_url}/{stage}")
+    return [n for n in names if n.startswith("_progress/") and "/_" not in n]
+
+
+@pytest.mark.slow
+def test_lmpipe_data_killed_during_clean_resumes_to_identical_shards(s3, tmp_path):
+    inputs = upload_inputs(s3)
+    run_url = f"s3://{s3.bucket()}/runs/r1"
+    data_stages(inputs, str(tmp_path / "local"))  # the reference: a local run, uninterrupted
+    log = tmp_path / "lmpipe.log"
+
+    victim = _lmpipe_data(inputs, run_url, tmp_path / "scratch-a", log)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and victim.poll() is None:
+            if len(_finished_units(s3, run_url, "clean")) >= 2:
+                break
+            time.sleep(0.2)
+        assert victim.poll() is None, log.read_text()[-3000:]
+        os.killpg(victim.pid, signal.SIGKILL)  # the whole group: workers die mid-write too
+        victim.wait()
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+    assert "clean/manifest.json" not in keys(s3, run_url), "clean finished before the kill"
+
+    # Resumed from another scratch directory: nothing but the bucket carries the state.
+    resumed = _lmpipe_data(inputs, run_url, tmp_path / "scratch-b", log)
+    assert resumed.wait(timeout=900) == 0, log.read_text()[-3000:]
+    assert bucket_digest(s3, run_url) == local_digest(tmp_path / "local")
+    assert f"{run_url}/tokenize" in log.read_text()  # the summary names the bucket, not a mirror
+
+
+def test_training_stages_refuse_a_bucket_run_dir_at_once():
+    """Training needs local disk (ARCHITECTURE.md, "Object storage"): one line, before any flow."""
+    cmd = [sys.executable, "-m", "flows.cli", "pretrain", "--output", "s3://work/runs/r1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "pretrain need a local run directory, not s3://work/runs/r1" in done.stderr
+    assert "Prefect" not in done.stderr

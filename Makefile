@@ -64,8 +64,9 @@ test: lint
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/ingest.py
+	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.ingest_s3
+	$(PY) -m benchmarks.data_s3
 	$(PY) benchmarks/tokenize_bench.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/clean.py

@@ -12,13 +12,11 @@ real network.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
+from benchmarks.sample import parse_args, sample_crawl
 from pipeline import mirror
 from pipeline.clean import run_clean
 from pipeline.config import load_config
@@ -27,8 +25,6 @@ from pipeline.ingest import run_ingest
 from pipeline.layout import RunLayout
 from pipeline.tokens import run_tokenize
 from tests.s3 import moto_server
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-docs.warc.gz"
 
 
 def timed_stages(cfg, run_dir: str) -> dict[str, tuple[float, dict]]:
@@ -49,15 +45,9 @@ def timed_stages(cfg, run_dir: str) -> dict[str, tuple[float, dict]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=4, help="copies of the sample WARC as inputs")
-    ap.add_argument("--workers", type=int, default=2, help="worker processes of every stage")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-data-s3-"))
+    args = parse_args(4, workers=(2, "worker processes of every stage"))
+    work, _ = sample_crawl("bench-data-s3-", args.copies)
     inputs = work / "in"
-    inputs.mkdir()
-    for i in range(args.copies):
-        shutil.copy(SAMPLE, inputs / f"crawl-{i}.warc.gz")
     sets = [f"inputs=[{str(inputs)!r}]".replace("'", '"')]
     sets += [f"{s}.workers={args.workers}" for s in ("ingest", "clean", "dedup", "tokenize")]
     cfg = load_config(None, sets)

@@ -5,17 +5,15 @@ the payload of responses and decode HTML ones; one with warcio (pure Python pars
 fastwarc (C++, what the stage reads with). The stage also classifies payloads, writes
 zstd-compressed Arrow shards, the rejected ledger and the manifest.
 
-    .venv/bin/python benchmarks/ingest.py [--copies 8] [--rounds 3]
+    .venv/bin/python -m benchmarks.ingest [--copies 8] [--rounds 3]
 
 Each row is the best of `--rounds` interleaved rounds (the machine is shared: load only slows).
 """
 
 from __future__ import annotations
 
-import argparse
 import resource
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +21,9 @@ from fastwarc.warc import ArchiveIterator as FastArchiveIterator
 from fastwarc.warc import WarcRecordType
 from warcio.archiveiterator import ArchiveIterator
 
+from benchmarks.sample import parse_args, sample_crawl
 from pipeline.ingest import IngestConfig, run_ingest
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-docs.warc.gz"
 WARCIO, FASTWARC = "warcio loop (floor)", "fastwarc loop"
 
 
@@ -87,16 +85,8 @@ def best_of(runs: dict, rounds: int) -> dict[str, tuple[float, float, int]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=8, help="copies of the sample to ingest")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best is reported")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    (work / "in").mkdir()
-    files = []
-    for i in range(args.copies):
-        files.append(work / "in" / f"sample-{i}.warc.gz")
-        shutil.copy(SAMPLE, files[-1])
+    args = parse_args(8, rounds=(3, "interleaved rounds; best is reported"))
+    work, files = sample_crawl("bench-ingest-", args.copies)
     mb = sum(f.stat().st_size for f in files) / 1e6
     records = 721 * args.copies
 

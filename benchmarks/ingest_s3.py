@@ -10,17 +10,14 @@ cores), not of a real network.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.sample import parse_args, sample_crawl
 from pipeline.ingest import IngestConfig, run_ingest
 from tests.s3 import moto_server
-
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-docs.warc.gz"
 
 
 def timed_ingest(cfg: IngestConfig, inputs: list[str], out: Path) -> tuple[float, dict]:
@@ -30,16 +27,9 @@ def timed_ingest(cfg: IngestConfig, inputs: list[str], out: Path) -> tuple[float
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=8, help="copies of the sample to ingest")
-    ap.add_argument("--workers", type=int, default=2, help="ingest worker processes")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-s3-"))
-    local = work / "local"
-    local.mkdir()
-    files = [local / f"sample-{i}.warc.gz" for i in range(args.copies)]
-    for f in files:
-        shutil.copy(SAMPLE, f)
+    args = parse_args(8, workers=(2, "ingest worker processes"))
+    work, files = sample_crawl("bench-ingest-s3-", args.copies)
+    local = work / "in"
     mb = sum(f.stat().st_size for f in files) / 1e6
     cfg = IngestConfig(workers=args.workers)
     try:

@@ -40,6 +40,7 @@ from pipeline.train.metrics import (
     read_metrics,
 )
 from pipeline.train.module import PretrainModule
+from pipeline.train.startup import StartupClock
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
     LAST,
@@ -141,15 +142,41 @@ class RunInfo(L.Callback):
                 write_json_atomic(self.out_dir / MLFLOW_RUN_FILE, saved)
 
 
+class StartupReport(L.Callback):
+    """Prints a `StartupClock`'s line when the first training batch starts (rank 0, once)."""
+
+    def __init__(self, clock: StartupClock):
+        self.clock, self.done = clock, False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.clock.mark("fit set-up")
+        if trainer.is_global_zero:
+            print(self.clock.line(), flush=True)
+
+
 class PretrainJob:
     """One pretraining run: builds the data, model and trainer, trains, then publishes."""
 
-    def __init__(self, cfg: PretrainConfig, tokenize_dir: Path, out_dir: Path, progress=None):
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        tokenize_dir: Path,
+        out_dir: Path,
+        progress=None,
+        clock: StartupClock | None = None,
+    ):
         self.cfg, self.tokenize_dir = cfg, Path(tokenize_dir)
         inputs_fp = upstream_fingerprint(self.tokenize_dir)
         self.run = StageRun(STAGE, out_dir, inputs_fp, training_config_hash(cfg))
         self.out_dir, self.inputs_fp, self.chash = self.run.out_dir, inputs_fp, self.run.config_hash
-        self.progress = progress
+        self.progress, self.clock = progress, clock
+
+    def mark(self, phase: str) -> None:
+        if self.clock is not None:
+            self.clock.mark(phase)
 
     def build(self) -> None:
         cfg = self.cfg
@@ -164,9 +191,14 @@ class PretrainJob:
         self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
         self.monitor = TrainingMonitor(self.out_dir, cfg, self.progress)
         self.info = RunInfo(self.out_dir, self._static_params(), self.chash)
+        self.mark("data and model")
         name = f"pretrain-{self.out_dir.parent.name}"
         loggers = mlflow_loggers(cfg, self.out_dir, name, config_key=self.chash)
-        self.trainer = build_trainer(cfg, self.out_dir, [self.monitor, self.info], loggers)
+        self.mark("MLflow")
+        callbacks = [self.monitor, self.info]
+        callbacks += [StartupReport(self.clock)] if self.clock is not None else []
+        self.trainer = build_trainer(cfg, self.out_dir, callbacks, loggers)
+        self.mark("trainer")
 
     def _static_params(self) -> dict[str, Any]:
         model, block = self.module.model, self.model_cfg.block_size
@@ -239,9 +271,13 @@ def run_pretrain(
     tokenize_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    clock: StartupClock | None = None,
 ) -> StageResult:
-    """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable)."""
-    job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress)
+    """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable).
+
+    `clock` (the training process's): print where the seconds before the first step went.
+    """
+    job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress, clock)
     if job.run.finished_before():
         return job.run.skip()
     if rank_zero_only.rank == 0:
@@ -249,6 +285,7 @@ def run_pretrain(
         mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     else:
         wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
+    job.mark("stage directory")
     job.build()
     job.train()
     job.publish()

@@ -3,10 +3,11 @@
 The same `--copies` copies of the sample WARC (350 HTML pages each) go through ingest and clean
 with `parallel.executor: process` (a process pool) and `parallel.executor: ray` (a local Ray
 started here with 2 CPUs; on a cluster, `parallel.ray_address`). Ray's own start-up is timed
-separately and not counted (a cluster is already up). The output shards are compared: the
-executor must not change the result.
+separately and not counted (a cluster is already up). `--rounds` interleaves the four runs that
+many times and keeps each one's best (the machine may be shared). The output shards are
+compared: the executor must not change the result.
 
-    .venv/bin/python -m benchmarks.scaleout [--copies 8]
+    .venv/bin/python -m benchmarks.scaleout [--copies 8] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def run_once(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; best of each")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lmpipe-scaleout-"))
     try:
@@ -62,19 +64,24 @@ def main() -> None:
             shutil.copy(SAMPLE, dst)
             inputs.append(str(dst))
         clean_cfg = load_config(REPO / "configs" / "demo.yaml").clean
-        rows = []
         import ray
 
         t0 = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t0
-        for executor in ("process", "ray"):
-            parallel = ParallelConfig(executor=executor)
-            for workers in (1, 2):
-                out = tmp / f"{executor}-{workers}"
-                result = run_once(inputs, out, workers, clean_cfg, parallel)
-                rows.append((executor, workers, result))
-                shutil.rmtree(out / "ingest")
+        best: dict[tuple[str, int], dict] = {}
+        for _ in range(args.rounds):
+            for executor in ("process", "ray"):
+                parallel = ParallelConfig(executor=executor)
+                for workers in (1, 2):
+                    out = tmp / f"{executor}-{workers}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    result = run_once(inputs, out, workers, clean_cfg, parallel)
+                    print(f"{executor} {workers}: clean {result['clean_s']:.1f} s", flush=True)
+                    key = (executor, workers)
+                    if key not in best or result["clean_s"] < best[key]["clean_s"]:
+                        best[key] = result
+        rows = [(ex, w, r) for (ex, w), r in best.items()]
         ray.shutdown()
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"\n{args.copies} x {SAMPLE.name} ({350 * args.copies} HTML pages); Ray start-up "
@@ -89,6 +96,12 @@ def main() -> None:
         scale = base[("ray", 2)] / base[("ray", 1)]
         vs_pool = base[("ray", 2)] / base[("process", 2)]
         print(f"\nRay 2 workers / 1 worker: {scale:.2f}x; Ray / process pool, 2: {vs_pool:.2f}x")
+        clean = {(ex, w): r["clean_s"] for ex, w, r in rows}
+        print(
+            f"clean alone, Ray / process pool (time ratio inverted): 1 worker "
+            f"{clean[('process', 1)] / clean[('ray', 1)]:.2f}x, 2 workers "
+            f"{clean[('process', 2)] / clean[('ray', 2)]:.2f}x"
+        )
         same = len({json.dumps(r["digest"], sort_keys=True) for _, _, r in rows}) == 1
         print(f"identical clean shards across executors and worker counts: {same}")
     finally:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows import registry_cli
+from flows.ephemeral import start_early
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.layout import RunLayout
@@ -161,6 +162,7 @@ def holding(cfg: PipelineConfig) -> Iterator[None]:
 def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     _check_inputs(cfg, stages)
     with holding(cfg):
+        start_early()  # the temporary Prefect API starts while Prefect is imported
         from flows.data import data_flow  # Prefect is imported only when a flow runs
 
         results = data_flow(cfg, stages=stages)
@@ -171,12 +173,29 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
     print_report(RunLayout(cfg.run_dir).run_dir)
 
 
+@contextmanager
+def started_early(cfg: PipelineConfig, stages: list[str] | None) -> Iterator[None]:
+    """The temporary Prefect API server starts now (`flows.ephemeral.start_early`); when
+    pretraining is the first stage to run, its process too, importing torch and Lightning
+    meanwhile (`pipeline.train.launch.prestart`; an unused one ends with the block)."""
+    from pipeline.train import launch
+
+    start_early()
+    first = next((s for s in STAGE_ORDER if not stages or s in stages), None)
+    if first == "pretrain" and launch.pretrain_would_start(cfg, cfg.run_dir):
+        launch.prestart("pipeline.train")
+    try:
+        yield
+    finally:
+        launch.discard_prestarted()
+
+
 def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
     from pipeline.train.launch import TrainingFailed, TrainingTimeout
 
     _check_local_for_training(cfg, stages)
     try:
-        with holding(cfg):
+        with holding(cfg), started_early(cfg, stages):
             from flows.train import training_flow
 
             results = training_flow(cfg, stages=stages)
@@ -191,6 +210,7 @@ def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
 def _run_scaling(cfg: PipelineConfig) -> int:
     try:
         with holding(cfg):
+            start_early()
             from flows.scaling import scaling_flow
 
             results = scaling_flow(cfg)
@@ -210,6 +230,7 @@ def _evaluate_model(cfg: PipelineConfig, model: str, tasks: list[str] | None) ->
     from pipeline.registry.register import tracking_uri
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(cfg.registry)  # models:/ resolves here
+    start_early()
     from flows.evaluate import evaluate_model_flow
 
     record = evaluate_model_flow(cfg, model, tasks)
@@ -223,6 +244,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
     base, _, _ = plan_ablation(args.config, args.variants, args.output, args.overrides)
     ingest = base.ingest
     resolve_inputs(base.inputs, ingest.network_timeout_seconds, ingest.storage_options)
+    start_early()
     from flows.ablate import ablate_flow
 
     result = ablate_flow(args.variants, args.output, args.config, args.overrides)
@@ -245,7 +267,7 @@ def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> 
 def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
     _check_local_for_training(cfg, stages)
     _check_inputs(cfg, stages)
-    with holding(cfg):
+    with holding(cfg), started_early(cfg, stages):
         from flows.end_to_end import pipeline_flow
 
         state = pipeline_flow(cfg, stages=stages, return_state=True)
@@ -263,6 +285,7 @@ def _run_refresh(cfg: PipelineConfig) -> int:
     ingest = cfg.ingest
     # before Prefect starts
     resolve_inputs(cfg.inputs, ingest.network_timeout_seconds, ingest.storage_options)
+    start_early()
     from flows.refresh import refresh_flow
 
     state = refresh_flow(cfg, return_state=True)

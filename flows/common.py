@@ -17,6 +17,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging.handlers import PrefectConsoleHandler
 
+from flows.ephemeral import adopt_early
 from flows.ephemeral import install as _install_server_watch
 from flows.params import resolve_config
 from pipeline import mirror
@@ -26,6 +27,7 @@ from pipeline.runlock import describe, run_lock
 from pipeline.stage import MissingUpstreamError, StageResult
 
 # Here rather than in flows/__init__.py, so that `import flows.cli` costs no Prefect import.
+adopt_early()  # the temporary API server the CLI started before importing Prefect, if any
 _install_server_watch()  # the temporary Prefect API server must not outlive a killed lmpipe
 
 # Bad config or a missing input fails the same way every time: retrying only wastes time.

@@ -61,3 +61,102 @@ def install() -> None:
     from prefect.server.api import server
 
     server.subprocess = _DyingWithParent()  # type: ignore[assignment]
+
+
+class EarlyServer:
+    """The temporary API server, started by the CLI before it imports Prefect.
+
+    Prefect starts its temporary server when a flow first calls the API, after the CLI has
+    imported Prefect and the flows; the server process then imports Prefect's server and checks
+    the database. Started here first, that start-up overlaps the CLI's own imports. It is the
+    server Prefect would start (`SubprocessASGIServer`'s uvicorn command, ephemeral mode, no UI),
+    in its own session, dying with this process, stopped at exit. `adopt()` (from `flows.common`,
+    once Prefect is imported) points Prefect at it, unless Prefect's settings (a profile,
+    prefect.toml) name an API: then it is stopped unused.
+    """
+
+    def __init__(self) -> None:
+        import atexit
+        import importlib.util
+        import socket
+
+        with socket.socket() as sock:  # a free port, as Prefect picks one
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/api"
+        package = importlib.util.find_spec("prefect").submodule_search_locations[0]
+        cmd = [sys.executable, "-m", "uvicorn", "--app-dir", os.path.dirname(package)]
+        cmd += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--log-level", "error", "--lifespan", "on"]
+        ephemeral = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            cmd,
+            env={**os.environ, **ephemeral, "PREFECT__SERVER_FINAL": "1"},
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),
+        )
+        atexit.register(self.stop)
+
+    def adopt(self) -> None:
+        """Use this server unless the settings name an API; wait until it answers."""
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import Settings
+
+        settings = Settings()
+        if settings.api.url:  # the user's profile or prefect.toml names one: use that
+            self.stop()
+            return
+        os.environ["PREFECT_API_URL"] = self.url  # also for the flows' child processes
+        refresh_global_settings_context()
+        self.wait(settings.server.ephemeral.startup_timeout_seconds)
+
+    def wait(self, timeout: float) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        code = None if self.proc is None else self.proc.poll()
+        raise RuntimeError(
+            f"the temporary Prefect API server did not start within {timeout:.0f} s"
+            + (f" (it exited with code {code})" if code is not None else "")
+            + ": set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or PREFECT_API_URL"
+        )
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+_early: EarlyServer | None = None
+
+
+def start_early() -> None:
+    """Start the temporary API server now (the CLI, after it checked its arguments), unless an
+    API is configured in the environment or Prefect is already imported (its settings, or a test
+    harness, decide then)."""
+    global _early
+    if _early is None and not os.environ.get("PREFECT_API_URL") and "prefect" not in sys.modules:
+        _early = EarlyServer()
+
+
+def adopt_early() -> None:
+    """Point Prefect at the early server, if the CLI started one (`flows.common` at import)."""
+    if _early is not None and _early.proc is not None and not os.environ.get("PREFECT_API_URL"):
+        _early.adopt()

@@ -59,7 +59,8 @@ def _map_processes(fn, items, workers):
             yield futures[fut], fut.result()
 
 
-def _map_ray(fn, items, workers, parallel: ParallelConfig):
+def init_ray(parallel: ParallelConfig) -> None:
+    """Join `parallel.ray_address`, or start a local Ray, unless this process already has."""
     import ray
 
     if not ray.is_initialized():
@@ -70,6 +71,12 @@ def _map_ray(fn, items, workers, parallel: ParallelConfig):
             log_to_driver=False,
             runtime_env={"env_vars": {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}},
         )
+
+
+def _map_ray(fn, items, workers, parallel: ParallelConfig):
+    import ray
+
+    init_ray(parallel)
     remote = ray.remote(num_cpus=1)(fn)
     # At most `workers` units in flight, so a big corpus does not flood the cluster's queue.
     pending: dict[Any, int] = {}

@@ -22,6 +22,7 @@ from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.layout import RunLayout
 from pipeline.stage import StageResult
 from pipeline.train.launch import PROGRESS_PREFIX
+from pipeline.train.startup import StartupClock
 
 
 def print_progress(done: int, total: int, counts: dict[str, Any]) -> None:
@@ -78,11 +79,15 @@ def print_result(stage: str, result: StageResult) -> None:
         print(f"{stage}: {json.dumps(result.counts)} -> {result.output_dir}", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, clock: StartupClock | None = None) -> int:
+    """`clock`: a prestarted process's (`pipeline.train.warm`), else one from this start."""
     cfg, run, out_dir = start_process("pipeline.train", __doc__, argv, "pretrain", True)
+    clock = clock or StartupClock()  # counts from this process's start
     from pipeline.train.run import run_pretrain  # torch/Lightning only after the config is valid
 
-    print_result("pretrain", run_pretrain(cfg.pretrain, run.tokenize, out_dir, print_progress))
+    clock.mark("imports")
+    result = run_pretrain(cfg.pretrain, run.tokenize, out_dir, print_progress, clock)
+    print_result("pretrain", result)
     return 0
 
 

@@ -97,15 +97,79 @@ def kill_process_group(proc: subprocess.Popen, grace_seconds: float = 10.0) -> N
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+# Prestarted training processes (`prestart`), by entry module: at most one each, used once.
+_prestarted: dict[str, tuple[subprocess.Popen, dict[str, str]]] = {}
+# Variables that may change between a prestart and its launch (the Prefect API the CLI started,
+# MLflow's telemetry session) without mattering to what the process imported: it gets the
+# launch's environment. Any other change discards the prestarted process.
+PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_")
+
+
+def prestart(entry: str = "pipeline.train") -> None:
+    """Start a training process for `entry` now: it imports torch and Lightning while the
+    caller does other work, and `stream_process` hands it the command line when it launches
+    `python -m entry` (one local process). Unused, it exits when this process does."""
+    if entry in _prestarted:
+        return
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.train.warm", entry],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    _prestarted[entry] = (proc, env)
+
+
+def _take_prestarted(cmd: list[str], env: dict[str, str], cwd: str | Path | None):
+    """The prestarted process for `cmd` (`python -m ENTRY ...`), given its arguments, or None
+    (none started, it died, or the environment changed since: then it is discarded)."""
+    if len(cmd) < 3 or cmd[:2] != [sys.executable, "-m"] or cmd[2] not in _prestarted:
+        return None
+    proc, started_env = _prestarted.pop(cmd[2])
+
+    def relevant(e: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in e.items() if not k.startswith(PRESTART_ENV_FREE)}
+
+    if proc.poll() is not None or relevant(started_env) != relevant(env):
+        kill_process_group(proc, grace_seconds=2.0)
+        return None
+    launch = {"args": cmd[3:], "cwd": str(Path(cwd or os.getcwd()).resolve()), "env": env}
+    try:
+        proc.stdin.write((json.dumps(launch) + "\n").encode())
+        proc.stdin.close()
+    except OSError:  # it died meanwhile
+        kill_process_group(proc, grace_seconds=2.0)
+        return None
+    return proc
+
+
+def discard_prestarted() -> None:
+    """End the prestarted processes nobody launched (they exit at the end of their input)."""
+    while _prestarted:
+        _, (proc, _) = _prestarted.popitem()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill_process_group(proc, grace_seconds=2.0)
+
+
 def stream_process(
     cmd: list[str],
     on_line: Callable[[str], None],
     time_limit_seconds: float = 0.0,
     cwd: str | Path | None = None,
 ) -> int:
-    """Run `cmd` in a new process group, feeding its output lines to `on_line`; its exit code."""
+    """Run `cmd` in a new process group, feeding its output lines to `on_line`; its exit code.
+
+    A process `prestart`ed for `cmd`'s module runs it instead of a new one.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    popen = subprocess.Popen(
+    popen = _take_prestarted(cmd, env, cwd) or subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -171,6 +235,19 @@ def launch_pretrain(
     )
     run_training_process(cmd, on_line, progress, p.time_limit_minutes * 60, "training")
     return StageResult.from_dir("pretrain", stage_dir, skipped=False)
+
+
+def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:
+    """Whether `launch_pretrain(config, run_dir)` would start one local training process
+    (not skipped, python launcher, one device): what `prestart` can stand in for."""
+    p, run = config.pretrain, RunLayout(Path(run_dir).resolve())
+    if p.launcher != "python" or p.devices != 1 or p.num_nodes != 1:
+        return False
+    try:
+        inputs_fp = upstream_fingerprint(run.tokenize)
+    except Exception:  # no tokenize stage yet: the flow reports that
+        return False
+    return not manifest_matches(run.pretrain, inputs_fp, training_config_hash(p))
 
 
 def run_training_process(

@@ -40,6 +40,7 @@ from pipeline.train.metrics import (
     read_metrics,
 )
 from pipeline.train.module import PretrainModule
+from pipeline.train.startup import StartupClock
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
     LAST,
@@ -154,24 +155,57 @@ class TrainingJob:
         """MLflow params fixed for the run (sizes, fingerprints), logged once at fit start."""
         raise NotImplementedError
 
-    def attach_trainer(self, run_name: str) -> None:
+    def mark(self, phase: str) -> None:
+        """A start-up phase ended (pretraining reports them; see `StartupClock`)."""
+
+    def attach_trainer(self, run_name: str, callbacks: list[L.Callback] | None = None) -> None:
         """Build `self.monitor`, `self.info` and `self.trainer` (call once the module exists)."""
         cfg, out = self.cfg, self.out_dir
         self.monitor = TrainingMonitor(out, cfg, self.progress)
         self.info = RunInfo(out, self.static_params(), self.chash)
+        self.mark("data and model")
         loggers = mlflow_loggers(cfg, out, run_name, config_key=self.chash)
-        self.trainer = build_trainer(cfg, out, [self.monitor, self.info], loggers)
+        self.mark("MLflow")
+        callbacks = [self.monitor, self.info, *(callbacks or [])]
+        self.trainer = build_trainer(cfg, out, callbacks, loggers)
+        self.mark("trainer")
+
+
+class StartupReport(L.Callback):
+    """Prints a `StartupClock`'s line when the first training batch starts (rank 0, once)."""
+
+    def __init__(self, clock: StartupClock):
+        self.clock, self.done = clock, False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.clock.mark("fit set-up")
+        if trainer.is_global_zero:
+            print(self.clock.line(), flush=True)
 
 
 class PretrainJob(TrainingJob):
     """One pretraining run: builds the data, model and trainer, trains, then publishes."""
 
-    def __init__(self, cfg: PretrainConfig, tokenize_dir: Path, out_dir: Path, progress=None):
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        tokenize_dir: Path,
+        out_dir: Path,
+        progress=None,
+        clock: StartupClock | None = None,
+    ):
         self.cfg, self.tokenize_dir = cfg, Path(tokenize_dir)
         inputs_fp = upstream_fingerprint(self.tokenize_dir)
         self.run = StageRun(STAGE, out_dir, inputs_fp, training_config_hash(cfg))
         self.out_dir, self.inputs_fp, self.chash = self.run.out_dir, inputs_fp, self.run.config_hash
-        self.progress = progress
+        self.progress, self.clock = progress, clock
+
+    def mark(self, phase: str) -> None:
+        if self.clock is not None:
+            self.clock.mark(phase)
 
     def build(self) -> None:
         cfg = self.cfg
@@ -184,7 +218,8 @@ class PretrainJob(TrainingJob):
             self.tokenize_dir, cfg, self.model_cfg.block_size, eod
         )
         self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
-        self.attach_trainer(f"pretrain-{self.out_dir.parent.name}")
+        reports = [StartupReport(self.clock)] if self.clock is not None else []
+        self.attach_trainer(f"pretrain-{self.out_dir.parent.name}", reports)
 
     def static_params(self) -> dict[str, Any]:
         model, block = self.module.model, self.model_cfg.block_size
@@ -257,9 +292,13 @@ def run_pretrain(
     tokenize_dir: str | Path,
     output_dir: str | Path,
     progress: Progress | None = None,
+    clock: StartupClock | None = None,
 ) -> StageResult:
-    """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable)."""
-    job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress)
+    """Pretrain `cfg.model` on `<tokenize_dir>/{train,val}` into `output_dir` (resumable).
+
+    `clock` (the training process's): print where the seconds before the first step went.
+    """
+    job = PretrainJob(cfg, Path(tokenize_dir), Path(output_dir), progress, clock)
     if job.run.finished_before():
         return job.run.skip()
     if rank_zero_only.rank == 0:
@@ -267,6 +306,7 @@ def run_pretrain(
         mark_prepared(job.out_dir, f"{job.inputs_fp}:{job.chash}")
     else:
         wait_for_rank_zero(job.out_dir, f"{job.inputs_fp}:{job.chash}")
+    job.mark("stage directory")
     job.build()
     job.train()
     job.publish()

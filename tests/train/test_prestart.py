@@ -1,0 +1,53 @@
+"""A prestarted training process (`launch.prestart`) trains exactly as a freshly started one."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.train import launch
+from pipeline.train.launch import launch_pretrain
+from tests.train.helpers import make_run_dir, tiny_config
+
+
+def losses(stage_dir) -> list[float]:
+    rows = [json.loads(line) for line in (stage_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r.get("loss", r.get("val_loss")) for r in rows]
+
+
+def test_prestarted_process_gives_the_same_training(tokenize_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config("pretrain.max_steps=6", "pretrain.val_interval=3", "pretrain.mlflow=false")
+    runs = {}
+    for kind in ("fresh", "prestarted"):
+        run_dir = make_run_dir(tmp_path / kind, tokenize_dir)
+        assert launch.pretrain_would_start(cfg, run_dir)
+        if kind == "prestarted":
+            launch.prestart("pipeline.train")
+        lines: list[str] = []
+        launch_pretrain(cfg, run_dir, lines.append)
+        startup = next(line for line in lines if line.startswith("startup: "))
+        assert ("(prestarted)" in startup) == (kind == "prestarted"), startup
+        runs[kind] = run_dir / "pretrain"
+        assert not launch.pretrain_would_start(cfg, run_dir)  # finished: nothing to prestart
+    assert losses(runs["fresh"]) == losses(runs["prestarted"])
+    weights = [(runs[k] / "model.safetensors").read_bytes() for k in runs]
+    assert weights[0] == weights[1]
+
+
+def test_a_changed_environment_discards_the_prestarted_process(monkeypatch):
+    launch.prestart("pipeline.train")
+    proc, _ = launch._prestarted["pipeline.train"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # read at import: the warm process would differ
+    lines: list[str] = []
+    code = launch.stream_process(
+        [launch.sys.executable, "-m", "pipeline.train", "--help"], lines.append
+    )
+    assert code == 0 and any("--run-dir" in line for line in lines)
+    assert proc.poll() is not None and not launch._prestarted
+
+
+def test_an_unused_prestarted_process_ends_quietly():
+    launch.prestart("pipeline.train")
+    proc, _ = launch._prestarted["pipeline.train"]
+    launch.discard_prestarted()
+    assert proc.returncode is not None and not launch._prestarted

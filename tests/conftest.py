@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,35 @@ SAMPLE_WARC = REPO / "data" / "sample" / "python-docs.warc.gz"
 REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.gz"))
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# Under pytest-xdist (`make test` runs `-n N`) each worker is a process with its own session: its
+# own Prefect harness, servers and tmp dirs. `lmpipe` processes a test starts without an API URL
+# run an ephemeral Prefect server on the SQLite database in PREFECT_HOME: one home per worker, so
+# two workers' ephemeral servers never share (and lock) one database file.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    _home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    os.environ["PREFECT_HOME"] = str(_home / "xdist" / WORKER)
+
+
+def shared_dir(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """`<basetemp>/<name>`, built by `build(path)` once for the whole test run: under xdist the
+    first worker to ask builds it (the others wait on a file lock) in the run's common basetemp,
+    so an expensive read-only artifact (token shards, a pretrained model) is made once, not once
+    per worker. Tests only read it."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if WORKER:
+        root = root.parent  # xdist's per-worker basetemps are <basetemp>/<worker>
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.is_file():
+            path.mkdir(parents=True, exist_ok=True)
+            build(path)
+            done.touch()
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +152,44 @@ def http_response_record(
     )
     writer.write_record(record)
     return record.rec_headers.get_header("WARC-Record-ID")
+
+
+# How `make test` spreads the suite over pytest-xdist workers (`-n N --dist loadgroup
+# --no-loadscope-reorder`). A module is one unit of work by default: its module-scoped fixtures
+# (a whole pipeline run, a trained tokenizer) are built once, on one worker. A module listed in
+# SPREAD has independent tests that each take long: they go to whichever worker is free. Tests
+# in one named group run one after another on one worker: those that start two training ranks
+# each (`two_ranks`) would otherwise compete, four processes on two cores, with a rank timeout.
+SPREAD: set[str] = set()
+GROUPS = {
+    "tests/train/test_distributed.py": "two_ranks",
+    "tests/train/test_fsdp.py": "two_ranks",
+    "tests/train/test_multinode.py": "two_ranks",
+    "tests/finetune/test_distributed.py": "two_ranks",
+}
+# Units that take longest start first (a long unit started last would be the run's tail); the
+# rest keep their collection order. From `pytest --durations`; see benchmarks/RESULTS.md.
+SLOW_FIRST: list[str] = []
+
+
+def _unit(item: pytest.Item) -> str:
+    path = item.nodeid.split("::")[0]
+    if path in GROUPS:
+        return GROUPS[path]
+    return item.nodeid if path in SPREAD else path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if not getattr(config.option, "numprocesses", None):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_unit(item)))
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        unit = GROUPS.get(path, path)
+        return SLOW_FIRST.index(unit) if unit in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a unit and among the rest is kept

@@ -62,8 +62,8 @@ format: setup
 
 # Every test, on TEST_WORKERS pytest-xdist workers (each with its own Prefect harness and servers;
 # how tests are grouped onto workers: tests/conftest.py). `make test TEST_WORKERS=0`: one process.
-TEST_WORKERS ?= 4
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+TEST_WORKERS ?= 3
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 test: lint
 	$(PY) -m pytest -q $(XDIST)

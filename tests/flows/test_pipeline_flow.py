@@ -18,6 +18,8 @@ from tests.conftest import REPO
 from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
 from tests.helpers import FAST_DEMO
 
+pytestmark = pytest.mark.slow  # the whole demo pipeline, several times (minutes)
+
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory, prefect_harness):

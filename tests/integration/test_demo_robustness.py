@@ -11,11 +11,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from flows.data import DATA_STAGES
 from flows.train import TRAINING_STAGES
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.test_serve import training_pids, wait_for
+
+pytestmark = pytest.mark.slow  # real servers; two demo pipelines, one killed and rerun (minutes)
 
 LINEAGE = (
     "lmpipe.data.fingerprint",

@@ -8,7 +8,12 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from tests.conftest import REPO, SAMPLE_WARC
+
+# Real PostgreSQL, prefect and mlflow servers (their start takes 30+ s).
+pytestmark = pytest.mark.slow
 
 
 def api(url: str, body: dict | None = None) -> dict | list:

@@ -16,11 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pipeline.config import load_config
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.servers import stop
 from tests.integration.test_real_servers import api
+
+# Real PostgreSQL, prefect and mlflow servers; `lmpipe serve` runs the demo (minutes).
+pytestmark = pytest.mark.slow
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

@@ -18,7 +18,9 @@ from pipeline.scaling.tracking import PARENT_FILE, child_runs
 from pipeline.stage import read_manifest
 from tests.conftest import REPO, SAMPLE_WARC
 
-pytestmark = pytest.mark.slow  # data stages and proxy training for two variants (minutes)
+# Slow: data stages and proxy training for two variants (minutes).
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SETTINGS = """
 ablate: {bootstrap_samples: 500}

@@ -18,7 +18,9 @@ from tests.conftest import REPO
 from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
 from tests.helpers import FAST_DEMO
 
-pytestmark = pytest.mark.slow  # the whole demo pipeline, several times (minutes)
+# Slow: the whole demo pipeline, several times (minutes).
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.test_serve import training_pids, wait_for
 
-pytestmark = pytest.mark.slow  # real servers; two demo pipelines, one killed and rerun (minutes)
+# Slow: real servers; two demo pipelines, one killed and rerun (minutes).
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 LINEAGE = (
     "lmpipe.data.fingerprint",

@@ -62,15 +62,21 @@ format: setup
 
 # Every test, on TEST_WORKERS pytest-xdist workers (each with its own Prefect harness and servers;
 # how tests are grouped onto workers: tests/conftest.py). `make test TEST_WORKERS=0`: one process.
+# SERIAL_TESTS are timing-sensitive (per-page time limits of 1.5 s): they run alone, after the
+# parallel run, so that the other workers' load does not push a good page over its limit.
 TEST_WORKERS ?= 3
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
+SERIAL_TESTS = tests/clean/test_resilience.py
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) $(addprefix --ignore=,$(SERIAL_TESTS)))
+SERIAL = $(if $(XDIST),$(PY) -m pytest -q $(SERIAL_TESTS))
 
 test: lint
 	$(PY) -m pytest -q $(XDIST)
+	$(SERIAL)
 
 # The developer loop: everything but the tests marked slow (real servers, multi-process training).
 test-fast: setup
 	$(PY) -m pytest -q $(XDIST) -m "not slow"
+	$(SERIAL)
 
 bench: setup
 	$(PY) benchmarks/ingest.py

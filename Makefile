@@ -8,7 +8,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 # A loaded 2-core machine can take longer than the default 20 s to start the ephemeral API.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: setup lock demo test lint format bench clean ui-prefect ui-mlflow
+.PHONY: setup lock demo test test-fast lint format bench clean ui-prefect ui-mlflow
 
 setup: $(VENV)/.installed
 
@@ -60,8 +60,23 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every test, on TEST_WORKERS pytest-xdist workers (each with its own Prefect harness and servers;
+# how tests are grouped onto workers: tests/conftest.py). `make test TEST_WORKERS=0`: one process.
+# SERIAL_TESTS are timing-sensitive (per-page time limits of 1.5 s): they run alone, after the
+# parallel run, so that the other workers' load does not push a good page over its limit.
+TEST_WORKERS ?= 3
+SERIAL_TESTS = tests/clean/test_resilience.py
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) $(addprefix --ignore=,$(SERIAL_TESTS)))
+SERIAL = $(if $(XDIST),$(PY) -m pytest -q $(SERIAL_TESTS))
+
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
+	$(SERIAL)
+
+# The developer loop: everything but the tests marked slow (real servers, multi-process training).
+test-fast: setup
+	$(PY) -m pytest -q $(XDIST) -m "not slow"
+	$(SERIAL)
 
 bench: setup
 	$(PY) -m benchmarks.ingest

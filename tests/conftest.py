@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,36 @@ SAMPLE_WARC = REPO / "data" / "sample" / "python-docs.warc.gz"
 REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.gz"))
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# Under pytest-xdist (`make test` runs `-n N`) each worker is a process with its own session: its
+# own Prefect harness, servers and tmp dirs. `lmpipe` processes a test starts without an API URL
+# run an ephemeral Prefect server on the SQLite database in PREFECT_HOME: one home per worker, so
+# two workers' ephemeral servers never share (and lock) one database file.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    _home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    os.environ["PREFECT_HOME"] = str(_home / "xdist" / WORKER)
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def shared_dir(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """`<basetemp>/<name>`, built by `build(path)` once for the whole test run: under xdist the
+    first worker to ask builds it (the others wait on a file lock) in the run's common basetemp,
+    so an expensive read-only artifact (token shards, a pretrained model) is made once, not once
+    per worker. Tests only read it."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if WORKER:
+        root = root.parent  # xdist's per-worker basetemps are <basetemp>/<worker>
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.is_file():
+            path.mkdir(parents=True, exist_ok=True)
+            build(path)
+            done.touch()
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -88,7 +119,8 @@ def prefect_harness():
 
     import flows.common  # noqa: F401 (installs the server watch: the harness's server dies with us)
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # 300 s, not 120: on 2 cores the harness may start while other workers start theirs.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
@@ -122,3 +154,68 @@ def http_response_record(
     )
     writer.write_record(record)
     return record.rec_headers.get_header("WARC-Record-ID")
+
+
+# How `make test` spreads the suite over pytest-xdist workers (`-n N`; the scheduler is below). A
+# module is one unit of work by default: its module-scoped fixtures (a whole pipeline run, a
+# trained tokenizer) are built once, on one worker. GROUPS names other units, by module or by
+# test: a unit's tests run one after another on one worker. Tests that start two training ranks
+# each (`two_ranks`) would otherwise compete, four processes on two cores, with a rank timeout.
+# The integration tests each need a `stack` (PostgreSQL, `prefect server`, `mlflow server`,
+# started once per worker that asks): the quick ones share the one of the demo kill test; the
+# two long `lmpipe serve` tests run beside it, each on a worker of its own.
+SERVE = "tests/integration/test_serve.py::"
+GROUPS = {
+    "tests/integration/test_real_servers.py": "stack",
+    "tests/integration/test_demo_robustness.py": "stack",
+    SERVE + "test_prefect_yaml_deploys_to_the_work_pools": "stack",
+    SERVE + "test_schedule_fires_and_its_run_triggers_training": "serve_schedule",
+    SERVE
+    + "test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels": "serve_ui",
+    "tests/train/test_distributed.py": "two_ranks",
+    "tests/train/test_fsdp.py": "two_ranks",
+    "tests/train/test_multinode.py": "two_ranks",
+    "tests/finetune/test_distributed.py": "two_ranks",
+}
+# Units that take longest start first (a long unit started last would be the run's tail); the
+# rest keep their collection order. From `pytest --durations`; see benchmarks/RESULTS.md.
+SLOW_FIRST = [
+    "stack",
+    "serve_ui",
+    "serve_schedule",
+    "tests/ablate/test_flow.py",
+    "tests/flows/test_pipeline_flow.py",
+    "two_ranks",
+    "tests/scaling/test_flow.py",
+]
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work (see GROUPS) a test belongs to."""
+    path, _, name = nodeid.partition("::")
+    test = f"{path}::{name.split('[')[0]}"
+    return GROUPS.get(test) or GROUPS.get(path) or path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadscope scheduling with `unit_of` as the scope, units in collection order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep SLOW_FIRST's order, not "most tests first"
+    return UnitScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not WORKER:  # xdist's controller does not collect; without xdist, nothing to do
+        return
+
+    def rank(item: pytest.Item) -> int:
+        unit = unit_of(item.nodeid)
+        return SLOW_FIRST.index(unit) if unit in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a unit and among the rest is kept

@@ -34,8 +34,14 @@ QUIET = [
     "finetune.mlflow=false",
 ]
 
-# The demo config with shorter training, for end-to-end tests (the stages and order are real).
+# The demo config with a smaller model, shorter training and a smaller evaluation, for end-to-end
+# tests: the stages, their order, inputs and outputs are real; only the sizes shrink (the model is
+# the fine-tuning tests' 2-layer, 64-wide one; 20 task examples instead of 200).
 FAST_DEMO = [
+    "pretrain.model.n_layers=2",
+    "pretrain.model.d_model=64",
+    "pretrain.micro_batch_size=8",
+    "pretrain.val_batches=2",
     "pretrain.max_steps=30",
     "pretrain.warmup_steps=3",
     "pretrain.val_interval=15",
@@ -46,6 +52,10 @@ FAST_DEMO = [
     "finetune.val_interval=8",
     "finetune.checkpoint_interval=8",
     "finetune.progress_bar=false",
+    "finetune.val_batches=2",
+    "evaluate.pretrain_val_batches=2",
+    "evaluate.max_new_tokens=8",
+    "evaluate.task_examples=20",
 ]
 
 

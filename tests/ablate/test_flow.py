@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow import MlflowClient
 
 from flows.ablate import ablate_flow
@@ -16,6 +17,10 @@ from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
 from pipeline.scaling.tracking import PARENT_FILE, child_runs
 from pipeline.stage import read_manifest
 from tests.conftest import REPO, SAMPLE_WARC
+
+# Slow: data stages and proxy training for two variants (minutes).
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 SETTINGS = """
 ablate: {bootstrap_samples: 500}

@@ -14,7 +14,7 @@ from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.events import DOCUMENT_SCHEMA
 from pipeline.stage import fingerprint, write_manifest
 from tests.clean.pages import page
-from tests.conftest import REAL_WARCS, SAMPLE_WARC, http_response_record
+from tests.conftest import REAL_WARCS, SAMPLE_WARC, http_response_record, shared_dir
 
 # The sample in units of 50 rows, so that resume and parallelism have several units to work on.
 SAMPLE_CFG = {"unit_documents": 50, "workers": 2}
@@ -60,22 +60,25 @@ def record(id: str, raw: str | None, content_type: str = "text/html") -> dict:
             "content_type": content_type, "raw": raw}  # fmt: skip
 
 
+# Read-only stage directories, built once per test run (shared by xdist workers: shared_dir).
 @pytest.fixture(scope="session")
 def sample_ingest(tmp_path_factory) -> Path:
-    return ingest([SAMPLE_WARC], tmp_path_factory.mktemp("sample"))
+    return shared_dir(tmp_path_factory, "sample", lambda d: ingest([SAMPLE_WARC], d)) / "ingest"
 
 
 @pytest.fixture(scope="session")
 def sample_clean(sample_ingest, tmp_path_factory) -> Path:
     """The sample through clean with the default (published) filters."""
-    out = tmp_path_factory.mktemp("sample-clean") / "clean"
-    run_clean(CleanConfig(**SAMPLE_CFG), sample_ingest, out)
-    return out
+
+    def build(root: Path) -> None:
+        run_clean(CleanConfig(**SAMPLE_CFG), sample_ingest, root / "clean")
+
+    return shared_dir(tmp_path_factory, "sample-clean", build) / "clean"
 
 
 @pytest.fixture(scope="session")
 def real_warcs_ingest(tmp_path_factory) -> Path:
-    return ingest(REAL_WARCS, tmp_path_factory.mktemp("real"))
+    return shared_dir(tmp_path_factory, "real", lambda d: ingest(REAL_WARCS, d)) / "ingest"
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,11 @@ from tests.conftest import REPO
 from tests.helpers import tree_digest
 
 # 40,000 small blocks with inline markup (3.8 MB, under `max_raw_bytes`): trafilatura takes
-# 10+ s on it (measured 13.6 s), far over the 2 x (2 x 0.5 + 2 s) batch limit; resiliparse < 1 s.
+# 10+ s on it (measured 13.6 s), over the 2 x (2 x 1.5 + 2 s) batch limit; resiliparse < 1 s.
+# 1.5 s per page, not less: a page redone alone goes to a fresh worker process, whose imports
+# count against the page's hard limit (2 x 1.5 + 2 s); on a loaded machine (parallel test
+# workers) 0.5 s left the good page no time to start.
+DOC_TIMEOUT = 1.5
 PATHOLOGICAL = (
     "<html><body>"
     + "".join(
@@ -36,7 +40,7 @@ def _stall_input(tmp_path):
 
 
 def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path):
-    cfg = CleanConfig(extractor="trafilatura", doc_timeout_seconds=0.5, workers=1)
+    cfg = CleanConfig(extractor="trafilatura", doc_timeout_seconds=DOC_TIMEOUT, workers=1)
     started = time.monotonic()
     run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean")
     assert time.monotonic() - started < 30
@@ -45,9 +49,9 @@ def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path):
 
 def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path):
     # Without the in-process signal only the parent's limit can stop the page: the worker is
-    # killed (2 x 0.5 + 2 s), the batch is redone one page at a time, and the page is rejected.
+    # killed (2 x 1.5 + 2 s), the batch is redone one page at a time, and the page is rejected.
     cfg = CleanConfig(
-        extractor="trafilatura", doc_timeout_seconds=0.5, soft_timeout=False, workers=1
+        extractor="trafilatura", doc_timeout_seconds=DOC_TIMEOUT, soft_timeout=False, workers=1
     )
     started = time.monotonic()
     run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean")

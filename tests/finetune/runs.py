@@ -55,11 +55,10 @@ def build_pretrained_run(root: Path) -> Path:
 
 
 def shared_pretrained_run(tmp_path_factory) -> Path:
-    """The session's pretrained run, built by whichever test package asks first."""
-    root = tmp_path_factory.getbasetemp() / "pretrained-run"
-    if not (root / "pretrain" / "manifest.json").is_file():
-        build_pretrained_run(root)
-    return root
+    """The test run's pretrained run, built by whichever test (or xdist worker) asks first."""
+    from tests.conftest import shared_dir
+
+    return shared_dir(tmp_path_factory, "pretrained-run", build_pretrained_run)
 
 
 def fresh_run(base: Path, path: Path) -> Path:

@@ -18,6 +18,10 @@ from tests.conftest import REPO
 from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
 from tests.helpers import FAST_DEMO
 
+# Slow: the whole demo pipeline, several times (minutes).
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
 # Progress bars asked for: the training flow must still keep their redraws out of the run logs.
 BARS_ON = ["pretrain.progress_bar=true", "finetune.progress_bar=true"]
 

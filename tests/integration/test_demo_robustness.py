@@ -11,11 +11,17 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from flows.data import DATA_STAGES
 from flows.train import TRAINING_STAGES
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.test_serve import training_pids, wait_for
+
+# Slow: real servers; two demo pipelines, one killed and rerun (minutes).
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 LINEAGE = (
     "lmpipe.data.fingerprint",

@@ -8,7 +8,13 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from tests.conftest import REPO, SAMPLE_WARC
+
+# Real PostgreSQL, prefect and mlflow servers (their start takes 30+ s); slow.
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def api(url: str, body: dict | None = None) -> dict | list:

@@ -16,11 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pipeline.config import load_config
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.servers import stop
 from tests.integration.test_real_servers import api
+
+# Real PostgreSQL, prefect and mlflow servers; `lmpipe serve` runs the demo (minutes); slow.
+# The timeout leaves room for parallel test workers.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

@@ -129,6 +129,7 @@ def _files(directory: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # room for parallel test workers
 def test_data_stages_on_two_ray_nodes_sharing_only_the_bucket(s3, ray_nodes, tmp_path, monkeypatch):
     inputs = upload_inputs(s3)
     run_url = f"s3://{s3.bucket()}/runs/r1"

@@ -71,6 +71,7 @@ def _finished_units(s3, run_url: str, stage: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # room for parallel test workers
 def test_lmpipe_data_killed_during_clean_resumes_to_identical_shards(s3, tmp_path):
     inputs = upload_inputs(s3)
     run_url = f"s3://{s3.bucket()}/runs/r1"

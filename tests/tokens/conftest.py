@@ -17,7 +17,7 @@ from resiliparse.extract.html2text import extract_plain_text
 from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.stage import ShardWriter, fingerprint, write_manifest
 from pipeline.tokens import TokenizeConfig, run_tokenize
-from tests.conftest import SAMPLE_WARC
+from tests.conftest import SAMPLE_WARC, shared_dir
 from tests.helpers import read_shards
 
 DEDUP_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("text", pa.large_string())])
@@ -54,10 +54,12 @@ def sample_docs(tmp_path_factory) -> list[dict]:
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory, sample_docs) -> Path:
     """A run dir with the sample as 4 dedup shards, tokenized once with a trained tokenizer."""
-    run = tmp_path_factory.mktemp("run")
-    write_dedup_dir(run / "dedup", sample_docs, n_shards=4)
-    run_tokenize(TokenizeConfig(**SAMPLE_CONFIG), run / "dedup", run / "tokenize")
-    return run
+
+    def build(run: Path) -> None:
+        write_dedup_dir(run / "dedup", sample_docs, n_shards=4)
+        run_tokenize(TokenizeConfig(**SAMPLE_CONFIG), run / "dedup", run / "tokenize")
+
+    return shared_dir(tmp_path_factory, "tokens-sample-run", build)  # once per test run
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,9 @@ from tests.train.token_shards import build_tokenize_dir
 @pytest.fixture(scope="session")
 def tokenize_dir(tmp_path_factory) -> Path:
     """`tokenize/` of the sample corpus: a 2048-token byte-level BPE, 2 train + 1 val shards."""
-    return build_tokenize_dir(tmp_path_factory.mktemp("tokens"))
+    from tests.conftest import shared_dir
+
+    return shared_dir(tmp_path_factory, "tokens", build_tokenize_dir) / "tokenize"
 
 
 @pytest.fixture

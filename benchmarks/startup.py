@@ -44,28 +44,16 @@ def plain_main(run_dir: Path, steps: int, config: str) -> None:
 
     from pipeline.config import load_config
     from pipeline.model import DecoderLM
-    from pipeline.train.data import PretrainDataModule
-    from pipeline.train.module import lr_at, next_token_loss
-    from pipeline.train.run import tokenizer_info
+    from pipeline.train.module import build_optimizer, next_token_loss
+    from pipeline.train.run import token_data
 
     clock.mark("imports")
     cfg = load_config(config, [f"pretrain.max_steps={steps}"]).pretrain
     tokenize = run_dir / "tokenize"
-    tok = tokenizer_info(tokenize)
-    model_cfg = cfg.model.with_vocab(int(tok["padded_vocab_size"]))
+    _, model_cfg, data = token_data(cfg, tokenize)
     torch.manual_seed(cfg.seed)
     model = DecoderLM(model_cfg)
-    eod = int(tok["eod_id"]) if cfg.document_masking else None
-    data = PretrainDataModule.from_config(tokenize, cfg, model_cfg.block_size, eod)
-    named = list(model.named_parameters())
-    decay = [p for n, p in named if not n.endswith("norm.weight")]
-    no_decay = [p for n, p in named if n.endswith("norm.weight")]
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
+    opt, sched = build_optimizer(model.named_parameters(), cfg)
     batches = iter(data.train_dataloader())
     clock.mark("data and model")
     print(clock.line(), flush=True)

@@ -44,10 +44,9 @@ sys.path.insert(0, str(REPO))
 from pipeline.config import load_config  # noqa: E402
 from pipeline.model import DecoderLM  # noqa: E402
 from pipeline.stage import ShardWriter, list_shards, write_manifest  # noqa: E402
-from pipeline.train.data import PretrainDataModule  # noqa: E402
 from pipeline.train.metrics import COMPUTE_DTYPE, peak_flops_per_device, read_metrics  # noqa: E402
-from pipeline.train.module import lr_at, next_token_loss  # noqa: E402
-from pipeline.train.run import run_pretrain, tokenizer_info  # noqa: E402
+from pipeline.train.module import build_optimizer, next_token_loss  # noqa: E402
+from pipeline.train.run import run_pretrain, token_data  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
 
@@ -89,23 +88,11 @@ def unigram_entropy(split_dir: Path) -> float:
 def plain_loop(cfg, tokenize_dir: Path, steps: int) -> list[float]:
     """The floor: the same model, data, optimizer and precision in a bare loop; tokens/s per
     interval of `log_interval` optimizer steps (the first interval is warm-up and dropped)."""
-    tok = tokenizer_info(tokenize_dir)
-    model_cfg = cfg.model.with_vocab(int(tok["padded_vocab_size"]))
+    _, model_cfg, data = token_data(cfg, tokenize_dir)
     torch.manual_seed(cfg.seed)
     model = DecoderLM(model_cfg)
-    eod = int(tok["eod_id"]) if cfg.document_masking else None
-    data = PretrainDataModule.from_config(tokenize_dir, cfg, model_cfg.block_size, eod)
     batches = iter(data.train_dataloader())
-    named = list(model.named_parameters())
-    groups = [
-        {
-            "params": [p for n, p in named if not n.endswith("norm.weight")],
-            "weight_decay": cfg.weight_decay,
-        },
-        {"params": [p for n, p in named if n.endswith("norm.weight")], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr)
+    opt, sched = build_optimizer(model.named_parameters(), cfg)
     dtype = COMPUTE_DTYPE.get(cfg.precision)
     tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * model_cfg.block_size
     rates, t0 = [], time.perf_counter()

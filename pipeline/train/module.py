@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import lightning as L
@@ -19,6 +20,26 @@ def lr_at(step: int, cfg: TrainingConfig) -> float:
         return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def build_optimizer(
+    named_parameters: Iterable[tuple[str, torch.nn.Parameter]], cfg: Any
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over the trainable parameters and the `lr_at` schedule (warm-up, then cosine).
+
+    Decay matrices only; norm gains are not regularised (nanoGPT, Llama). By name, not by
+    p.dim(): FSDP hands the optimizer flattened 1-D shards of every parameter."""
+    named = [(n, p) for n, p in named_parameters if p.requires_grad]
+    groups = [
+        {
+            "params": [p for n, p in named if not n.endswith("norm.weight")],
+            "weight_decay": cfg.weight_decay,
+        },
+        {"params": [p for n, p in named if n.endswith("norm.weight")], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, cfg) / cfg.lr)
+    return optimizer, scheduler
 
 
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -110,19 +131,7 @@ class PretrainModule(L.LightningModule):
         self.log("val/ppl", torch.exp(val_loss), sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        # Decay matrices only; norm gains are not regularised (nanoGPT, Llama). By name, not by
-        # p.dim(): FSDP hands the optimizer flattened 1-D shards of every parameter.
-        decay = [p for n, p in named if not n.endswith("norm.weight")]
-        no_decay = [p for n, p in named if n.endswith("norm.weight")]
-        groups = [
-            {"params": decay, "weight_decay": self.cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=self.cfg.lr, betas=self.cfg.betas)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_at(step, self.cfg) / self.cfg.lr
-        )
+        optimizer, scheduler = build_optimizer(self.named_parameters(), self.cfg)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from pipeline.model import export_state_dict
+from pipeline.model import ModelConfig, export_state_dict
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
 from pipeline.stage import (
     MANIFEST,
@@ -64,6 +64,18 @@ def tokenizer_info(tokenize_dir: Path) -> dict[str, Any]:
     if not info or "padded_vocab_size" not in info or "eod_id" not in info:
         raise ValueError(f"{tokenize_dir}/{MANIFEST} has no `tokenizer` block: rerun tokenize")
     return info
+
+
+def token_data(
+    cfg: PretrainConfig, tokenize_dir: Path
+) -> tuple[dict[str, Any], ModelConfig, PretrainDataModule]:
+    """What pretraining reads from a tokenize stage: its tokenizer block, the model config sized
+    to that vocabulary, and the data module over its token shards."""
+    tok = tokenizer_info(tokenize_dir)
+    model_cfg = cfg.model.with_vocab(int(tok["padded_vocab_size"]))
+    eod = int(tok["eod_id"]) if cfg.document_masking else None
+    data = PretrainDataModule.from_config(tokenize_dir, cfg, model_cfg.block_size, eod)
+    return tok, model_cfg, data
 
 
 # What a start with other inputs or settings discards (the launch files stay: ranks read them).
@@ -210,13 +222,8 @@ class PretrainJob(TrainingJob):
     def build(self) -> None:
         cfg = self.cfg
         check_devices(cfg)
-        self.tok = tokenizer_info(self.tokenize_dir)
-        self.model_cfg = cfg.model.with_vocab(int(self.tok["padded_vocab_size"]))
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        eod = int(self.tok["eod_id"]) if cfg.document_masking else None
-        self.data = PretrainDataModule.from_config(
-            self.tokenize_dir, cfg, self.model_cfg.block_size, eod
-        )
+        self.tok, self.model_cfg, self.data = token_data(cfg, self.tokenize_dir)
         self.module = PretrainModule(cfg.model_dump(mode="json"), self.model_cfg.model_dump())
         reports = [StartupReport(self.clock)] if self.clock is not None else []
         self.attach_trainer(f"pretrain-{self.out_dir.parent.name}", reports)

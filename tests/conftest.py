@@ -19,6 +19,10 @@ SAMPLE_WARC = REPO / "data" / "sample" / "python-docs.warc.gz"
 REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.gz"))
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# One Ray authentication mode for every Ray this test process starts or joins: a local
+# `ray.init` otherwise switches the process to token mode (it sets RAY_AUTH_MODE=token), and the
+# nodes `ray start`ed later by tests/storage/test_ray_nodes.py then have no token to start with.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 # Under pytest-xdist (`make test` runs `-n N`) each worker is a process with its own session: its
 # own Prefect harness, servers and tmp dirs. `lmpipe` processes a test starts without an API URL

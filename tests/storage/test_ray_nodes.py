@@ -94,15 +94,11 @@ class _quiet:
 
 
 @pytest.fixture
-def ray_nodes(s3, monkeypatch) -> Iterator[RayNodes]:
+def ray_nodes(s3) -> Iterator[RayNodes]:
     """A 2-node Ray cluster on loopback: `head` and `worker`, one CPU each, sharing no path.
 
     The nodes reach the bucket through their environment (the `s3` fixture's AWS variables)."""
     import ray
-
-    # A local `ray.init` earlier in this process (another test) leaves RAY_AUTH_MODE=token in
-    # os.environ; nodes started with it look for a token this cluster does not have.
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
 
     root = Path(tempfile.mkdtemp(prefix="lr-", dir="/tmp"))  # short: Ray's socket paths
     port = free_port()

@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-import pipeline.finetune.run as finetune_run
+import pipeline.train.run as training_run  # TrainingJob.attach_trainer builds the trainer
 from pipeline.finetune.run import run_finetune
 from pipeline.model import load_model
 from tests.finetune.runs import fresh_run, tiny_config
@@ -38,10 +38,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(pretrained_run, tmp_path
     run_finetune(cfg, straight)
 
     crashed = fresh_run(pretrained_run, tmp_path / "crashed")
-    build = finetune_run.build_trainer
+    build = training_run.build_trainer
     with monkeypatch.context() as patch:
         patch.setattr(
-            finetune_run,
+            training_run,
             "build_trainer",
             lambda c, out, callbacks, loggers: build(c, out, [*callbacks, Crash(11)], loggers),
         )

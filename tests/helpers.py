@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,17 @@ def read_shards(directory: Path) -> pa.Table:
     files = sorted(str(p) for p in Path(directory).glob("*.arrow"))
     assert files, f"no shards in {directory}"
     return ds.dataset(files, format="arrow").to_table()
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs. A killed process whose parent has not reaped it (or an
+    orphan under a PID 1 that never reaps, as in some containers) lingers as a zombie: not alive."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def tree_digest(directory: Path) -> dict[str, str]:

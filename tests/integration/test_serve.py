@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.config import load_config
 from tests.conftest import REPO
-from tests.helpers import FAST_DEMO, spawn_lmpipe
+from tests.helpers import FAST_DEMO, alive, spawn_lmpipe
 from tests.integration.servers import stop
 from tests.integration.test_real_servers import api
 
@@ -199,7 +199,7 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         cancel = {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}
         api(f"{url}/flow_runs/{triggered[0]['id']}/set_state", cancel)
         wait_for("training to stop", lambda: not training_pids(edited_dir) or None, 90, every=1)
-        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert not any(alive(pid) for pid in pids)
         assert server.finish(triggered[0]["id"], timeout=120) == "CANCELLED"
         # ... and the default run directory kept its own (short) training.
         default_run = json.loads((run_dir / "pretrain" / "launch_config.json").read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -13,6 +12,7 @@ from pipeline.train.launch import (
     stream_process,
     training_command,
 )
+from tests.helpers import alive
 
 # A process that starts a grandchild and prints its pid, then both wait: a stand-in for
 # Lightning's rank 0 and the DDP rank it starts.
@@ -24,16 +24,6 @@ TREE = (
     "print('bar 30%', flush=True)\n"
     "time.sleep(120)\n"
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed child of an exited parent may linger as a zombie until reaped.
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().split()[2] != "Z"
 
 
 def test_time_limit_kills_the_whole_process_group():

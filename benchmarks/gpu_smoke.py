@@ -32,8 +32,9 @@ import sys
 
 # benchmarks/ holds modules named like stdlib or pipeline ones (`ingest.py`, `train.py`...):
 # this script's folder leaves the import path before anything else is imported.
+# It gives way to the repository, so that `benchmarks.*` imports as from `python -m`.
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
 import statistics

@@ -42,43 +42,20 @@ def plain_main(run_dir: Path, steps: int, config: str) -> None:
     clock = StartupClock()
     import torch
 
+    from benchmarks.plain import PlainLoop
     from pipeline.config import load_config
-    from pipeline.model import DecoderLM
-    from pipeline.train.module import build_optimizer, next_token_loss
-    from pipeline.train.run import token_data
 
     clock.mark("imports")
     cfg = load_config(config, [f"pretrain.max_steps={steps}"]).pretrain
-    tokenize = run_dir / "tokenize"
-    _, model_cfg, data = token_data(cfg, tokenize)
-    torch.manual_seed(cfg.seed)
-    model = DecoderLM(model_cfg)
-    opt, sched = build_optimizer(model.named_parameters(), cfg)
-    batches = iter(data.train_dataloader())
+    loop = PlainLoop(cfg, run_dir / "tokenize")
     clock.mark("data and model")
     print(clock.line(), flush=True)
     for step in range(1, steps + 1):
-        for _ in range(cfg.grad_accum):
-            batch = next(batches)
-            logits = model(batch["input_ids"], batch.get("positions"), batch.get("doc_ids"))
-            (next_token_loss(logits, batch["labels"]) / cfg.grad_accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sched.step()
+        loop.step()
         if step % cfg.val_interval == 0 or step == steps:
-            model.eval()
-            with torch.no_grad():
-                losses = [
-                    next_token_loss(
-                        model(b["input_ids"], b.get("positions"), b.get("doc_ids")), b["labels"]
-                    )
-                    for b in data.val_dataloader()
-                ]
-            model.train()
-            print(f"step {step}: val loss {torch.stack(losses).mean():.4f}", flush=True)
+            print(f"step {step}: val loss {loop.val_loss():.4f}", flush=True)
     out = Path(tempfile.mkdtemp(prefix="plain-"))
-    torch.save(model.state_dict(), out / "model.pt")
+    torch.save(loop.model.state_dict(), out / "model.pt")
     shutil.rmtree(out)
 
 

@@ -24,8 +24,9 @@ import sys
 
 # benchmarks/ holds a `tokenize.py`, which would shadow the stdlib module of that name (imported by
 # inspect, linecache...): this script's folder must leave the import path before anything else.
+# It gives way to the repository, so that `benchmarks.*` imports as from `python -m`.
 if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
 import math
@@ -41,12 +42,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.plain import PlainLoop  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.model import DecoderLM  # noqa: E402
 from pipeline.stage import ShardWriter, list_shards, write_manifest  # noqa: E402
 from pipeline.train.metrics import COMPUTE_DTYPE, peak_flops_per_device, read_metrics  # noqa: E402
-from pipeline.train.module import build_optimizer, next_token_loss  # noqa: E402
-from pipeline.train.run import run_pretrain, token_data  # noqa: E402
+from pipeline.train.run import run_pretrain  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
 
@@ -86,29 +86,15 @@ def unigram_entropy(split_dir: Path) -> float:
 
 
 def plain_loop(cfg, tokenize_dir: Path, steps: int) -> list[float]:
-    """The floor: the same model, data, optimizer and precision in a bare loop; tokens/s per
-    interval of `log_interval` optimizer steps (the first interval is warm-up and dropped)."""
-    _, model_cfg, data = token_data(cfg, tokenize_dir)
-    torch.manual_seed(cfg.seed)
-    model = DecoderLM(model_cfg)
-    batches = iter(data.train_dataloader())
-    opt, sched = build_optimizer(model.named_parameters(), cfg)
-    dtype = COMPUTE_DTYPE.get(cfg.precision)
-    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum * model_cfg.block_size
+    """The floor (`benchmarks/plain.py`): tokens/s per interval of `log_interval` optimizer
+    steps (the first interval is warm-up and dropped)."""
+    loop = PlainLoop(cfg, tokenize_dir)
     rates, t0 = [], time.perf_counter()
     for step in range(1, steps + 1):
-        for _ in range(cfg.grad_accum):
-            batch = next(batches)
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-                logits = model(batch["input_ids"], batch.get("positions"), batch.get("doc_ids"))
-            (next_token_loss(logits, batch["labels"]) / cfg.grad_accum).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sched.step()
+        loop.step()
         if step % cfg.log_interval == 0:
             now = time.perf_counter()
-            rates.append(cfg.log_interval * tokens_per_step / (now - t0))
+            rates.append(cfg.log_interval * loop.tokens_per_step / (now - t0))
             t0 = now
     return rates[1:]
 

@@ -14,8 +14,7 @@ from pipeline.clean.filters.c4 import C4Filter
 from pipeline.clean.filters.fineweb import FineWebFilter
 from pipeline.clean.filters.gopher import GopherQualityFilter, GopherRepetitionFilter
 from pipeline.clean.filters.length import LengthFilter
-
-FilterResult = bool | tuple[bool, str]
+from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
 
 class QualityFilter(Protocol):
@@ -47,5 +46,6 @@ __all__ = [
     "GopherRepetitionFilter",
     "LengthFilter",
     "QualityFilter",
+    "RuleFilter",
     "build_filters",
 ]

@@ -13,6 +13,7 @@ import re
 
 from pipeline.clean.config import C4Config
 from pipeline.clean.document import Document
+from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
 END_MARKS = (".", "?", "!", '"')  # TFDS c4_utils._END_MARKS
 ELLIPSIS = "..."
@@ -29,17 +30,11 @@ POLICY_PHRASES = (
 SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 
 
-class C4Filter:
+class C4Filter(RuleFilter, name="c4", english_only=True, config=C4Config):
     """C4's line rules (terminal punctuation, short lines, javascript, policies, citations) and
     document rules (lorem ipsum, curly brackets, too few sentences)."""
 
-    name = "c4"
-    english_only = True
-
-    def __init__(self, cfg: C4Config | None = None):
-        self.cfg = cfg or C4Config()
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+    def filter(self, doc: Document) -> FilterResult:
         kept: list[str] = []
         sentences = 0
         paragraph_break = False

@@ -11,18 +11,13 @@ from __future__ import annotations
 from pipeline.clean.config import FineWebConfig
 from pipeline.clean.document import TERMINAL_PUNCTUATION, Document
 from pipeline.clean.filters.gopher import duplicated
+from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
 
-class FineWebFilter:
+class FineWebFilter(RuleFilter, name="fineweb", english_only=True, config=FineWebConfig):
     """Lines ending in punctuation, short lines, repeated lines, list-like pages."""
 
-    name = "fineweb"
-    english_only = True
-
-    def __init__(self, cfg: FineWebConfig | None = None):
-        self.cfg = cfg or FineWebConfig()
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+    def filter(self, doc: Document) -> FilterResult:
         cfg = self.cfg
         lines = doc.nonblank_lines
         if not lines or not doc.words:

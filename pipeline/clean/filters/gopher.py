@@ -15,22 +15,22 @@ import numpy as np
 
 from pipeline.clean.config import GopherQualityConfig, GopherRepetitionConfig
 from pipeline.clean.document import Document
+from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
 BULLETS = ("•", "-", "*", "‣", "◦", "▪", "●", "–")
 ELLIPSES = ("...", "…")
 
 
-class GopherQualityFilter:
+class GopherQualityFilter(
+    RuleFilter, name="gopher_quality", english_only=True, config=GopherQualityConfig
+):
     """Word count, word length, symbol and bullet ratios, alphabetic words, stop words."""
 
-    name = "gopher_quality"
-    english_only = True
-
     def __init__(self, cfg: GopherQualityConfig | None = None):
-        self.cfg = cfg or GopherQualityConfig()
+        super().__init__(cfg)
         self.stop_words = frozenset(w.lower() for w in self.cfg.stop_words)
 
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+    def filter(self, doc: Document) -> FilterResult:
         for rule in (self._size, self._symbols, self._lines, self._alpha, self._stop_words):
             reason = rule(doc)
             if reason:
@@ -152,16 +152,12 @@ def duplicated_ngram_chars(grams: WordNgrams, n: int) -> int:
     return chars
 
 
-class GopherRepetitionFilter:
+class GopherRepetitionFilter(
+    RuleFilter, name="gopher_repetition", english_only=True, config=GopherRepetitionConfig
+):
     """Repeated lines, paragraphs and word n-grams (boilerplate, spam, generated pages)."""
 
-    name = "gopher_repetition"
-    english_only = True
-
-    def __init__(self, cfg: GopherRepetitionConfig | None = None):
-        self.cfg = cfg or GopherRepetitionConfig()
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+    def filter(self, doc: Document) -> FilterResult:
         reason = self._blocks(doc) or self._ngrams(doc)
         return (False, reason) if reason else True
 

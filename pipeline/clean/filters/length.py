@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pipeline.clean.config import LengthConfig
 from pipeline.clean.document import Document
+from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
 
-class LengthFilter:
+class LengthFilter(RuleFilter, name="length", english_only=False, config=LengthConfig):
     """Drops texts too short to be a document or too long to be one page."""
 
-    name = "length"
-    english_only = False
-
-    def __init__(self, cfg: LengthConfig | None = None):
-        self.cfg = cfg or LengthConfig()
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+    def filter(self, doc: Document) -> FilterResult:
         n = len(doc.text)
         if n < self.cfg.min_chars:
             return False, "too_short"

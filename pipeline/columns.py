@@ -1,7 +1,7 @@
 """Python values to Arrow columns, built from buffers: no per-value conversion, no pandas import.
 
 `pa.array(list)` imports pandas the first time it runs in a process (to ask whether the list is a
-pandas object: apache/arrow#34994): 1.5 CPU-s in every fresh worker process, more than a worker
+pandas object: apache/arrow#34994): 0.5-0.7 CPU-s in every fresh worker process, more than a worker
 spends reading a 5 MB WARC. It also converts and checks every string one by one, although the
 shard writers' strings are mostly payloads already known to be UTF-8. `column` builds the arrays
 the shard writers need (strings and binaries, integers and floats, timestamps from datetimes)

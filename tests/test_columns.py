@@ -77,7 +77,7 @@ def test_the_same_errors_as_pa_array(values, arrow_type):
 
 
 def test_writing_a_shard_imports_no_pandas(tmp_path):
-    # pa.array imports pandas on its first call in a process: 1.5 CPU-s in every worker.
+    # pa.array imports pandas on its first call in a process: 0.5-0.7 CPU-s in every worker.
     code = (
         "import sys; from pathlib import Path; from pipeline.ingest.events import DOCUMENT_SCHEMA;"
         "from pipeline.stage import ShardWriter;"

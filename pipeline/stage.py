@@ -16,6 +16,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import __version__, mirror
+from pipeline.columns import record_batch
 
 MANIFEST = "manifest.json"
 REJECTED_DIR = "rejected"
@@ -312,7 +314,9 @@ class ShardWriter:
     """Writes rows into Arrow IPC shards `<prefix>-NNNNN.arrow`, each renamed into place when whole.
 
     Rows are buffered up to `batch_records` and flushed as one record batch, so memory stays
-    bounded; a shard closes after `max_records` rows or `max_bytes` of buffered payload.
+    bounded; a shard closes after `max_records` rows or `max_bytes` of buffered payload. A batch
+    is compressed and written by a thread of its own (Arrow releases the GIL) while the next one
+    is filled: compression is a third of ingest's CPU time. So at most two batches are in memory.
     """
 
     def __init__(
@@ -336,6 +340,8 @@ class ShardWriter:
         self._buffer_bytes = 0
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._tmp: Path | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._pending: Future | None = None  # the batch being written
         self._shard_rows = 0
         self._shard_bytes = 0
 
@@ -358,18 +364,25 @@ class ShardWriter:
             self._tmp = temp_path(self.directory / name)
             self._writer = pa.ipc.new_file(str(self._tmp), self.schema, options=self.options)
             self.files.append(name)
-        # Column-wise: from_pylist would import pandas (half a second) in every worker.
         columns = {name: [row.get(name) for row in self._buffer] for name in self.schema.names}
-        batch = pa.RecordBatch.from_pydict(columns, schema=self.schema)
-        self._writer.write_batch(batch)
+        batch = record_batch(columns, self.schema)  # not pa.array: see pipeline/columns.py
+        self._wait()
+        self._pending = self._thread.submit(self._writer.write_batch, batch)
         self._shard_rows += len(self._buffer)
         self._shard_bytes += self._buffer_bytes
         self._buffer, self._buffer_bytes = [], 0
+
+    def _wait(self) -> None:
+        """Wait for the batch being written; its error (a full disk) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def _close_shard(self) -> None:
         self._flush()
         if self._writer is None:
             return
+        self._wait()
         self._writer.close()
         os.replace(self._tmp, self.directory / self.files[-1])
         mirror.commit(self.directory / self.files[-1])
@@ -378,10 +391,14 @@ class ShardWriter:
 
     def close(self) -> list[str]:
         self._close_shard()
+        self._thread.shutdown()
         return self.files
 
     def abort(self) -> None:
         """Drop everything this writer produced (used when a unit fails half-way)."""
+        with contextlib.suppress(Exception):  # the write failed like the unit did
+            self._wait()
+        self._thread.shutdown()
         if self._writer is not None:
             with contextlib.suppress(OSError):  # closing fails like the write did (a full disk)
                 self._writer.close()

@@ -252,15 +252,22 @@ def _run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Training stages that run on a bucket's run directory, on a local copy the launcher pulls and
+# pushes (`pipeline/train/local_copy.py`); the later ones still need a local run directory.
+BUCKET_TRAINING = ("pretrain",)
+
+
 def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> None:
-    """The training stages need a local run directory (ARCHITECTURE.md, "Object storage"):
-    say so before any stage runs, not after the data stages."""
+    """finetune, evaluate and register need a local run directory (ARCHITECTURE.md, "Object
+    storage"): say so before any stage runs, not after the data stages and pretraining."""
     training = [s for s in stages or STAGE_ORDER if STAGE_ORDER.index(s) > 3]
-    if training and is_url(cfg.run_dir):
+    local_only = [s for s in training if s not in BUCKET_TRAINING]
+    if local_only and is_url(cfg.run_dir):
+        upto = " ".join(STAGE_ORDER[: STAGE_ORDER.index("pretrain") + 1])
         raise RunDirError(
-            f"{', '.join(training)} need a local run directory, not {cfg.run_dir}: run the data"
-            " stages there (`lmpipe data`), copy the tokenize stage down (e.g. `aws s3 sync"
-            f" {cfg.run_dir}/tokenize runs/r1/tokenize`) and train with --output runs/r1"
+            f"{', '.join(local_only)} need a local run directory, not {cfg.run_dir}: run up to"
+            f" pretrain there (`lmpipe run --stages {upto}`), copy the run down (e.g. `aws s3"
+            f" sync {cfg.run_dir} runs/r1`) and go on with --output runs/r1"
         )
 
 

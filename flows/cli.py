@@ -254,7 +254,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 # Training stages that run on a bucket's run directory, on a local copy the launcher pulls and
 # pushes (`pipeline/train/local_copy.py`); the later ones still need a local run directory.
-BUCKET_TRAINING = ("pretrain",)
+BUCKET_TRAINING = ("pretrain", "finetune")
 
 
 def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> None:

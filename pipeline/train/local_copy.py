@@ -2,11 +2,12 @@
 
 A training process memory-maps token shards and writes checkpoints with `os.replace`, on every
 rank: it works on local disk. For a run directory on a bucket (`s3://...`) the launcher
-(`launch_pretrain`) pulls what the stage reads into this node's mirror (`pipeline/mirror.py`),
-each file checked against the sha256 its stage's manifest records, and the state a killed run
-left in the bucket; it starts the process with `LMPIPE_LOCAL_COPY=1` (mirror paths are plain
-paths there: no rank touches the bucket), uploads the checkpoints while it trains and the whole
-stage, manifest last, when it ends. For a local run directory every function here does nothing.
+(`launch_pretrain`, `launch_finetune`) pulls what the stage reads into this node's mirror
+(`pipeline/mirror.py`), each file checked against the sha256 its stage's manifest records, and
+the state a killed run left in the bucket; it starts the process with `LMPIPE_LOCAL_COPY=1`
+(mirror paths are plain paths there: no rank touches the bucket), uploads the checkpoints while
+it trains and the whole stage, manifest last, when it ends. For a local run directory every
+function here does nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pipeline import mirror
-from pipeline.stage import MANIFEST, PROGRESS_DIR, file_sha256
+from pipeline.stage import MANIFEST, PROGRESS_DIR, file_sha256, fingerprint
 
 PUSH_EVERY_SECONDS = 30.0  # how often checkpoints go up while training (a kill loses less)
 STAMP = f"{PROGRESS_DIR}/_run.json"
@@ -43,10 +45,7 @@ def pull_tokenize(tokenize_dir: Path) -> None:
         return
     from pipeline.tokens.shards import SPLITS, token_sha256, token_shard_paths  # numpy: only now
 
-    text = mirror.read_text(tokenize_dir / MANIFEST)
-    manifest = json.loads(text)
-    tok = manifest["tokenizer"]
-    mirror.pull(tokenize_dir / tok["path"], tok["fingerprint"], file_sha256)
+    manifest = _pull_tokenizer(tokenize_dir)
     for split in SPLITS:
         stats = manifest[split]["shard_stats"]
         wanted = {s["shard"] for s in stats}
@@ -55,7 +54,43 @@ def pull_tokenize(tokenize_dir: Path) -> None:
                 stale.unlink()
         for shard in stats:
             mirror.pull(tokenize_dir / split / shard["shard"], shard["sha256"], token_sha256)
+
+
+def _pull_tokenizer(tokenize_dir: Path) -> dict[str, Any]:
+    """A bucket's tokenize manifest and its tokenizer (checked by its sha256) in the mirror."""
+    text = mirror.read_text(tokenize_dir / MANIFEST)
+    manifest = json.loads(text)
+    tok = manifest["tokenizer"]
+    mirror.pull(tokenize_dir / tok["path"], tok["fingerprint"], file_sha256)
     _write_local(tokenize_dir / MANIFEST, text)
+    return manifest
+
+
+def pull_pretrained(pretrain_dir: Path, tokenize_dir: Path) -> None:
+    """What fine-tuning reads of a bucket's run in this node's mirror: the tokenizer and the
+    pretrained weights and model config, with both manifests; the weights checked against the
+    pretrain manifest's `output_fingerprint` (their sha256's first 16 digits), the model config
+    against its `model_config`."""
+    if not on_bucket(pretrain_dir):
+        return
+    from pipeline.model.io import CONFIG
+
+    _pull_tokenizer(tokenize_dir)
+    text = mirror.read_text(pretrain_dir / MANIFEST)
+    if text is None:  # the launcher checked the upstream stage first; a race is still an error
+        raise FileNotFoundError(f"{mirror.location(pretrain_dir)} has no manifest.json")
+    manifest = json.loads(text)
+    weights, expected = pretrain_dir / manifest["weights"], manifest["output_fingerprint"]
+    mirror.pull(weights, expected, lambda p: file_sha256(p)[: len(expected)])
+    mirror.pull(pretrain_dir / CONFIG, fingerprint(manifest["model_config"]), _json_fingerprint)
+    _write_local(pretrain_dir / MANIFEST, text)
+
+
+def _json_fingerprint(path: Path) -> str:
+    try:
+        return fingerprint(json.loads(path.read_text()))
+    except ValueError:
+        return ""
 
 
 def _write_local(path: Path, text: str) -> None:

@@ -1,11 +1,14 @@
-"""Pretraining a run directory on a bucket (issue 18 item 3): the launcher pulls the token shards
-into this node's mirror, each checked against the sha256 the tokenize manifest records, trains on
-local disk and uploads checkpoints, weights and metrics, the manifest last; another machine (an
-empty mirror) then finds the stage done."""
+"""Training a run directory on a bucket (issue 18 item 3): the launcher pulls the token shards
+(pretraining) or the pretrained weights (fine-tuning) into this node's mirror, each checked against
+the sha256 its stage's manifest records, trains on local disk and uploads checkpoints, weights and
+metrics, the manifest last; another machine (an empty mirror) then finds the stage done, and a
+killed pretraining resumes on another machine from the bucket's checkpoint."""
 
 from __future__ import annotations
 
 import os
+import signal
+import time
 
 import pytest
 
@@ -82,9 +85,9 @@ def test_token_shards_come_down_once_verified_by_the_manifest_sha256(
     assert not (RunLayout(run_url).tokenize / shards[0]).exists()
 
 
-def _lmpipe_pretrain(run_url: str, scratch, tmp_path):
-    args = ["pretrain", "--config", "configs/demo.yaml", "--output", run_url]
-    for s in FAST_DEMO:
+def _lmpipe_pretrain(run_url: str, scratch, tmp_path, *sets: str, command: str = "pretrain"):
+    args = [command, "--config", "configs/demo.yaml", "--output", run_url]
+    for s in [*FAST_DEMO, *sets]:
         args += ["--set", s]
     env = {**os.environ, mirror.SCRATCH_ENV: str(scratch)}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -95,7 +98,7 @@ def _lmpipe_pretrain(run_url: str, scratch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_lmpipe_pretrain_on_a_bucket_uploads_the_stage_and_another_machine_skips_it(
+def test_lmpipe_pretrain_and_finetune_on_a_bucket_upload_their_stages_and_skip_elsewhere(
     s3, dedup_dir, tmp_path, monkeypatch
 ):
     run_url = _tokenized_bucket_run(s3, dedup_dir, tmp_path / "node-a", monkeypatch)
@@ -108,7 +111,8 @@ def test_lmpipe_pretrain_on_a_bucket_uploads_the_stage_and_another_machine_skips
     for name in ("manifest.json", "model.safetensors", "metrics.jsonl", "checkpoints/last.ckpt"):
         assert name in names, names
     assert any(n.startswith("checkpoints/best-step=") for n in names), names
-    assert not [n for n in names if ".tmp-" in n or n.startswith(".") or "/." in n]
+    assert not [n for n in names if ".tmp-" in n or n.endswith(".prepared")]  # stay local
+    assert ".prefect_cache.json" in names  # the flow's cache marker, after the manifest
     manifest = read_manifest(RunLayout(run_url).pretrain)
     assert manifest["counts"]["steps"] == 30
 
@@ -118,3 +122,43 @@ def test_lmpipe_pretrain_on_a_bucket_uploads_the_stage_and_another_machine_skips
     result = launch_pretrain(cfg, run_url)
     assert result.skipped and result.counts == manifest["counts"]
     assert not (tmp_path / "node-b").exists() or not list((tmp_path / "node-b").rglob("*.arrow"))
+
+    # Fine-tuning on a third machine: the pretrained weights come down, checked by the manifest.
+    proc = _lmpipe_pretrain(run_url, tmp_path / "node-c", tmp_path, command="finetune")
+    assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+    names = keys(s3, f"{run_url}/finetune")
+    for name in ("manifest.json", "model.safetensors", "metrics.jsonl"):
+        assert name in names, names
+    assert read_manifest(RunLayout(run_url).finetune)["counts"]["steps"] == 16
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_pretraining_killed_on_one_machine_resumes_on_another_from_the_bucket_checkpoint(
+    s3, dedup_dir, tmp_path, monkeypatch
+):
+    run_url = _tokenized_bucket_run(s3, dedup_dir, tmp_path / "node-a", monkeypatch)
+    sets = ["pretrain.max_steps=60", "pretrain.checkpoint_interval=5"]
+    log = tmp_path / "lmpipe.log"
+    victim = _lmpipe_pretrain(run_url, tmp_path / "node-a", tmp_path, *sets)
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline and victim.poll() is None:
+            if "checkpoints/last.ckpt" in keys(s3, f"{run_url}/pretrain"):  # a periodic upload
+                break
+            time.sleep(0.5)
+        assert victim.poll() is None, log.read_text()[-4000:]
+        os.killpg(victim.pid, signal.SIGKILL)  # the launcher: no final upload
+        victim.wait()
+    finally:
+        if victim.poll() is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+    assert "manifest.json" not in keys(s3, f"{run_url}/pretrain"), "finished before the kill"
+
+    # Another machine, an empty mirror: the checkpoint comes from the bucket.
+    resumed = _lmpipe_pretrain(run_url, tmp_path / "node-b", tmp_path, *sets)
+    assert resumed.wait(timeout=900) == 0, log.read_text()[-4000:]
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "node-b"))
+    manifest = read_manifest(RunLayout(run_url).pretrain)
+    assert manifest["counts"]["steps"] == 60
+    assert manifest["resumed_from_step"] >= 5, manifest["resumed_from_step"]

@@ -252,22 +252,23 @@ def _run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
-# Training stages that run on a bucket's run directory, on a local copy the launcher pulls and
-# pushes (`pipeline/train/local_copy.py`); the later ones still need a local run directory.
+# Training stages that run on a bucket's run directory, on a local copy their launcher pulls and
+# pushes (`pipeline/train/local_copy.py`), in pipeline order; evaluate and register still need a
+# local run directory.
 BUCKET_TRAINING = ("pretrain", "finetune")
 
 
 def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> None:
-    """finetune, evaluate and register need a local run directory (ARCHITECTURE.md, "Object
-    storage"): say so before any stage runs, not after the data stages and pretraining."""
+    """evaluate and register need a local run directory (ARCHITECTURE.md, "Object storage"):
+    say so before any stage runs, not after the data stages and training."""
     training = [s for s in stages or STAGE_ORDER if STAGE_ORDER.index(s) > 3]
     local_only = [s for s in training if s not in BUCKET_TRAINING]
     if local_only and is_url(cfg.run_dir):
-        upto = " ".join(STAGE_ORDER[: STAGE_ORDER.index("pretrain") + 1])
+        upto = " ".join(STAGE_ORDER[: STAGE_ORDER.index(BUCKET_TRAINING[-1]) + 1])
         raise RunDirError(
             f"{', '.join(local_only)} need a local run directory, not {cfg.run_dir}: run up to"
-            f" pretrain there (`lmpipe run --stages {upto}`), copy the run down (e.g. `aws s3"
-            f" sync {cfg.run_dir} runs/r1`) and go on with --output runs/r1"
+            f" {BUCKET_TRAINING[-1]} there (`lmpipe run --stages {upto}`), copy the run down"
+            f" (e.g. `aws s3 sync {cfg.run_dir} runs/r1`) and go on with --output runs/r1"
         )
 
 

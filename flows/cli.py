@@ -16,13 +16,20 @@ from flows.ephemeral import start_early
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.layout import RunLayout
-from pipeline.mirror import is_url
+from pipeline.mirror import ChecksumError, is_url
 from pipeline.runlock import RunDirError, describe, run_lock
 from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
 from pipeline.train.launch import NotEnoughTokens
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
-USER_ERRORS = (ConfigError, InputError, MissingUpstreamError, NotEnoughTokens, RunDirError)
+USER_ERRORS = (
+    ChecksumError,
+    ConfigError,
+    InputError,
+    MissingUpstreamError,
+    NotEnoughTokens,
+    RunDirError,
+)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

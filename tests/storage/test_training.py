@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from flows.cli import error_line
 from pipeline import mirror
 from pipeline.config import load_config
 from pipeline.layout import RunLayout
@@ -82,6 +83,7 @@ def test_token_shards_come_down_once_verified_by_the_manifest_sha256(
     expected = f"s3://{bucket}/{key}: sha256 "
     assert expected in str(err.value) and "differs from" in str(err.value)
     assert "rerun that stage" in str(err.value)
+    assert error_line(err.value) == str(err.value)  # what `lmpipe` prints: the message alone
     assert not (RunLayout(run_url).tokenize / shards[0]).exists()
 
 

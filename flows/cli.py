@@ -16,13 +16,20 @@ from flows.ephemeral import start_early
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.layout import RunLayout
-from pipeline.mirror import is_url
+from pipeline.mirror import ChecksumError, is_url
 from pipeline.runlock import RunDirError, describe, run_lock
 from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
 from pipeline.train.launch import NotEnoughTokens
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
-USER_ERRORS = (ConfigError, InputError, MissingUpstreamError, NotEnoughTokens, RunDirError)
+USER_ERRORS = (
+    ChecksumError,
+    ConfigError,
+    InputError,
+    MissingUpstreamError,
+    NotEnoughTokens,
+    RunDirError,
+)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -252,15 +259,23 @@ def _run_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Training stages that run on a bucket's run directory, on a local copy their launcher pulls and
+# pushes (`pipeline/train/local_copy.py`), in pipeline order; evaluate and register still need a
+# local run directory.
+BUCKET_TRAINING = ("pretrain", "finetune")
+
+
 def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> None:
-    """The training stages need a local run directory (ARCHITECTURE.md, "Object storage"):
-    say so before any stage runs, not after the data stages."""
+    """evaluate and register need a local run directory (ARCHITECTURE.md, "Object storage"):
+    say so before any stage runs, not after the data stages and training."""
     training = [s for s in stages or STAGE_ORDER if STAGE_ORDER.index(s) > 3]
-    if training and is_url(cfg.run_dir):
+    local_only = [s for s in training if s not in BUCKET_TRAINING]
+    if local_only and is_url(cfg.run_dir):
+        upto = " ".join(STAGE_ORDER[: STAGE_ORDER.index(BUCKET_TRAINING[-1]) + 1])
         raise RunDirError(
-            f"{', '.join(training)} need a local run directory, not {cfg.run_dir}: run the data"
-            " stages there (`lmpipe data`), copy the tokenize stage down (e.g. `aws s3 sync"
-            f" {cfg.run_dir}/tokenize runs/r1/tokenize`) and train with --output runs/r1"
+            f"{', '.join(local_only)} need a local run directory, not {cfg.run_dir}: run up to"
+            f" {BUCKET_TRAINING[-1]} there (`lmpipe run --stages {upto}`), copy the run down"
+            f" (e.g. `aws s3 sync {cfg.run_dir} runs/r1`) and go on with --output runs/r1"
         )
 
 

@@ -32,6 +32,9 @@ from typing import Any
 from pipeline.storage import filesystem, protocol
 
 SCRATCH_ENV = "LMPIPE_SCRATCH"
+LOCAL_COPY_ENV = "LMPIPE_LOCAL_COPY"
+"""Set (to "1") in a process that works on a copy its launcher pulled and pushes (training):
+mirror paths are plain local paths there, and nothing is read from or written to the bucket."""
 
 _etags: dict[str, str] = {}
 """Mirror file -> ETag of the object it holds, for what this process uploaded or downloaded."""
@@ -63,7 +66,7 @@ def local_path(location: str | os.PathLike) -> Path:
 def remote_url(path: str | os.PathLike) -> str | None:
     """The URL a mirror path stands for; None for an ordinary local path."""
     path = Path(path)
-    if not path.is_absolute():
+    if not path.is_absolute() or os.environ.get(LOCAL_COPY_ENV):
         return None
     try:
         parts = path.relative_to(mirror_root()).parts
@@ -116,6 +119,102 @@ def fetch(path: str | os.PathLike) -> Path:
         tmp.unlink(missing_ok=True)
     _etags[str(path)] = stamp
     return path
+
+
+class ChecksumError(ValueError):
+    """A file of a bucket's run directory differs from the sha256 its stage's manifest records."""
+
+
+def pull(path: str | os.PathLike, sha256: str, digest: Callable[[Path], str]) -> Path:
+    """A mirror file on local disk whose `digest` is `sha256` (what the stage's manifest records).
+
+    Kept if the mirror already holds it (once per node), else downloaded (whole, then renamed)
+    and checked: a copy that differs is deleted and raises ChecksumError naming the object."""
+    path = Path(path)
+    if path.is_file() and digest(path) == sha256:
+        return path
+    _etags.pop(str(path), None)  # a mirror file with another digest is no cache of the object
+    got = digest(fetch(path))
+    if got != sha256:
+        path.unlink(missing_ok=True)
+        raise ChecksumError(
+            f"{location(path)}: sha256 {got or '(unreadable)'} differs from {sha256}, which its"
+            " stage's manifest records: the object is corrupt or was rewritten after the stage"
+            " finished; rerun that stage"
+        )
+    return path
+
+
+def _file_state(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
+_pushed: dict[str, tuple[int, int]] = {}
+"""Mirror file -> (size, mtime) of the version `push` last uploaded from this process."""
+
+
+def push(
+    directory: str | os.PathLike,
+    last: tuple[str, ...] = (),
+    held: tuple[str, ...] = (),
+    prune: bool = False,
+) -> int:
+    """Upload the files of a mirror directory that a process wrote on local disk (training)
+    and that changed since this process last pushed them: the files named in `last` (paths
+    relative to `directory`: the manifest) after all others, those in `held` not at all.
+    `prune` deletes objects under the directory that have no local file (a replaced
+    checkpoint). Hidden files (temporaries, markers) stay local. Returns how many it uploaded."""
+    directory = Path(directory)
+    url = remote_url(directory)
+    if url is None:
+        return 0
+    files = [p for p in sorted(directory.rglob("*")) if p.is_file() and _shown(p, directory)]
+    final = [directory / name for name in last if name not in held]
+    files = [p for p in files if p.relative_to(directory).as_posix() not in held]
+    uploaded = 0
+    for path in [p for p in files if p not in final] + [p for p in final if p.is_file()]:
+        try:
+            state = _file_state(path)
+            if _pushed.get(str(path)) != state:
+                commit(path)
+                _pushed[str(path)] = state
+                uploaded += 1
+        except FileNotFoundError:
+            if path.exists():  # the bucket's, not the file's
+                raise
+            continue  # removed meanwhile (an older best checkpoint): not needed
+    if prune:
+        _prune(directory, url, {p.relative_to(directory).as_posix() for p in files})
+    return uploaded
+
+
+def _shown(path: Path, directory: Path) -> bool:
+    return not any(part.startswith(".") for part in path.relative_to(directory).parts)
+
+
+def _prune(directory: Path, url: str, kept: set[str]) -> None:
+    fs, key = _object(url)
+    for found in fs.find(key):
+        name = found[len(key) :].strip("/")
+        if name not in kept and _shown(directory / name, directory):
+            fs.rm_file(found)
+
+
+def pull_tree(directory: str | os.PathLike) -> int:
+    """Download the objects under a mirror directory that the mirror lacks (a training stage's
+    state, to resume from); returns how many."""
+    directory = Path(directory)
+    url = remote_url(directory)
+    if url is None:
+        return 0
+    fs, key = _object(url)
+    names = [found[len(key) :].strip("/") for found in fs.find(key)]
+    missing = [name for name in names if not (directory / name).is_file()]
+    for name in missing:
+        fetch(directory / name)
+        _pushed[str(directory / name)] = _file_state(directory / name)
+    return len(missing)
 
 
 def read_text(path: str | os.PathLike) -> str | None:

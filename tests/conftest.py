@@ -189,6 +189,7 @@ SLOW_FIRST = [
     "serve_schedule",
     "tests/ablate/test_flow.py",
     "tests/flows/test_pipeline_flow.py",
+    "tests/storage/test_training.py",  # 5-10 min on 2 busy cores: four training launches
     "two_ranks",
     "tests/scaling/test_flow.py",
 ]

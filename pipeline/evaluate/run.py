@@ -179,7 +179,10 @@ def run_evaluate(
     ft = read_manifest(run.finetune) or {}
     pre = read_manifest(run.pretrain) or {}
     tok_info = ft["tokenizer"]
-    tokenizer = load_chat_tokenizer(ft["tokenizer_path"])
+    # The run's own copy of the tokenizer fine-tuning used: the recorded path is the fine-tuning
+    # machine's (a run trained on a bucket, then copied down, has it elsewhere).
+    tokenizer_path = str(run.tokenize / Path(ft["tokenizer_path"]).name)
+    tokenizer = load_chat_tokenizer(tokenizer_path)
     eod = int(tok_info["eod_id"]) if pre.get("config", {}).get("document_masking", True) else None
     torch.manual_seed(cfg.seed)
     task_dir = stage.out_dir / TASK_DIR
@@ -189,7 +192,7 @@ def run_evaluate(
     for done, (prefix, name) in enumerate(models):
         model = load_model(run.stage(name)).eval()
         scores = score(model, run, cfg, eod, tok_info["pad_id"])
-        scores |= harness_scores(model, ft["tokenizer_path"], task_dir, cfg)
+        scores |= harness_scores(model, tokenizer_path, task_dir, cfg)
         metrics |= {prefix + k: v for k, v in scores.items()}
         samples[name] = answer_prompts(model, tokenizer, cfg)
         if progress:

@@ -22,8 +22,14 @@ from pipeline.stage import (
     write_json_atomic,
 )
 from pipeline.tokens.tokenizer import file_sha256
+from pipeline.train import local_copy
 from pipeline.train.config import training_config_hash
-from pipeline.train.launch import LAUNCH_CONFIG, run_training_process, training_command
+from pipeline.train.launch import (
+    LAUNCH_CONFIG,
+    run_layout,
+    run_training_process,
+    training_command,
+)
 
 STAGE = "finetune"
 REPO = Path(__file__).resolve().parents[2]
@@ -57,20 +63,26 @@ def launch_finetune(
     on_line: Callable[[str], None] = print,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> StageResult:
-    """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group."""
-    run_dir = Path(run_dir).resolve()
-    stage_dir = RunLayout(run_dir).finetune
-    inputs_fp = fingerprint(finetune_inputs(config.finetune, run_dir))
+    """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group.
+
+    A run directory on a bucket trains on this node's copy (`pipeline/train/local_copy.py`)."""
+    run = run_layout(run_dir)
+    stage_dir = run.finetune
+    inputs_fp = fingerprint(finetune_inputs(config.finetune, run))
     if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.finetune)):
         # no process, no torch import
         return StageResult.from_dir(STAGE, stage_dir, skipped=True)
+    local_copy.pull_pretrained(run.pretrain, run.tokenize)
+    local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
     f = config.finetune
     # The launchers of pretraining: torchrun or srun start every rank of every node.
     cmd = training_command(
-        f.launcher, f.launcher_args, config_path, run_dir, entry="pipeline.finetune"
+        f.launcher, f.launcher_args, config_path, run.run_dir, entry="pipeline.finetune"
     )
-    run_training_process(cmd, on_line, progress, f.time_limit_minutes * 60, "fine-tuning")
+    env = local_copy.process_env(stage_dir)
+    with local_copy.pushing(stage_dir, on_line):
+        run_training_process(cmd, on_line, progress, f.time_limit_minutes * 60, "fine-tuning", env)
     return StageResult.from_dir(STAGE, stage_dir, skipped=False)

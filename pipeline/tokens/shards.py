@@ -78,6 +78,15 @@ def load_token_shard(path: str | Path) -> np.ndarray:
     return batch.column(0).to_numpy(zero_copy_only=True)
 
 
+def token_sha256(path: str | Path) -> str:
+    """sha256 of a shard's token ids, as the manifest's `shard_stats` record it; "" when the
+    file is no readable token shard."""
+    try:
+        return hashlib.sha256(memoryview(load_token_shard(path))).hexdigest()
+    except (OSError, ValueError, IndexError, pa.ArrowException):
+        return ""
+
+
 def load_token_shards(split_dir: str | Path) -> list[np.ndarray]:
     """Every shard of a split (`<run>/tokenize/train` or `.../val`), memory-mapped, zero-copy."""
     return [load_token_shard(p) for p in token_shard_paths(split_dir)]

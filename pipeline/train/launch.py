@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from pipeline import mirror
 from pipeline.layout import RunLayout
 from pipeline.stage import (
     StageResult,
@@ -33,6 +34,7 @@ from pipeline.stage import (
     upstream_fingerprint,
     write_json_atomic,
 )
+from pipeline.train import local_copy
 from pipeline.train.config import training_config_hash
 
 PROGRESS_PREFIX = "lmpipe-progress "
@@ -102,7 +104,7 @@ _prestarted: dict[str, tuple[subprocess.Popen, dict[str, str]]] = {}
 # Variables that may change between a prestart and its launch (the Prefect API the CLI started,
 # MLflow's telemetry session) without mattering to what the process imported: it gets the
 # launch's environment. Any other change discards the prestarted process.
-PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_")
+PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_", mirror.LOCAL_COPY_ENV)
 
 
 def prestart(entry: str = "pipeline.train") -> None:
@@ -163,12 +165,14 @@ def stream_process(
     on_line: Callable[[str], None],
     time_limit_seconds: float = 0.0,
     cwd: str | Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> int:
     """Run `cmd` in a new process group, feeding its output lines to `on_line`; its exit code.
 
-    A process `prestart`ed for `cmd`'s module runs it instead of a new one.
+    `env`: variables added to this process's environment. A process `prestart`ed for `cmd`'s
+    module runs it instead of a new one.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     popen = _take_prestarted(cmd, env, cwd) or subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -217,8 +221,9 @@ def launch_pretrain(
 
     `config` is the whole `PipelineConfig`; it is handed to the process as a JSON file.
     `stage_dir` puts the output elsewhere (a scaling point: `<run>/scaling/<point>/pretrain`).
+    A run directory on a bucket trains on this node's copy (`pipeline/train/local_copy.py`).
     """
-    run = RunLayout(Path(run_dir).resolve())
+    run = run_layout(run_dir)
     custom_dir = stage_dir is not None
     stage_dir = Path(stage_dir).resolve() if custom_dir else run.pretrain
     inputs_fp = upstream_fingerprint(run.tokenize)
@@ -226,21 +231,31 @@ def launch_pretrain(
         # no process, no torch import
         return StageResult.from_dir("pretrain", stage_dir, skipped=True)
     p = config.pretrain
+    local_copy.pull_tokenize(run.tokenize)
     check_enough_tokens(run.tokenize, p.model.block_size, p.micro_batch_size)
+    local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
     write_json_atomic(config_path, config.model_dump(mode="json"))
     cmd = training_command(
         p.launcher, p.launcher_args, config_path, run.run_dir, stage_dir if custom_dir else None
     )
-    run_training_process(cmd, on_line, progress, p.time_limit_minutes * 60, "training")
+    env = local_copy.process_env(stage_dir)
+    with local_copy.pushing(stage_dir, on_line):
+        run_training_process(cmd, on_line, progress, p.time_limit_minutes * 60, "training", env)
     return StageResult.from_dir("pretrain", stage_dir, skipped=False)
+
+
+def run_layout(run_dir: str | Path) -> RunLayout:
+    """The layout of a run directory: a local one made absolute (the training process may start
+    elsewhere), a bucket's its mirror in this node's scratch directory."""
+    return RunLayout(run_dir if mirror.is_url(run_dir) else Path(run_dir).resolve())
 
 
 def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:
     """Whether `launch_pretrain(config, run_dir)` would start one local training process
     (not skipped, python launcher, one device): what `prestart` can stand in for."""
-    p, run = config.pretrain, RunLayout(Path(run_dir).resolve())
+    p, run = config.pretrain, run_layout(run_dir)
     if p.launcher != "python" or p.devices != 1 or p.num_nodes != 1:
         return False
     try:
@@ -256,9 +271,11 @@ def run_training_process(
     progress: Callable[[int, int, dict[str, Any]], None] | None,
     time_limit_seconds: float,
     what: str,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Run a training process group to its end: each `lmpipe-progress` line becomes a
-    `progress()` call and one readable log line; a failure raises with the last 40 lines."""
+    `progress()` call and one readable log line; a failure raises with the last 40 lines.
+    `env`: variables the process gets besides this one's."""
     tail: deque[str] = deque(maxlen=40)
 
     def handle(line: str) -> None:
@@ -270,7 +287,7 @@ def run_training_process(
         tail.append(line)
         on_line(line)
 
-    code = stream_process(cmd, handle, time_limit_seconds)
+    code = stream_process(cmd, handle, time_limit_seconds, env=env)
     if code != 0:
         raise TrainingFailed(f"{what} exited with code {code}:\n" + "\n".join(tail))
 

@@ -67,3 +67,28 @@ def local_digest(run_dir: Path) -> dict[str, str]:
     from tests.helpers import tree_digest
 
     return tree_digest(run_dir)
+
+
+def sample_dedup_dir(root: Path) -> Path:
+    """`<root>/dedup`: the sample's 350 pages as text, in 2 dedup-shaped shards (a stand-in for
+    the data stages: tokenize then runs as it does in a run)."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    from pipeline.ingest import IngestConfig
+    from tests.helpers import read_shards
+    from tests.tokens.conftest import write_dedup_dir
+
+    run_ingest(IngestConfig(workers=1), [str(SAMPLE_WARC)], root / "ingest")
+    table = read_shards(root / "ingest")
+    rows = zip(*(table.column(c).to_pylist() for c in ("id", "url", "raw")))
+    docs = [{"id": i, "url": u, "text": extract_plain_text(raw)} for i, u, raw in rows]
+    write_dedup_dir(root / "dedup", docs, n_shards=2)
+    return root / "dedup"
+
+
+def tokenize_on_bucket(dedup_dir: Path, run_url: str) -> StageResult:
+    """A tokenize stage in the bucket run `run_url`, written by `run_tokenize` from `dedup_dir`."""
+    from pipeline.tokens import TokenizeConfig
+
+    cfg = TokenizeConfig(vocab_size=1024, val_fraction=0.2, workers=1)
+    return run_tokenize(cfg, dedup_dir, RunLayout(run_url).tokenize)

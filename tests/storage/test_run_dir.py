@@ -100,10 +100,14 @@ def test_lmpipe_data_killed_during_clean_resumes_to_identical_shards(s3, tmp_pat
     assert f"{run_url}/tokenize" in log.read_text()  # the summary names the bucket, not a mirror
 
 
-def test_training_stages_refuse_a_bucket_run_dir_at_once():
-    """Training needs local disk (ARCHITECTURE.md, "Object storage"): one line, before any flow."""
-    cmd = [sys.executable, "-m", "flows.cli", "pretrain", "--output", "s3://work/runs/r1"]
+def test_evaluate_and_register_refuse_a_bucket_run_dir_at_once():
+    """evaluate and register need local disk (ARCHITECTURE.md, "Object storage"): one line,
+    before any flow; pretraining and fine-tuning work on a bucket (tests/storage/test_training.py).
+    """
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--output", "s3://work/runs/r1"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
-    assert "pretrain need a local run directory, not s3://work/runs/r1" in done.stderr
+    expected = "evaluate, register need a local run directory, not s3://work/runs/r1"
+    assert expected in done.stderr
+    assert "--stages ingest clean dedup tokenize pretrain finetune`" in done.stderr
     assert "Prefect" not in done.stderr

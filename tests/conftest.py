@@ -20,8 +20,10 @@ REAL_WARCS = sorted((REPO / "tests" / "data" / "warc").glob("*.gz"))
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # One Ray authentication mode for every Ray this test process starts or joins: a local
-# `ray.init` otherwise switches the process to token mode (it sets RAY_AUTH_MODE=token), and the
-# nodes `ray start`ed later by tests/storage/test_ray_nodes.py then have no token to start with.
+# `ray.init` otherwise switches the process to token mode for good (RAY_AUTH_MODE=token, and Ray's
+# cached config, which unsetting the variable does not reset). The nodes `ray start`ed later by
+# tests/storage/test_ray_nodes.py then run without tokens: their GCS cannot reach this process
+# ("Missing authorization header"), takes it for dead and destroys every actor it owns.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 # Under pytest-xdist (`make test` runs `-n N`) each worker is a process with its own session: its

@@ -2,9 +2,10 @@
 
 Work is cut into units of `unit_documents` input rows (the resume granularity; each writes its
 own output and rejected shards). The parent reads a unit, rejects oversized records itself, and
-sends the rest in batches to a pebble process pool. Each batch has a hard time limit: a worker
-stuck in C code is killed and replaced, the batch is retried one document at a time, and the
-document that stalls again is rejected as `extraction_timeout`.
+sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each holding a
+one-process pebble pool). Each batch has a hard time limit: a worker stuck in C code is killed
+and replaced, the batch is retried one document at a time, and the document that stalls again is
+rejected as `extraction_timeout`. The parent writes every shard, whichever executor ran the batches.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
-from pipeline import mirror
+from pipeline.actor_pool import RayActorPool, WorkerLost
 from pipeline.base_config import config_hash
 from pipeline.clean.config import CleanConfig
 from pipeline.clean.funnel import Funnel, merge_funnels
@@ -29,7 +30,7 @@ from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
 from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
 from pipeline.ingest.events import DOCUMENT_SCHEMA
-from pipeline.parallel import ParallelConfig, map_units
+from pipeline.parallel import ParallelConfig
 from pipeline.stage import (
     Progress,
     RejectedLedger,
@@ -109,6 +110,8 @@ def collect(pool: ProcessPool, cfg: CleanConfig, pending: PendingUnit) -> None:
     for index, records, future in pending.batches:
         try:
             outcomes, funnel = future.result()
+        except WorkerLost:  # the executor failed, not the pages: fail the unit
+            raise
         except Exception:  # hard limit, a crashed worker, or an error outside the document loop
             outcomes, funnel = one_by_one(pool, cfg, records)
         pending.outcomes.update(zip(index, outcomes))
@@ -128,6 +131,8 @@ def one_by_one(
         except FutureTimeout:
             detail = f"worker killed after {hard_limit(cfg)} s"
             outcome = _lost_in_extraction(funnel, "extraction_timeout", detail)
+        except WorkerLost:
+            raise
         except ProcessExpired as exc:  # the worker died on this page (out of memory, a crash)
             outcome = _lost_in_extraction(funnel, "worker_crashed", str(exc))
         except Exception as exc:
@@ -214,49 +219,32 @@ class _NoDocs:
 
 
 class _LazyPool:
-    """The process pool, started only when a unit needs work (a finished run starts none)."""
+    """The worker pool, started only when a unit needs work (a finished run starts none).
 
-    def __init__(self, cfg: CleanConfig):
-        self.cfg, self.pool = cfg, None
+    `process`: a pebble pool of `cfg.workers` local processes. `ray`: as many long-lived Ray
+    actors, each holding a one-process pebble pool (`pipeline.actor_pool`); both load the model
+    once per worker and take the same batches, so the shards are the same.
+    """
+
+    def __init__(self, cfg: CleanConfig, parallel: ParallelConfig | None = None):
+        self.cfg, self.parallel, self.pool = cfg, parallel or ParallelConfig(), None
 
     def get(self) -> ProcessPool:
         if self.pool is None:
-            # spawn, not fork: the caller may be a threaded process (Prefect, Ray).
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPool(
-                self.cfg.workers, context=ctx, initializer=init_worker, initargs=(self.cfg,)
-            )
+            if self.parallel.executor == "ray":
+                self.pool = RayActorPool(self.cfg.workers, init_worker, (self.cfg,), self.parallel)
+            else:
+                # spawn, not fork: the caller may be a threaded process (Prefect, Ray).
+                ctx = multiprocessing.get_context("spawn")
+                self.pool = ProcessPool(
+                    self.cfg.workers, context=ctx, initializer=init_worker, initargs=(self.cfg,)
+                )
         return self.pool
 
     def close(self, ok: bool) -> None:
         if self.pool is not None:
             self.pool.close() if ok else self.pool.stop()
             self.pool.join()
-
-
-def clean_shard(cfg: CleanConfig, shard: str, stage_dir: str) -> list[dict[str, Any]]:
-    """Every unit of one input shard, in this process (a Ray task on any node).
-
-    A one-process pool of its own keeps the hard time limit per document: a stalled page kills
-    that pool's worker, not the Ray worker. Finished units (the ledger) are not redone.
-    """
-    out, ledger = Path(stage_dir), UnitLedger(Path(stage_dir))
-    pool = _LazyPool(cfg.model_copy(update={"workers": 1}))
-    infos, ok = [], False
-    try:
-        for unit in iter_units([mirror.fetch(shard)], cfg.unit_documents):
-            if info := ledger.finished(unit.key):
-                infos.append(info)
-            elif isinstance(unit, UnreadableShard):
-                infos.append(write_unreadable(out, unit))
-            else:
-                pending = dispatch(pool.get(), cfg, unit)
-                collect(pool.get(), cfg, pending)
-                infos.append(write_unit(cfg, out, pending))
-        ok = True
-    finally:
-        pool.close(ok)
-    return infos
 
 
 class _Tally:
@@ -273,24 +261,12 @@ class _Tally:
             self.progress(self.done["records_in"], self.total, dict(self.done))
 
 
-def _run_units_ray(
+def _run_units(
     cfg: CleanConfig, shards: list[Path], stage_dir: Path, tally: _Tally, parallel: ParallelConfig
 ) -> list[str]:
-    """`parallel.executor: ray`: one Ray task per input shard; returns all unit keys in order."""
-    keys: dict[int, list[str]] = {}
-    items = [(cfg, str(path), str(stage_dir)) for path in shards]
-    fn = mirror.on_workers(clean_shard, stage_dir, parallel.executor)
-    for i, infos in map_units(fn, items, cfg.workers, parallel):
-        keys[i] = [info["key"] for info in infos]
-        for info in infos:
-            tally.add(info)
-    return [key for i in sorted(keys) for key in keys[i]]
-
-
-def _run_units(cfg: CleanConfig, shards: list[Path], stage_dir: Path, tally: _Tally) -> list[str]:
-    """Clean every unfinished unit in local worker processes; returns the keys of all units, in
-    order. At most `UNITS_IN_FLIGHT` units are in the pool at once."""
-    ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg)
+    """Clean every unfinished unit in the workers (`parallel`: local processes or Ray actors);
+    returns the keys of all units, in order. At most `UNITS_IN_FLIGHT` units are in the pool."""
+    ledger, pool = UnitLedger(stage_dir), _LazyPool(cfg, parallel)
     keys: list[str] = []
     window: deque[PendingUnit] = deque()
 
@@ -339,10 +315,7 @@ def run_clean(
     total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
     parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
     try:
-        if parallel.executor == "ray":
-            keys = _run_units_ray(cfg, shards, out_dir, tally, parallel)
-        else:
-            keys = _run_units(cfg, shards, out_dir, tally)
+        keys = _run_units(cfg, shards, out_dir, tally, parallel)
     finally:
         tally.bar.close()
     infos = [UnitLedger(out_dir).finished(k) for k in keys]

@@ -24,7 +24,8 @@ from typing import Any
 from pipeline import mirror
 from pipeline.stage import MANIFEST, PROGRESS_DIR, file_sha256, fingerprint
 
-PUSH_EVERY_SECONDS = 30.0  # how often checkpoints go up while training (a kill loses less)
+PUSH_SECONDS_ENV = "LMPIPE_PUSH_SECONDS"
+"""How often checkpoints go up while training, in seconds (default 30): a kill loses less."""
 STAMP = f"{PROGRESS_DIR}/_run.json"
 
 
@@ -116,15 +117,17 @@ def pull_training_state(stage_dir: Path) -> int:
 
 @contextlib.contextmanager
 def pushing(
-    stage_dir: Path, on_line: Callable[[str], None], every: float = PUSH_EVERY_SECONDS
+    stage_dir: Path, on_line: Callable[[str], None], every: float | None = None
 ) -> Iterator[None]:
     """While the block runs (the training process): upload what changed under a bucket's stage
     directory every `every` seconds, the manifest excepted, so a killed launch resumes from the
     bucket's checkpoint. After it: everything, the manifest last (the stage is done only then);
-    after a failure, everything but the manifest."""
+    after a failure, everything but the manifest. `every` defaults to `$LMPIPE_PUSH_SECONDS`
+    or 30."""
     if not on_bucket(stage_dir):
         yield
         return
+    every = every or float(os.environ.get(PUSH_SECONDS_ENV) or 30)
     stop = threading.Event()
     thread = threading.Thread(target=_push_loop, args=(stage_dir, stop, on_line, every))
     thread.start()

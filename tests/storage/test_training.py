@@ -18,7 +18,7 @@ from pipeline.config import load_config
 from pipeline.layout import RunLayout
 from pipeline.stage import read_manifest
 from pipeline.train.launch import launch_pretrain
-from pipeline.train.local_copy import pull_tokenize
+from pipeline.train.local_copy import PUSH_SECONDS_ENV, pull_tokenize
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.storage.helpers import keys, sample_dedup_dir, tokenize_on_bucket
@@ -140,8 +140,11 @@ def test_pretraining_killed_on_one_machine_resumes_on_another_from_the_bucket_ch
     s3, dedup_dir, tmp_path, monkeypatch
 ):
     run_url = _tokenized_bucket_run(s3, dedup_dir, tmp_path / "node-a", monkeypatch)
-    sets = ["pretrain.max_steps=60", "pretrain.checkpoint_interval=5"]
+    # Long enough that an idle machine does not finish before the first upload (60 steps took
+    # 4 s in CI, against the default 30 s between uploads), which comes every second here.
+    sets = ["pretrain.max_steps=400", "pretrain.checkpoint_interval=5"]
     log = tmp_path / "lmpipe.log"
+    monkeypatch.setenv(PUSH_SECONDS_ENV, "1")
     victim = _lmpipe_pretrain(run_url, tmp_path / "node-a", tmp_path, *sets)
     try:
         deadline = time.time() + 900
@@ -162,5 +165,5 @@ def test_pretraining_killed_on_one_machine_resumes_on_another_from_the_bucket_ch
     assert resumed.wait(timeout=900) == 0, log.read_text()[-4000:]
     monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "node-b"))
     manifest = read_manifest(RunLayout(run_url).pretrain)
-    assert manifest["counts"]["steps"] == 60
+    assert manifest["counts"]["steps"] == 400
     assert manifest["resumed_from_step"] >= 5, manifest["resumed_from_step"]

@@ -82,7 +82,6 @@ def launch_finetune(
     cmd = training_command(
         f.launcher, f.launcher_args, config_path, run.run_dir, entry="pipeline.finetune"
     )
-    env = local_copy.process_env(stage_dir)
-    with local_copy.pushing(stage_dir, on_line):
-        run_training_process(cmd, on_line, progress, f.time_limit_minutes * 60, "fine-tuning", env)
+    limit = f.time_limit_minutes * 60
+    run_training_process(cmd, stage_dir, on_line, progress, limit, "fine-tuning")
     return StageResult.from_dir(STAGE, stage_dir, skipped=False)

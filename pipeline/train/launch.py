@@ -240,9 +240,7 @@ def launch_pretrain(
     cmd = training_command(
         p.launcher, p.launcher_args, config_path, run.run_dir, stage_dir if custom_dir else None
     )
-    env = local_copy.process_env(stage_dir)
-    with local_copy.pushing(stage_dir, on_line):
-        run_training_process(cmd, on_line, progress, p.time_limit_minutes * 60, "training", env)
+    run_training_process(cmd, stage_dir, on_line, progress, p.time_limit_minutes * 60, "training")
     return StageResult.from_dir("pretrain", stage_dir, skipped=False)
 
 
@@ -267,15 +265,16 @@ def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:
 
 def run_training_process(
     cmd: list[str],
+    stage_dir: Path,
     on_line: Callable[[str], None],
     progress: Callable[[int, int, dict[str, Any]], None] | None,
     time_limit_seconds: float,
     what: str,
-    env: dict[str, str] | None = None,
 ) -> None:
-    """Run a training process group to its end: each `lmpipe-progress` line becomes a
-    `progress()` call and one readable log line; a failure raises with the last 40 lines.
-    `env`: variables the process gets besides this one's."""
+    """Run a training process group writing `stage_dir` to its end: each `lmpipe-progress`
+    line becomes a `progress()` call and one readable log line; a failure raises with the last
+    40 lines. A bucket's `stage_dir` is uploaded while it runs and after it ends
+    (`local_copy.pushing`), and the process works on the local copy (`local_copy.process_env`)."""
     tail: deque[str] = deque(maxlen=40)
 
     def handle(line: str) -> None:
@@ -287,9 +286,11 @@ def run_training_process(
         tail.append(line)
         on_line(line)
 
-    code = stream_process(cmd, handle, time_limit_seconds, env=env)
-    if code != 0:
-        raise TrainingFailed(f"{what} exited with code {code}:\n" + "\n".join(tail))
+    with local_copy.pushing(stage_dir, on_line):
+        env = local_copy.process_env(stage_dir)
+        code = stream_process(cmd, handle, time_limit_seconds, env=env)
+        if code != 0:  # inside: a failure uploads all but the manifest
+            raise TrainingFailed(f"{what} exited with code {code}:\n" + "\n".join(tail))
 
 
 def _describe(event: dict[str, Any]) -> str:

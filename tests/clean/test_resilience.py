@@ -17,18 +17,22 @@ from tests.clean.test_stage import outcomes
 from tests.conftest import REPO
 from tests.helpers import tree_digest
 
-# 40,000 small blocks with inline markup (3.8 MB, under `max_raw_bytes`): trafilatura takes
-# 10+ s on it (measured 13.6 s), over the 2 x (2 x 1.5 + 2 s) batch limit; resiliparse < 1 s.
+# 120,000 small blocks with inline markup (11.7 MB; the tests raise `max_raw_bytes` to let it in):
+# trafilatura takes about 35 s on it on an idle core (40,000 blocks took 10.4 s, 80,000 took
+# 22.3 s), 3.5 times the 2 x (2 x 1.5 + 2 s) batch limit, so even a fast machine cannot finish
+# it in time (40,000 blocks did, on an idle core: rejected as `too_long`, not timed out).
+# resiliparse takes under a second.
 # 1.5 s per page, not less: a page redone alone goes to a fresh worker process, whose imports
 # count against the page's hard limit (2 x 1.5 + 2 s); on a loaded machine (parallel test
 # workers) 0.5 s left the good page no time to start.
 DOC_TIMEOUT = 1.5
+MAX_RAW_BYTES = 16_000_000
 PATHOLOGICAL = (
     "<html><body>"
     + "".join(
         f'<div><p>Paragraph {i} is about item {i} and <b>more</b> <a href="/x{i}">text</a>.'
         "</p></div>"
-        for i in range(40_000)
+        for i in range(120_000)
     )
     + "</body></html>"
 )
@@ -40,7 +44,12 @@ def _stall_input(tmp_path):
 
 
 def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path):
-    cfg = CleanConfig(extractor="trafilatura", doc_timeout_seconds=DOC_TIMEOUT, workers=1)
+    cfg = CleanConfig(
+        extractor="trafilatura",
+        doc_timeout_seconds=DOC_TIMEOUT,
+        max_raw_bytes=MAX_RAW_BYTES,
+        workers=1,
+    )
     started = time.monotonic()
     run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean")
     assert time.monotonic() - started < 30
@@ -51,7 +60,11 @@ def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path):
     # Without the in-process signal only the parent's limit can stop the page: the worker is
     # killed (2 x 1.5 + 2 s), the batch is redone one page at a time, and the page is rejected.
     cfg = CleanConfig(
-        extractor="trafilatura", doc_timeout_seconds=DOC_TIMEOUT, soft_timeout=False, workers=1
+        extractor="trafilatura",
+        doc_timeout_seconds=DOC_TIMEOUT,
+        max_raw_bytes=MAX_RAW_BYTES,
+        soft_timeout=False,
+        workers=1,
     )
     started = time.monotonic()
     run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean")

@@ -1,4 +1,5 @@
-# lmpipe: `make demo` runs the whole pipeline on the bundled sample; `make test` checks everything.
+# lmpipe: `make demo` runs the whole pipeline on the bundled sample; `make test` checks it (the tests
+# not marked slow), `make test-all` runs every test (CI does).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 # A loaded 2-core machine can take longer than the default 20 s to start the ephemeral API.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: setup lock demo test test-fast lint format bench clean ui-prefect ui-mlflow
+.PHONY: setup lock demo test test-slow test-all lint format bench clean ui-prefect ui-mlflow
 
 setup: $(VENV)/.installed
 
@@ -60,24 +61,29 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Every test, on TEST_WORKERS pytest-xdist workers (each with its own Prefect harness and servers;
-# how tests are grouped onto workers: tests/conftest.py). `make test TEST_WORKERS=0`: one process.
-# SERIAL_TESTS are timing-sensitive (per-page time limits of 1.5 s): they run alone, after the
-# parallel run, so that the other workers' load does not push a good page over its limit.
-# Serial by default: on 2 cores the 3-worker run took 43.7 min against 27 min serial (stop 26); TEST_WORKERS=3 for xdist.
-TEST_WORKERS ?= 0
+# `make test`, the README's test command and the developer loop: ruff, then every test not marked
+# `slow`, on TEST_WORKERS pytest-xdist workers (each with its own Prefect harness and servers; how
+# tests are grouped onto workers: tests/conftest.py), then SERIAL_TESTS alone: they are
+# timing-sensitive (per-page time limits of 1.5 s), and the other worker's load could push a good
+# page over its limit. About 5 min on an idle 2-core machine (benchmarks/RESULTS.md).
+# `make test-slow`: the tests marked `slow` (whole-pipeline runs, the PostgreSQL + `prefect server`
+# + `mlflow server` stack, multi-process and two-node training, Ray, runs on a bucket), in one
+# process: on 2 cores their training processes already use both. `make test-all`: both.
+# CI (.ci/run) runs `make test` and then `make test-slow`: every test, on every change.
+# `make test TEST_WORKERS=0`: one process.
+TEST_WORKERS ?= 2
 SERIAL_TESTS = tests/clean/test_resilience.py
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) $(addprefix --ignore=,$(SERIAL_TESTS)))
-SERIAL = $(if $(XDIST),$(PY) -m pytest -q $(SERIAL_TESTS))
+SERIAL = $(if $(XDIST),$(PY) -m pytest -q -m "not slow" $(SERIAL_TESTS))
 
 test: lint
-	$(PY) -m pytest -q $(XDIST)
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 	$(SERIAL)
 
-# The developer loop: everything but the tests marked slow (real servers, multi-process training).
-test-fast: setup
-	$(PY) -m pytest -q $(XDIST) -m "not slow"
-	$(SERIAL)
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+test-all: test test-slow
 
 bench: setup
 	$(PY) -m benchmarks.ingest

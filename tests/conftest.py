@@ -35,6 +35,10 @@ if WORKER:
     _home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
     os.environ["PREFECT_HOME"] = str(_home / "xdist" / WORKER)
     Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    # One torch (OpenMP) thread per worker and per training process a worker starts: N workers on
+    # N cores, each with N spinning OpenMP threads, oversubscribe the cores (on 2 cores `make
+    # test`'s CPU time varied by 100 s from run to run). Before anything imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def shared_dir(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
@@ -194,6 +198,8 @@ SLOW_FIRST = [
     "tests/storage/test_training.py",  # 5-10 min on 2 busy cores: four training launches
     "two_ranks",
     "tests/scaling/test_flow.py",
+    # the longest unit of `make test` (not slow): it starts the worker's Prefect harness
+    "tests/flows/test_run_lock.py",
 ]
 
 

@@ -52,6 +52,7 @@ def test_results_time_limit_and_crashes_come_back_as_from_pebble(pool):
     assert pool.schedule(math.sqrt, args=(49.0,)).result() == 7.0
 
 
+@pytest.mark.slow
 def test_a_killed_actor_is_restarted_and_its_calls_run_again(pool):
     import ray
 

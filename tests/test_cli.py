@@ -217,6 +217,7 @@ def test_failed_pipeline_run_ends_in_one_error_line(prefect_harness, tmpfs):
     assert "No space left on device" in lines[0]
 
 
+@pytest.mark.slow
 def test_data_flow_on_nothing_kept_then_pretrain_says_what_it_has(prefect_harness, tmp_path):
     """Row 5 end to end: dedup's IndexError was retried for 35 s; pretrain raised a traceback."""
     (tmp_path / "s.jsonl").write_text('{"id": "a", "text": "Too short."}\n')

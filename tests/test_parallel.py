@@ -22,6 +22,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ingest_on_ray_matches_worker_processes(tmp_path, local_ray):
     import ray
 
@@ -38,6 +39,7 @@ def test_ingest_on_ray_matches_worker_processes(tmp_path, local_ray):
     assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")
 
 
+@pytest.mark.slow
 def test_data_flow_on_ray_gives_the_shards_of_the_process_pool(tmp_path, prefect_harness):
     """ingest -> clean -> dedup -> tokenize through the real flow, once per executor."""
     import ray

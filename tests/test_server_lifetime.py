@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 from tests.helpers import spawn_lmpipe
 
@@ -69,6 +71,7 @@ def test_temporary_server_dies_when_lmpipe_is_sigkilled(tmp_path):
             os.kill(server, signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_serve_exits_quietly_within_seconds_of_sigterm(tmp_path):
     log = tmp_path / "serve.log"
     # DEBUG: the runner logs its first poll for scheduled runs, once it is fully started.

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 # Opens the default store as the registry does (no MLFLOW_TRACKING_URI: ./mlflow.db), after
 # every process has imported MLflow and the test says go: the openings really overlap.
 CHILD = """
@@ -28,6 +30,7 @@ print(len(client.search_experiments()), client.search_registered_models() == [])
 """
 
 
+@pytest.mark.slow
 def test_concurrent_first_runs_create_the_store_once(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     children = [

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from flows.cli import main
 from pipeline.clean import CleanConfig, run_clean
 from pipeline.stage import read_manifest
@@ -56,6 +58,7 @@ def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path):
     assert outcomes(tmp_path / "clean") == {"good": "document", "stall": "extraction_timeout"}
 
 
+@pytest.mark.slow  # the 10 s batch limit, then the pages one by one: 17 s
 def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path):
     # Without the in-process signal only the parent's limit can stop the page: the worker is
     # killed (2 x 1.5 + 2 s), the batch is redone one page at a time, and the page is rejected.

@@ -16,6 +16,7 @@ from tests.flows.prefect_api import latest_artifact
 # No capsys here: Prefect's console log handler would keep the captured stream after the test.
 
 
+@pytest.mark.slow
 def test_a_registered_version_is_scored_from_the_command_line(
     pretrained_run, tmp_path, monkeypatch, prefect_harness
 ):

@@ -44,6 +44,7 @@ def texts(stage_dir: Path) -> dict[str, str]:
     return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
 
 
+@pytest.mark.slow
 def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(
     tmp_path, prefect_harness, monkeypatch
 ):

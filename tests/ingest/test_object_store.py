@@ -214,6 +214,7 @@ def test_cli_reports_a_missing_extra_in_one_line(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_silent_endpoint_is_a_clear_error_within_bounded_retries(s3, silent_server, monkeypatch):
     """An endpoint that accepts and never answers: each wait is bounded by the timeout and the
     retries are bounded too (3 botocore attempts inside 2 s3fs attempts), then one clear line."""

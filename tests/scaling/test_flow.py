@@ -28,6 +28,7 @@ MICRO_LADDER = [
 ]
 
 
+@pytest.mark.slow
 def test_micro_ladder_trains_fits_and_nests_the_runs(
     tokenize_dir, tmp_path, with_mlflow, prefect_harness
 ):

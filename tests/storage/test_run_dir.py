@@ -30,6 +30,7 @@ from tests.storage.helpers import (
 STAGES = ("ingest", "clean", "dedup", "tokenize")
 
 
+@pytest.mark.slow
 def test_data_stages_on_a_bucket_write_what_a_local_run_writes(s3, tmp_path, monkeypatch):
     monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "scratch"))
     inputs = upload_inputs(s3)

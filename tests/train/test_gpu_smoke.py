@@ -7,11 +7,14 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks.gpu_smoke import Report, check_run, gpu_mode, smoke_config
 from tests.conftest import REPO
 from tests.train.helpers import make_run_dir
 
 
+@pytest.mark.slow
 def test_cpu_mode_trains_resumes_and_passes(tokenize_dir, tmp_path):
     run_dir = make_run_dir(tmp_path / "run", tokenize_dir)
     cmd = [sys.executable, "benchmarks/gpu_smoke.py", "--cpu", "--run-dir", str(run_dir)]

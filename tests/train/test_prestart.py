@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline.train import launch
 from pipeline.train.launch import launch_pretrain
 from tests.train.helpers import make_run_dir, tiny_config
@@ -14,6 +16,7 @@ def losses(stage_dir) -> list[float]:
     return [r.get("loss", r.get("val_loss")) for r in rows]
 
 
+@pytest.mark.slow
 def test_prestarted_process_gives_the_same_training(tokenize_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tiny_config("pretrain.max_steps=6", "pretrain.val_interval=3", "pretrain.mlflow=false")
@@ -46,6 +49,7 @@ def test_a_changed_environment_discards_the_prestarted_process(monkeypatch):
     assert proc.poll() is not None and not launch._prestarted
 
 
+@pytest.mark.slow
 def test_an_unused_prestarted_process_ends_quietly():
     launch.prestart("pipeline.train")
     proc, _ = launch._prestarted["pipeline.train"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mlflow
+import pytest
 import torch
 
 from pipeline.model import load_model
@@ -45,6 +46,7 @@ def exported_val_loss(stage_dir, tokenize_dir, cfg) -> float:
     return float(torch.stack(losses).mean())
 
 
+@pytest.mark.slow  # 700 steps: 16 s alone, 35 s beside another worker
 def test_training_on_the_sample_beats_the_unigram_entropy(tokenize_dir, tmp_path, with_mlflow):
     cfg = tiny_config(*LEARN).pretrain
     stage = tmp_path / "run" / "pretrain"

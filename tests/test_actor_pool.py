@@ -53,27 +53,28 @@ def test_results_time_limit_and_crashes_come_back_as_from_pebble(pool):
 
 
 @pytest.mark.slow
-def test_a_killed_actor_is_restarted_and_its_calls_run_again(pool):
+def test_a_killed_actor_expires_its_call_and_the_calls_behind_it_run_on_its_replacement(pool):
     import ray
 
+    warm = [pool.schedule(math.sqrt, args=(1.0,)) for _ in range(2)]
+    assert [f.result() for f in warm] == [1.0, 1.0]  # both actors are up
     calls = [pool.schedule(time.sleep, args=(3,)) for _ in range(4)]  # two on each actor
     time.sleep(1)
-    ray.kill(pool.actors[0], no_restart=False)  # as a crash of the actor process: restarted
-    assert [f.result() for f in calls] == [None] * 4
+    ray.kill(pool.actors[0], no_restart=True)  # as a lost node: the process is gone
+    with pytest.raises(ProcessExpired, match="the Ray actor died"):
+        calls[0].result()  # the call it was running, as pebble's dead worker
+    assert [f.result() for f in calls[1:]] == [None] * 3  # the one queued behind it ran again
     assert pool.schedule(math.sqrt, args=(64.0,)).result() == 8.0
 
 
-def test_an_actor_gone_for_good_fails_the_call_not_its_pages(pool):
-    import ray
-
-    from pipeline.actor_pool import WorkerLost
+def test_actors_that_die_before_they_are_ready_fail_the_call_not_its_pages(local_ray):
+    from pipeline.actor_pool import RayActorPool, WorkerLost
     from pipeline.clean.config import CleanConfig
     from pipeline.clean.run import PendingUnit, collect
 
-    ray.kill(pool.actors[0], no_restart=True)
-    ray.kill(pool.actors[1], no_restart=True)
+    pool = RayActorPool(2, os._exit, (3,), LOCAL_RAY)  # every actor dies in its initializer
     lost = pool.schedule(math.sqrt, args=(4.0,))
-    with pytest.raises(WorkerLost, match="RAY_AUTH_MODE"):
+    with pytest.raises(WorkerLost, match="died before they were ready.*RAY_AUTH_MODE"):
         lost.result()
     # The clean stage lets it through: the unit fails, no page becomes a rejection.
     pending = PendingUnit(unit=None)
@@ -82,3 +83,4 @@ def test_an_actor_gone_for_good_fails_the_call_not_its_pages(pool):
         collect(pool, CleanConfig(), pending)
     assert pending.outcomes == {}
     pool.stop()
+    pool.join()

@@ -40,12 +40,31 @@ PATHOLOGICAL = (
 )
 
 
+# The Ray actors run the pages in their own process: the same signal, and this process kills and
+# replaces an actor past the hard limit, as pebble does its worker.
+EXECUTORS = ["process", pytest.param("ray", marks=pytest.mark.slow)]
+
+
+@pytest.fixture
+def parallel(request):
+    from pipeline.parallel import ParallelConfig
+
+    if request.param == "process":
+        yield ParallelConfig()
+        return
+    import ray
+
+    yield ParallelConfig(executor="ray", ray_num_cpus=2)
+    ray.shutdown()
+
+
 def _stall_input(tmp_path):
     rows = [record("good", page("en")), record("stall", PATHOLOGICAL)]
     return write_ingest_shard(tmp_path / "ingest", rows)
 
 
-def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path):
+@pytest.mark.parametrize("parallel", EXECUTORS, indirect=True)
+def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path, parallel):
     cfg = CleanConfig(
         extractor="trafilatura",
         doc_timeout_seconds=DOC_TIMEOUT,
@@ -53,13 +72,14 @@ def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path):
         workers=1,
     )
     started = time.monotonic()
-    run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean")
+    run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean", parallel=parallel)
     assert time.monotonic() - started < 30
     assert outcomes(tmp_path / "clean") == {"good": "document", "stall": "extraction_timeout"}
 
 
 @pytest.mark.slow  # the 10 s batch limit, then the pages one by one: 17 s
-def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path):
+@pytest.mark.parametrize("parallel", EXECUTORS, indirect=True)
+def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path, parallel):
     # Without the in-process signal only the parent's limit can stop the page: the worker is
     # killed (2 x 1.5 + 2 s), the batch is redone one page at a time, and the page is rejected.
     cfg = CleanConfig(
@@ -70,7 +90,7 @@ def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path):
         workers=1,
     )
     started = time.monotonic()
-    run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean")
+    run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean", parallel=parallel)
     assert time.monotonic() - started < 60
     assert outcomes(tmp_path / "clean") == {"good": "document", "stall": "extraction_timeout"}
     manifest = read_manifest(tmp_path / "clean")

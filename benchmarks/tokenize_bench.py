@@ -8,7 +8,7 @@ these pages), written as dedup-shaped shards, `--repeat` times over (more text, 
 
 Rows, all over the same documents and the same tokenizer (trained by the stage on the corpus):
 - floor: the texts already in memory, `Tokenizer.encode_batch` over batches of the stage's size;
-- the stage with `tokenizer_path` (read shards, encode in worker processes, write shards);
+- the stage with `tokenizer_path` (read shards, encode on `--workers` threads, write shards);
 - tiktoken alone: its engine on our vocabulary with the ByteLevel split pattern (what the stage
   encodes with, pipeline/tokens/engine.py), over the texts in memory; GPT-2's own encoding needs
   its vocab files from the network (none here). The token agreement is printed, and so is the
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.stage import ShardWriter, fingerprint, list_shards, write_manifest  # noqa: E402
 from pipeline.tokens import TokenizeConfig, run_tokenize  # noqa: E402
-from pipeline.tokens.encode import DocumentEncoder  # noqa: E402
+from pipeline.tokens.encode import DocumentEncoder, document_encoder  # noqa: E402
 from pipeline.tokens.shards import (  # noqa: E402
     load_token_shard,
     read_token_index,
@@ -107,6 +107,7 @@ def time_floor(tokenizer, texts: list[str], batch: int, method: str) -> int:
 
 def time_stage(cfg: TokenizeConfig, dedup: Path, out: Path) -> int:
     shutil.rmtree(out, ignore_errors=True)
+    document_encoder.cache_clear()  # each run loads the vocabulary, as a fresh run would
     result = run_tokenize(cfg, dedup, out)
     return result.counts["tokens"] - result.counts["documents"]  # EODs not counted
 

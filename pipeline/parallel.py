@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from typing import Any, Literal
 
 from pipeline.base_config import StrictModel
@@ -48,6 +48,18 @@ def map_units(
             yield i, fn(*item)
     else:
         yield from _map_processes(fn, items, workers)
+
+
+def map_threads(
+    fn: Callable[..., Any], items: list[tuple], workers: int
+) -> Iterator[tuple[int, Any]]:
+    """`map_units` on `workers` threads of this process, for units whose work is native code
+    that releases the GIL (the tokenizers' Rust engines): no process start, no second import of
+    the stage, one copy of the model."""
+    with ThreadPoolExecutor(max(1, min(workers, len(items)))) as pool:
+        futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
 
 
 def _map_processes(fn, items, workers):

@@ -23,6 +23,7 @@ class TokenizeConfig(StrictModel):
     tokenizer_max_chars: int = Field(2_000_000_000, ge=1)
     """Tokenizer training stops reading text after this many characters."""
     workers: int = Field(2, ge=1)
-    """Worker processes; input shards are split across them (one shard is encoded by one worker)."""
+    """Encoding threads (the engines release the GIL), or Ray tasks with `parallel.executor: ray`;
+    input shards are split across them (one shard is encoded by one worker)."""
     batch_documents: int = Field(512, ge=1)
     """Documents read and encoded together inside a worker (one `encode_batch` call on HF)."""

@@ -22,7 +22,6 @@ gone for good and every call raises `WorkerLost`.
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 from collections import deque
@@ -60,8 +59,8 @@ class PoolWorker:
     def __init__(self, initializer: Callable[..., None], initargs: tuple):
         initializer(*initargs)
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> None:
+        """The readiness ping: it answers once `__init__` (the initializer) has run."""
 
     def run(self, fn: Callable[..., Any], args: tuple) -> tuple:
         """("ok", value), or ("raise", pickled exception): the caller gets the original type."""
@@ -145,7 +144,6 @@ class RayActorPool:
         self.queue: deque[RayFuture] = deque()
         self.start_failures = 0
         self.lost: str | None = None
-        self.stopped = False
 
     def _new_slot(self) -> Slot:
         return Slot(self.actor_class.remote(*self.init))
@@ -206,12 +204,12 @@ class RayActorPool:
             return
         except ray.exceptions.RayError as exc:  # not the call's own error (that comes back)
             value = ("raise", pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}")))
-        if ref is slot.ping:
+        if ref == slot.ping:
             slot.ready, slot.clock, self.start_failures = True, time.monotonic(), 0
             return
         # The actor runs its calls in order: the one that finished is the first, and the next
         # one starts now.
-        position = next(i for i, (r, _) in enumerate(slot.calls) if r is ref)
+        position = next(i for i, (r, _) in enumerate(slot.calls) if r == ref)
         _, future = slot.calls[position]
         del slot.calls[position]
         future.outcome = value
@@ -256,7 +254,6 @@ class RayActorPool:
     def stop(self) -> None:
         """Drop what is queued; `join` then kills the actors without waiting for their calls."""
         self.queue.clear()
-        self.stopped = True
 
     def join(self) -> None:
         import ray

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    Executor,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from typing import Any, Literal
 
 from pipeline.base_config import StrictModel
@@ -35,9 +40,13 @@ def map_units(
     items: list[tuple],
     workers: int,
     parallel: ParallelConfig | None = None,
+    *,
+    threads: bool = False,
 ) -> Iterator[tuple[int, Any]]:
     """Run `fn(*item)` for every item on the `parallel` backend (default: local processes);
-    yield `(index, result)` as units finish."""
+    yield `(index, result)` as units finish. `threads`: local units run on threads of this
+    process instead, for work in native code that releases the GIL (the tokenizers' Rust
+    engines): no process start, no second import of the stage, one copy of the model."""
     if not items:
         return
     parallel = parallel or ParallelConfig()
@@ -46,26 +55,18 @@ def map_units(
     elif workers == 1 or len(items) == 1:
         for i, item in enumerate(items):
             yield i, fn(*item)
+    elif threads:
+        yield from _map_pool(ThreadPoolExecutor(min(workers, len(items))), fn, items)
     else:
-        yield from _map_processes(fn, items, workers)
+        # spawn, not fork: the caller may be a threaded process (Prefect's engine, Ray).
+        ctx = multiprocessing.get_context("spawn")
+        yield from _map_pool(
+            ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx), fn, items
+        )
 
 
-def map_threads(
-    fn: Callable[..., Any], items: list[tuple], workers: int
-) -> Iterator[tuple[int, Any]]:
-    """`map_units` on `workers` threads of this process, for units whose work is native code
-    that releases the GIL (the tokenizers' Rust engines): no process start, no second import of
-    the stage, one copy of the model."""
-    with ThreadPoolExecutor(max(1, min(workers, len(items)))) as pool:
-        futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
-
-
-def _map_processes(fn, items, workers):
-    # spawn, not fork: the caller may be a threaded process (Prefect's engine, Ray).
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=ctx) as pool:
+def _map_pool(pool: Executor, fn: Callable[..., Any], items: list[tuple]):
+    with pool:
         futures = {pool.submit(fn, *item): i for i, item in enumerate(items)}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()

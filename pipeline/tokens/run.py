@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from pipeline import mirror
 from pipeline.base_config import config_hash
-from pipeline.parallel import ParallelConfig, map_threads, map_units
+from pipeline.parallel import ParallelConfig, map_units
 from pipeline.stage import (
     Progress,
     StageResult,
@@ -102,14 +102,9 @@ def _run_units(
     # Threads of this process, or Ray tasks, as `parallel` says. Both engines encode in Rust with
     # the GIL released, so threads run in parallel as processes would, without the process
     # starts (about a second of a small run) and with one copy of the vocabulary.
-    parallel = parallel or ParallelConfig()
-    items = [(job,) for job in todo]
-    if parallel.executor == "ray":
-        fn = mirror.on_workers(encode_shard, todo[0].stage_dir if todo else "", parallel.executor)
-        units = map_units(fn, items, cfg.workers, parallel)
-    else:
-        units = map_threads(encode_shard, items, cfg.workers)
-    for _, info in units:
+    executor = (parallel or ParallelConfig()).executor
+    fn = mirror.on_workers(encode_shard, todo[0].stage_dir if todo else "", executor)
+    for _, info in map_units(fn, [(job,) for job in todo], cfg.workers, parallel, threads=True):
         finished(info)
     bar.close()
 

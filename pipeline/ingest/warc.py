@@ -1,16 +1,20 @@
 """WARC and WET reading with fastwarc, robust to damaged files.
 
-Compressed WARCs are read one gzip member at a time (the WARC convention is one record per
-member), so a member cut off mid-file costs that record only: it is reported as `truncated_record`
-and reading resumes at the next member. A file that is one big gzip stream is streamed whole.
+A file is first read by one fastwarc iterator; at the first sign of damage it is read again
+carefully: compressed WARCs one gzip member at a time (the WARC convention is one record per
+member), so a member cut off mid-file costs that record only (`truncated_record`, or
+`damaged_gzip` where not even its headers inflate) and reading resumes at the next member; the
+records of every uncompressed stretch are split by `RecordSplitter`, which checks each record's
+Content-Length and resumes at the next WARC version line where one is wrong. A file that is one
+big gzip stream is streamed whole.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import IO
 
 from fastwarc.stream_io import GzipReader
@@ -18,144 +22,56 @@ from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import BadField, Doc, Reject, Skip, document
+from pipeline.ingest.gzip_members import HEAD_KEEP, Member, iter_gzip_members
 from pipeline.ingest.payload import RejectedPayload, classify, decode, mime_of
+from pipeline.ingest.records import RecordSplitter
 
-GZIP_MAGIC = b"\x1f\x8b\x08"
-READ_CHUNK = 1 << 20
-# zlib copies the input it did not use into `unused_data` at the end of every member: fed the whole
-# 1 MiB buffer, that copy cost more than inflating the member. Fed 64 KiB at a time, it stays small.
-FEED = 1 << 16
-HEAD_KEEP = 1 << 16  # bytes of an oversized record kept to read its headers
-
-
-@dataclass(slots=True)
-class Member:
-    offset: int
-    data: bytes
-    error: str | None = None
-    oversize: bool = False
+# The last record of the stream the fast reader is given: meeting it proves that every record
+# before it ended where its Content-Length said (fastwarc stops silently at the first line after
+# a record that is not a WARC version line).
+END_ID = "<urn:lmpipe:end-of-input>"
+END_RECORD = (
+    f"WARC/1.0\r\nWARC-Type: resource\r\nWARC-Record-ID: {END_ID}\r\n"
+    "Content-Length: 0\r\n\r\n\r\n\r\n"
+).encode()
+END_MEMBER = gzip.compress(END_RECORD, mtime=0)
 
 
-class _MemberStream:
-    """Compressed bytes of a file with the absolute offset of the first buffered byte."""
+class _EndMarked:
+    """A file that goes on with END_RECORD after its last byte."""
 
-    def __init__(self, fh: IO[bytes]):
-        self.fh, self.buf, self.offset = fh, b"", 0
+    def __init__(self, fh: IO[bytes], tail: bytes):
+        self.fh, self.tail, self.pos = fh, tail, 0
 
-    def more(self) -> bool:
-        chunk = self.fh.read(READ_CHUNK)
-        self.buf = bytes(self.buf) + chunk
-        return bool(chunk)
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        if not data:
+            size = len(self.tail) if size is None or size < 0 else size
+            data, self.tail = self.tail[:size], self.tail[size:]
+        self.pos += len(data)
+        return data
 
-    def consume(self, n: int) -> None:
-        # A memoryview slice is free; the buffer is copied only when it is refilled.
-        self.buf, self.offset = memoryview(self.buf)[n:], self.offset + n
-
-
-def _inflate_buffered(buf: memoryview | bytes, max_bytes: int) -> tuple[Member, int] | None:
-    """The member at the start of `buf` and its compressed length, if it ends inside `buf`,
-    inflates without error and is not oversized; else None (`_inflate` handles those cases)."""
-    d = zlib.decompressobj(31)
-    out: list[bytes] = []
-    size = pos = 0
-    while not d.eof:
-        if pos >= len(buf):
-            return None
-        chunk = buf[pos : pos + FEED]
-        try:
-            piece = d.decompress(chunk, READ_CHUNK)
-        except zlib.error:
-            return None
-        pos += len(chunk) - len(d.unconsumed_tail) - len(d.unused_data)
-        size += len(piece)
-        if size > max_bytes:
-            return None
-        out.append(piece)
-    return Member(0, b"".join(out)), pos
+    def tell(self) -> int:
+        return self.pos
 
 
-def _inflate(stream: _MemberStream, max_bytes: int) -> tuple[Member, int]:
-    """Inflate the member at the start of the buffer; returns it and its compressed length.
-
-    Memory stays bounded: at most `max_bytes` of output is kept, and the compressed bytes of an
-    oversized member are dropped as they are consumed. An oversized first member stops early.
-    """
-    start, first = stream.offset, stream.offset == 0
-    d = zlib.decompressobj(31)
-    out: list[bytes] = []
-    kept = size = pos = 0
-    error = None
-    while not d.eof:
-        if pos >= len(stream.buf):
-            if size > max_bytes:
-                stream.consume(pos)
-                pos = 0
-            if not stream.more():
-                error = "file ends inside a gzip member"
-                break
-        try:
-            piece = d.decompress(stream.buf[pos:], READ_CHUNK)
-        except zlib.error as exc:
-            error = f"gzip data error: {exc}"
-            if not out:
-                out.append(_salvage_head(stream.buf[:READ_CHUNK]))
-            break
-        pos = len(stream.buf) - len(d.unconsumed_tail)
-        size += len(piece)
-        if kept < max(max_bytes, HEAD_KEEP):
-            out.append(piece)
-            kept += len(piece)
-        if first and size > max_bytes:
-            break
-    if d.eof:
-        pos = len(stream.buf) - len(d.unused_data)
-    return Member(start, b"".join(out), error, oversize=size > max_bytes), pos
+def _names(head: bytes, fallback: str) -> tuple[str, str | None]:
+    """(id, url) of a record from its raw WARC headers: its WARC-Record-ID when it is readable,
+    else `fallback` (the file and byte offset)."""
+    rid = _usable_id(_header_value(head, b"WARC-Record-ID"))
+    return rid or fallback, _clean_uri(_header_value(head, b"WARC-Target-URI"))
 
 
-def _salvage_head(raw: bytes) -> bytes:
-    """Inflate a damaged member in small steps to recover what precedes the damage (its headers).
-
-    zlib discards the output of a call that fails, so the failing call must be small.
-    """
-    d = zlib.decompressobj(31)
-    out = b""
-    for i in range(0, len(raw), 16):
-        try:
-            out += d.decompress(raw[i : i + 16])
-        except zlib.error:
-            break
-        if len(out) >= HEAD_KEEP or d.eof:
-            break
-    return out
+def _inside_member(member: str, offset: int) -> str:
+    """Name of the record at `offset` of a gzip member (most members hold one record, at 0)."""
+    return f"{member}+{offset}" if offset else member
 
 
-def iter_gzip_members(fh: IO[bytes], max_bytes: int) -> Iterator[Member]:
-    """Yield each gzip member inflated; after a damaged member, resynchronise on the next header.
-
-    A member larger than `max_bytes` comes back `oversize` with only its head kept in memory.
-    """
-    stream = _MemberStream(fh)
-    while stream.buf or stream.more():
-        # Most members are whole in the buffer and sound: inflated in small feeds. The rest (cut
-        # by the buffer end, damaged, oversized) go through `_inflate`, from the member's start.
-        buffered = _inflate_buffered(stream.buf, max_bytes)
-        if buffered is not None:
-            member, used = buffered
-            member.offset = stream.offset
-        else:
-            member, used = _inflate(stream, max_bytes)
-        if member.error is None:
-            yield member
-            stream.consume(used)
-            continue
-        if member.data.startswith(b"WARC/"):
-            yield member  # a real record was damaged: report it
-        nxt = bytes(stream.buf).find(GZIP_MAGIC, 1)
-        while nxt < 0 and stream.more():
-            nxt = bytes(stream.buf).find(GZIP_MAGIC, 1)
-        if nxt < 0:
-            return
-        stream.consume(nxt)
+def _usable_id(rid: str | None) -> str | None:
+    """A record id worth keeping: printable ASCII, not blank (damage gives '' or U+FFFD)."""
+    if rid and rid.isascii() and rid.isprintable() and rid.strip():
+        return rid.strip()
+    return None
 
 
 def _header_value(head: bytes, name: bytes) -> str | None:
@@ -174,10 +90,11 @@ def _clean_uri(uri: str | None) -> str | None:
 class WarcReader:
     """Turns the records of one WARC/WET file into Doc / Reject / Skip events.
 
-    `fast`: a compressed file is read by one fastwarc iterator (its gzip reader inflates twice as
-    fast as Python's zlib, and no iterator is made per member); at the first sign of damage it
-    raises DamagedWarc, and the caller reads the file again member by member (`fast=False`),
-    which reports each damaged member and goes on after it.
+    `fast`: the file is read by one fastwarc iterator (its gzip reader inflates twice as fast as
+    Python's zlib, and no iterator is made per record); at the first sign of damage it raises
+    DamagedWarc, and the caller reads the file again carefully (`fast=False`): gzip member by
+    member, each member's records split and checked by `RecordSplitter`, so that a damaged member
+    or a record with a wrong length costs that record only.
     """
 
     def __init__(self, cfg: IngestConfig, source: str, fast: bool = False):
@@ -195,35 +112,48 @@ class WarcReader:
             raise UnreadableFile(_no_records_detail(fh, compressed))
 
     def _read(self, fh: IO[bytes], compressed: bool) -> Iterator[Doc | Reject | Skip]:
-        if not compressed:
-            yield from self._records(fh)
-            return
         if self.fast:
-            yield from self._sound_records(fh)
-            return
+            yield from self._sound_records(fh, compressed)
+        elif not compressed:
+            yield from self._split(fh, lambda at: f"{self.source}@{at}")
+        else:
+            yield from self._members(fh)
+
+    def _members(self, fh: IO[bytes]) -> Iterator[Doc | Reject | Skip]:
+        pending = None  # a file that is not gzip at all is an unreadable file, not a damaged one
         for member in iter_gzip_members(fh, self.cfg.max_record_bytes):
             if member.oversize and member.offset == 0 and member.error is None:
                 # One gzip stream for the whole file: stream it, records are not separable.
                 raise WholeFileGzip()
-            if member.error or member.oversize:
+            if pending is not None:
+                yield pending
+                pending = None
+            if member.offset == 0 and member.error and not member.data:
+                pending = self._damaged(member)
+            elif member.error or member.oversize:
                 yield self._damaged(member)
             else:
-                yield from self._records(io.BytesIO(member.data))
+                where = partial(_inside_member, f"{self.source}@{member.offset}")
+                yield from self._split(io.BytesIO(member.data), where)
 
-    def _sound_records(self, fh: IO[bytes]) -> Iterator[Doc | Reject | Skip]:
-        """The events of a sound gzip WARC; DamagedWarc where the member reader would differ:
-        a gzip error (a cut or corrupt member, bytes between members), a record that ends early
-        (a cut last member), a record near `max_record_bytes`, or no record at all."""
+    def _sound_records(self, fh: IO[bytes], compressed: bool) -> Iterator[Doc | Reject | Skip]:
+        """The events of a sound WARC; DamagedWarc where the careful reader would differ: a gzip
+        error (a cut or corrupt member, bytes between members), a record whose Content-Length
+        does not end it, a record near `max_record_bytes`, or no record at all."""
         near_limit = self.cfg.max_record_bytes - HEAD_KEEP  # WARC headers count in a member
+        marked = _EndMarked(fh, END_MEMBER if compressed else END_RECORD)
         found = False
         try:
-            records = ArchiveIterator(
-                GzipReader(fh), parse_http=True, record_types=WarcRecordType.any_type
-            )
+            stream = GzipReader(marked) if compressed else marked
+            records = ArchiveIterator(stream, parse_http=True, record_types=WarcRecordType.any_type)
             for record in records:
+                if record.record_id == END_ID:
+                    if not found:
+                        break
+                    return
                 if record.content_length > near_limit:
                     raise DamagedWarc(f"a record of {record.content_length} bytes")
-                event = self._event(record)
+                event = self._event(record, f"{self.source}@{record.stream_pos}")
                 record.reader.consume()
                 if record.reader.tell() != record.content_length:
                     raise DamagedWarc("a record ends before its Content-Length")
@@ -231,43 +161,56 @@ class WarcReader:
                 yield event
         except (OSError, ValueError) as exc:
             raise DamagedWarc(f"{type(exc).__name__}: {exc}") from exc
-        if not found:
-            raise DamagedWarc("no record")
+        raise DamagedWarc("no record" if not found else "a record's framing is wrong")
+
+    def _split(self, fh: IO[bytes], where: Callable[[int], str]) -> Iterator[Doc | Reject | Skip]:
+        """The records of an uncompressed stream, each parsed on its own: one that fastwarc
+        cannot parse is rejected, and the next is read. `where(offset)` names a record that has
+        no readable WARC-Record-ID."""
+        for raw in RecordSplitter(fh, self.cfg.max_record_bytes):
+            fallback = where(raw.offset)
+            if raw.data is None:
+                yield Reject(*_names(raw.head, fallback), raw.reason, raw.problem)
+                continue
+            try:
+                record = next(iter(ArchiveIterator(io.BytesIO(raw.data), parse_http=False)), None)
+            except (OSError, ValueError) as exc:
+                record, problem = None, f"{type(exc).__name__}: {exc}"
+            else:
+                problem = "fastwarc reads no record there"
+            if record is None:
+                yield Reject(*_names(raw.head, fallback), "malformed_record", problem)
+            else:
+                yield self._event(record, fallback)
 
     def _damaged(self, member: Member) -> Reject:
-        head = member.data[:HEAD_KEEP]
-        rid = _header_value(head, b"WARC-Record-ID")
-        uri = _clean_uri(_header_value(head, b"WARC-Target-URI"))
-        if member.error:
-            return Reject(rid, uri, "truncated_record", f"at byte {member.offset}: {member.error}")
-        return Reject(rid, uri, "too_large", f"record exceeds {self.cfg.max_record_bytes} bytes")
+        rid, uri = _names(member.data[:HEAD_KEEP], f"{self.source}@{member.offset}")
+        if member.oversize:
+            limit = self.cfg.max_record_bytes
+            return Reject(rid, uri, "too_large", f"record exceeds {limit} bytes")
+        detail = f"at byte {member.offset}, {member.length} bytes: {member.error}"
+        reason = "truncated_record" if member.data.startswith(b"WARC/") else "damaged_gzip"
+        return Reject(rid, uri, reason, detail)
 
-    def _records(self, fh: IO[bytes]) -> Iterator[Doc | Reject | Skip]:
-        records = iter(ArchiveIterator(fh, parse_http=True, record_types=WarcRecordType.any_type))
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                return
-            except (OSError, ValueError) as exc:  # fastwarc's errors on broken framing
-                yield Reject(None, None, "malformed_record", f"{type(exc).__name__}: {exc}")
-                return
-            yield self._event(record)
-
-    def _event(self, record: WarcRecord) -> Doc | Reject | Skip:
+    def _event(self, record: WarcRecord, fallback_id: str) -> Doc | Reject | Skip:
+        """The event of one parsed record; whatever goes wrong costs this record only."""
         rtype = record.record_type
         if rtype not in (WarcRecordType.response, WarcRecordType.conversion):
             return Skip(str(rtype))
-        rid = record.record_id
-        url = _clean_uri(record.headers.get("WARC-Target-URI"))
-        if record.content_length > self.cfg.max_record_bytes:
-            return Reject(rid, url, "too_large", f"{record.content_length} bytes")
+        rid = _usable_id(record.record_id) or fallback_id
+        url = None
         try:
+            url = _clean_uri(record.headers.get("WARC-Target-URI"))
+            if record.content_length > self.cfg.max_record_bytes:
+                return Reject(rid, url, "too_large", f"{record.content_length} bytes")
             if rtype == WarcRecordType.conversion:
                 return self._conversion(record, rid, url)
+            record.parse_http()
             return self._response(record, rid, url)
         except (RejectedPayload, BadField) as rej:
             return Reject(rid, url, rej.reason, rej.detail)
+        except Exception as exc:  # a record fastwarc framed but that breaks a field's parsing
+            return Reject(rid, url, "malformed_record", f"{type(exc).__name__}: {exc}")
 
     def _conversion(self, record: WarcRecord, rid: str, url: str | None) -> Doc:
         payload = record.reader.read()
@@ -284,6 +227,9 @@ class WarcReader:
         if http is None:
             raise RejectedPayload("non_http_response", "response record without HTTP headers")
         status = http.status_code
+        if status is None:
+            line = (http.status_line or "")[:100]
+            raise RejectedPayload("bad_http_status", f"no HTTP status code in {line!r}")
         if status >= 400:
             raise RejectedPayload("http_error", f"HTTP {status}")
         if 300 <= status < 400:

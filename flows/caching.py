@@ -21,20 +21,21 @@ from typing import Any
 from pipeline import __version__, mirror
 from pipeline.base_config import config_hash
 from pipeline.layout import RunLayout
-from pipeline.stage import STAGE_ORDER, fingerprint, read_manifest, write_json_atomic
+from pipeline.stage import fingerprint, read_manifest, write_json_atomic
+from pipeline.stages import side_inputs
+from pipeline.stages import stage as table_entry
 
-# The config sections that determine a stage's output.
-SECTIONS = {"ingest": ("inputs", "ingest"), "register": ("registry",)}
 MARKER = ".prefect_cache.json"
 # Manifest fields that change on every run without changing what the stage produced.
 VOLATILE = {"written_at", "wall_seconds", "seconds"}
 
 
 def _upstream_digest(run_dir: Path, stage: str) -> Any:
-    """What the stage reads: the upstream manifest (or, for ingest, the input files)."""
-    if stage == "ingest":
-        return None  # the inputs section's files, see `_inputs_digest`
-    upstream = STAGE_ORDER[STAGE_ORDER.index(stage) - 1]
+    """What the stage reads: the upstream manifest (None for the first stage: its inputs are
+    `side_inputs`)."""
+    upstream = table_entry(stage).reads
+    if upstream is None:
+        return None
     m = read_manifest(RunLayout(run_dir).stage(upstream))
     if m is None:
         return "absent"
@@ -43,18 +44,11 @@ def _upstream_digest(run_dir: Path, stage: str) -> Any:
     return fingerprint({k: v for k, v in m.items() if k not in VOLATILE})
 
 
-def _inputs_digest(inputs: list[str], timeout: float, storage: dict) -> str:
-    from pipeline.ingest.sources import fingerprint_inputs
-
-    return fingerprint(fingerprint_inputs(inputs, timeout, storage))
-
-
 def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
     """The Prefect cache key of `stage` run with `config` in `run_dir`."""
     run = RunLayout(run_dir).run_dir.resolve()  # a bucket's run: its mirror path
-    sections = SECTIONS.get(stage, (stage,))
     values = {}
-    for name in sections:
+    for name in table_entry(stage).config_sections:
         value = getattr(config, name, None)
         values[name] = config_hash(value) if hasattr(value, "model_dump") else value
     parts = {
@@ -64,15 +58,8 @@ def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
         "upstream": _upstream_digest(run, stage),
         "code": __version__,
     }
-    if stage == "ingest":
-        ingest = config.ingest
-        parts["inputs"] = _inputs_digest(
-            list(config.inputs), ingest.network_timeout_seconds, ingest.storage_options
-        )
-    if stage == "finetune":  # the instruction data file is an input besides the upstream stage
-        from pipeline.finetune.launch import finetune_inputs
-
-        parts["inputs"] = finetune_inputs(config.finetune, run)
+    if (inputs := side_inputs(stage, config, run)) is not None:
+        parts["inputs"] = inputs  # input files, the instruction data: read besides upstream
     return f"lmpipe-{stage}-{fingerprint(parts)}"
 
 

@@ -18,7 +18,8 @@ from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.layout import RunLayout
 from pipeline.mirror import ChecksumError, is_url
 from pipeline.runlock import RunDirError, describe, run_lock
-from pipeline.stage import STAGE_ORDER, MissingUpstreamError, upstream_fingerprint
+from pipeline.stage import MissingUpstreamError, upstream_fingerprint
+from pipeline.stages import DATA_STAGES, STAGE_ORDER, STAGES, TRAINING_STAGES, upstream
 from pipeline.train.launch import NotEnoughTokens
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
@@ -54,38 +55,29 @@ def _config_args(p: argparse.ArgumentParser, io: bool = True) -> None:
         p.add_argument("--output", help="run directory (stages write <output>/<stage>/)")
 
 
-# Data stages runnable one at a time (`lmpipe <stage>`); each runs the data flow for that stage.
-DATA_STAGE_COMMANDS = {
-    "ingest": "raw WARC/WET/JSONL/Parquet files to Arrow document shards",
-    "clean": "HTML to text, language ID, quality filters and PII redaction of <run>/ingest",
-    "dedup": "exact + MinHash LSH dedup of <run>/clean into the curated corpus <run>/dedup",
-    "tokenize": "train the BPE tokenizer on <run>/dedup and write token shards",
-}
+# Every stage of the table is a subcommand (`lmpipe <stage>`): a data stage runs the data flow
+# for that stage, a training stage the training flow.
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="lmpipe", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
-    for stage, help_text in DATA_STAGE_COMMANDS.items():
-        _config_args(sub.add_parser(stage, help=help_text))
-    data_help = "ingest -> clean -> dedup -> tokenize: the curated corpus and its token shards"
+    for stage in STAGES:
+        if stage.kind == "data":
+            _config_args(sub.add_parser(stage.name, help=stage.help))
+    data_help = f"{' -> '.join(DATA_STAGES)}: the curated corpus and its token shards"
     _config_args(sub.add_parser("data", help=data_help))
     refresh_help = "a new snapshot of the new inputs under refresh.root (what corpus-refresh runs)"
     refresh = sub.add_parser("refresh", help=refresh_help)
     _config_args(refresh, io=False)
     refresh.add_argument("--input", nargs="+", help="input paths, globs or fsspec URLs")
     refresh.add_argument("--root", help="snapshot directory (default: refresh.root)")
-    pretrain = sub.add_parser("pretrain", help="pretrain the model on <run>/tokenize (Lightning)")
-    _config_args(pretrain, io=False)
-    pretrain.add_argument("--output", help="run directory (reads <output>/tokenize)")
-    for name, help_text, reads in (
-        ("finetune", "fine-tune <run>/pretrain on instruction data (full or LoRA)", "pretrain"),
-        ("evaluate", "score base vs fine-tuned model, sample answers, decide the gate", "finetune"),
-    ):
-        stage = sub.add_parser(name, help=help_text)
-        _config_args(stage, io=False)
-        stage.add_argument("--output", help=f"run directory (reads <output>/{reads})")
+    for stage in STAGES:
+        if stage.kind == "training":
+            parser_ = sub.add_parser(stage.name, help=stage.help)
+            _config_args(parser_, io=False)
+            parser_.add_argument("--output", help=f"run directory (reads <output>/{stage.reads})")
     evaluate = sub.choices["evaluate"]
     evaluate.add_argument(
         "--model",
@@ -148,8 +140,8 @@ def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
         resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds, cfg.ingest.storage_options)
         return
     first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
-    if first > 0:
-        upstream_fingerprint(RunLayout(cfg.run_dir).stage(STAGE_ORDER[first - 1]))
+    if reads := upstream(STAGE_ORDER[first]):
+        upstream_fingerprint(RunLayout(cfg.run_dir).stage(reads))
 
 
 @contextmanager
@@ -260,15 +252,14 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 
 # Training stages that run on a bucket's run directory, on a local copy their launcher pulls and
-# pushes (`pipeline/train/local_copy.py`), in pipeline order; evaluate and register still need a
-# local run directory.
-BUCKET_TRAINING = ("pretrain", "finetune")
+# pushes (`pipeline/train/local_copy.py`), in pipeline order; the others need a local run directory.
+BUCKET_TRAINING = tuple(s.name for s in STAGES if s.kind == "training" and s.on_bucket)
 
 
 def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> None:
     """evaluate and register need a local run directory (ARCHITECTURE.md, "Object storage"):
     say so before any stage runs, not after the data stages and training."""
-    training = [s for s in stages or STAGE_ORDER if STAGE_ORDER.index(s) > 3]
+    training = [s for s in stages or STAGE_ORDER if s in TRAINING_STAGES]
     local_only = [s for s in training if s not in BUCKET_TRAINING]
     if local_only and is_url(cfg.run_dir):
         upto = " ".join(STAGE_ORDER[: STAGE_ORDER.index(BUCKET_TRAINING[-1]) + 1])
@@ -346,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "config":
             cfg = resolve(args)
             print("\n".join(describe_fields()) if args.fields else cfg.model_dump_json(indent=2))
-        elif args.command in DATA_STAGE_COMMANDS:
+        elif args.command in DATA_STAGES:
             _run_data(resolve(args), [args.command])
         elif args.command == "data":
             _run_data(resolve(args), None)
@@ -372,11 +363,10 @@ def main(argv: list[str] | None = None) -> int:
             serve_deployments(resolve(args), limit=args.limit)
         elif args.command == "evaluate" and args.model:
             return _evaluate_model(resolve(args), args.model, args.tasks)
-        elif args.command in ("pretrain", "finetune", "evaluate"):
+        elif args.command in TRAINING_STAGES:
+            if args.command == "register":
+                args.overrides += registry_cli.register_overrides(args)
             return _run_training(resolve(args), [args.command])
-        elif args.command == "register":
-            args.overrides += registry_cli.register_overrides(args)
-            return _run_training(resolve(args), ["register"])
         elif args.command in ("promote", "generate", "export-hf"):
             return registry_cli.run_command(args, resolve(args))
     except Exception as err:

@@ -1,4 +1,4 @@
-"""The data flow: raw files -> ingest -> clean -> dedup -> tokenize, with cached stages."""
+"""The data flow: raw files through the data stages of the stage table, with cached stages."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from prefect.events import emit_event
 from flows.caching import cache_key_fn, run_stages
 from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
 from flows.params import DATA_STAGES, DataStage, documented
-from pipeline.clean import run_clean
 from pipeline.config import PipelineConfig
-from pipeline.dedup import run_dedup
-from pipeline.ingest import run_ingest
 from pipeline.layout import RunLayout
 from pipeline.report import reason_rows, render_markdown
-from pipeline.tokens import run_tokenize
+from pipeline.stages import STAGES, TOKENS, Stage
 
 # Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.
 DATA_TASK = {
@@ -64,33 +61,22 @@ def _run(stage: str, run_stage_fn: Any, config: PipelineConfig, *args: Any) -> d
     return summary(result)
 
 
-@task(name="ingest", **DATA_TASK)
-def ingest_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
-    """Read the configured inputs into `<run_dir>/ingest/` document shards."""
-    return _run(
-        "ingest", run_ingest, config, config.ingest, config.inputs, RunLayout(run_dir).ingest
-    )
+def _stage_task(stage: Stage) -> Any:
+    """The Prefect task of a data stage: `run_<stage>` on its section of the config, reading the
+    run's inputs (the first stage) or its upstream stage's directory."""
+
+    @task(name=stage.name, description=stage.help, **DATA_TASK)
+    def stage_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+        run = RunLayout(run_dir)
+        inputs = config.inputs if stage.reads is None else run.stage(stage.reads)
+        section = getattr(config, stage.name)
+        return _run(stage.name, stage.runner(), config, section, inputs, run.stage(stage.name))
+
+    return stage_task
 
 
-@task(name="clean", **DATA_TASK)
-def clean_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
-    """Clean `<run_dir>/ingest/` records into text documents in `<run_dir>/clean/`."""
-    run = RunLayout(run_dir)
-    return _run("clean", run_clean, config, config.clean, run.ingest, run.clean)
-
-
-@task(name="dedup", **DATA_TASK)
-def dedup_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
-    """Deduplicate `<run_dir>/clean/` into the curated corpus `<run_dir>/dedup/`."""
-    run = RunLayout(run_dir)
-    return _run("dedup", run_dedup, config, config.dedup, run.clean, run.dedup)
-
-
-@task(name="tokenize", **DATA_TASK)
-def tokenize_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
-    """Train the tokenizer on `<run_dir>/dedup/` and write token shards to `<run_dir>/tokenize/`."""
-    run = RunLayout(run_dir)
-    return _run("tokenize", run_tokenize, config, config.tokenize, run.dedup, run.tokenize)
+# One task per data stage of the table, in pipeline order.
+DATA_TASKS = tuple(_stage_task(s) for s in STAGES if s.kind == "data")
 
 
 @flow(name="lmpipe-data", log_prints=True)
@@ -102,20 +88,19 @@ def data_flow(
     config_path: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Raw inputs to token shards: ingest -> clean -> dedup -> tokenize, in `config.run_dir`.
+    """Raw inputs to token shards through the data stages, in `config.run_dir`.
 
     Unchanged stages complete from cache.
     """
     results = build_corpus(config, stages)
-    if "tokenize" in results:
+    if TOKENS in results:
         announce_corpus(config)
     return results
 
 
 def build_corpus(config: PipelineConfig, stages: list[str] | None = None) -> dict[str, Any]:
     """The data stages' tasks (in a flow run), then the funnel and rejection artifacts."""
-    tasks = (ingest_task, clean_task, dedup_task, tokenize_task)
-    results = run_stages(tasks, config, stages, DATA_STAGES)
+    results = run_stages(DATA_TASKS, config, stages, DATA_STAGES)
     run = RunLayout(config.run_dir).run_dir  # a bucket's run: its mirror path
     create_markdown_artifact(render_markdown(run), key="data-report", description="data funnel")
     rows = reason_rows(run)

@@ -12,15 +12,13 @@ from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pipeline.config import PipelineConfig, load_config
-from pipeline.stage import STAGE_ORDER
+from pipeline.stages import DATA_STAGES, TRAINING_STAGES
 
-DataStage = Literal["ingest", "clean", "dedup", "tokenize"]
-TrainingStage = Literal["pretrain", "finetune", "evaluate", "register"]
+# Spelled from the stage table: the UI's multi-select offers exactly the table's names.
+DataStage = Literal[DATA_STAGES]  # type: ignore[valid-type]
+TrainingStage = Literal[TRAINING_STAGES]  # type: ignore[valid-type]
 Stage = Literal[DataStage, TrainingStage]
-DATA_STAGES: tuple[str, ...] = get_args(DataStage)
-TRAINING_STAGES: tuple[str, ...] = get_args(TrainingStage)
-# The library's stage order is the one truth; the Literals above only spell it out for the UI.
-assert (*DATA_STAGES, *TRAINING_STAGES) == STAGE_ORDER[: len(DATA_STAGES) + len(TRAINING_STAGES)]
+assert get_args(DataStage) == DATA_STAGES and get_args(TrainingStage) == TRAINING_STAGES
 
 
 # Prefect's UI form takes each parameter's help text from the flow docstring's `Args:` section;

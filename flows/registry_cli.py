@@ -17,9 +17,10 @@ from pipeline.config import PipelineConfig
 
 def add_commands(sub: Any, config_args: Callable[..., None]) -> None:
     """Add the registry subcommands to the `lmpipe` parser."""
-    reg = sub.add_parser("register", help="register <run>'s model in MLflow (aliases, lineage)")
-    config_args(reg, io=False)
-    reg.add_argument("run_dir", help="run directory with finetune/ or pretrain/ weights")
+    reg = sub.choices["register"]  # the stage's subcommand (flows/cli.py, from the stage table)
+    reg.add_argument(
+        "run_dir", nargs="?", help="run directory with finetune/ or pretrain/ weights (or --output)"
+    )
     reg.add_argument("--name", help="registered model name (default: registry.model_name)")
     pro = sub.add_parser("promote", help="force a registered version to be the champion")
     config_args(pro, io=False)
@@ -42,7 +43,7 @@ def add_commands(sub: Any, config_args: Callable[..., None]) -> None:
 
 def register_overrides(args: argparse.Namespace) -> list[str]:
     """`--set` overrides implied by `lmpipe register RUN_DIR --name NAME`."""
-    extra = ["run_dir=" + json.dumps(args.run_dir)]
+    extra = ["run_dir=" + json.dumps(args.run_dir)] if args.run_dir else []
     if args.name:
         extra.append("registry.model_name=" + json.dumps(args.name))
     return extra

@@ -1,8 +1,9 @@
 """The run layout: where each stage of a run writes (ARCHITECTURE.md, "Run layout").
 
-Every stage writes `<run_dir>/<stage>/`, named by `STAGE_ORDER`. Code outside this module asks a
-`RunLayout` for a stage's directory (`layout.dedup`, `layout.stage("dedup")`) instead of joining
-the name itself, so the layout is defined in one place (and can move, say to object storage).
+Every stage writes `<run_dir>/<stage>/`, named by the stage table (`pipeline/stages.py`). Code
+outside this module asks a `RunLayout` for a stage's directory (`layout.dedup`,
+`layout.stage(name)`) instead of joining the name itself, so the layout is defined in one place
+(and can move, say to object storage).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import mirror
-from pipeline.stage import STAGE_ORDER
+from pipeline.stages import STAGE_ORDER, stage
 
 
 def _stage_dir(name: str) -> property:
@@ -42,20 +43,10 @@ class RunLayout:
         return run if isinstance(run, RunLayout) else cls(run)
 
     def stage(self, name: str) -> Path:
-        """The directory of stage `name` (one of `STAGE_ORDER`)."""
-        if name not in STAGE_ORDER:
-            raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGE_ORDER)}")
-        return self.run_dir / name
-
-    ingest = _stage_dir("ingest")
-    clean = _stage_dir("clean")
-    dedup = _stage_dir("dedup")
-    tokenize = _stage_dir("tokenize")
-    pretrain = _stage_dir("pretrain")
-    finetune = _stage_dir("finetune")
-    evaluate = _stage_dir("evaluate")
-    register = _stage_dir("register")
+        """The directory of stage `name` (a name of the stage table)."""
+        return self.run_dir / stage(name).name
 
 
-# One attribute per stage, no more, no fewer: a stage added to STAGE_ORDER needs one here too.
-assert {n for n, v in vars(RunLayout).items() if isinstance(v, property)} == set(STAGE_ORDER)
+# One attribute per stage of the table: `layout.dedup`, `layout.tokenize`, ...
+for _name in STAGE_ORDER:
+    setattr(RunLayout, _name, _stage_dir(_name))

@@ -37,10 +37,10 @@ from pydantic import Field
 from pipeline.base_config import StrictModel
 from pipeline.layout import RunLayout
 from pipeline.stage import fingerprint, read_manifest, write_json_atomic
+from pipeline.stages import CORPUS, DATA_STAGES, TOKENS
 
 SNAPSHOT_FILE = "snapshot.json"
 LATEST = "latest"
-DATA_STAGES = ("ingest", "clean", "dedup", "tokenize")
 
 
 class RefreshConfig(StrictModel):
@@ -158,8 +158,8 @@ def complete_snapshot(snap: Snapshot, root: str | Path) -> dict[str, Any]:
         "counts": {
             "inputs_new": len(snap.new_inputs),
             "inputs_skipped": len(snap.skipped_inputs),
-            "documents": manifests["dedup"].get("counts", {}).get("documents", 0),
-            "tokens": manifests["tokenize"].get("counts", {}).get("tokens", 0),
+            "documents": manifests[CORPUS].get("counts", {}).get("documents", 0),
+            "tokens": manifests[TOKENS].get("counts", {}).get("tokens", 0),
         },
         "fingerprints": {s: m.get("output_fingerprint") for s, m in manifests.items()},
     }

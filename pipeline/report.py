@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pipeline import mirror
 from pipeline.layout import RunLayout
-from pipeline.stage import STAGE_ORDER, read_manifest
+from pipeline.stage import read_manifest
+from pipeline.stages import DATA_STAGES
 
 
 def stage_rows(run_dir: Path) -> list[dict]:
     """One row per finished stage: records in, out, rejected, and the drop reasons."""
     rows = []
-    for stage in STAGE_ORDER[: STAGE_ORDER.index("tokenize") + 1]:  # training: `model_lines`
+    for stage in DATA_STAGES:  # training: `model_lines`
         m = read_manifest(RunLayout(run_dir).stage(stage))
         if not m:
             continue

@@ -40,17 +40,6 @@ REJECTED_SCHEMA = pa.schema(
     ]
 )
 
-# The stages in pipeline order; each reads the previous one's output (`<run>/<stage>/`).
-STAGE_ORDER = (
-    "ingest",
-    "clean",
-    "dedup",
-    "tokenize",
-    "pretrain",
-    "finetune",
-    "evaluate",
-    "register",
-)
 
 Progress = Callable[[int, int, dict[str, int]], None]
 """`progress(done_units, total_units, counts)`, called by a stage as its work units finish."""

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.layout import RunLayout
-from pipeline.stage import STAGE_ORDER
+from pipeline.stages import STAGE_ORDER
 
 
 def test_every_stage_has_its_directory_under_the_run():

@@ -27,12 +27,15 @@ import yaml
 
 from pipeline.base_config import config_hash
 from pipeline.config import ConfigError, PipelineConfig, apply_override
+from pipeline.layout import RunLayout
+from pipeline.stages import STAGES, TOKENS
 
 BASE = "base"
 DATA_PREFIXES = ("ingest.", "clean.", "dedup.")
 INPUT_KEYS = ("inputs", "extra_inputs")
-# Config sections that decide each shared data stage, in stage order.
-STAGE_SECTIONS = {"ingest": ("inputs", "ingest"), "clean": ("clean",), "dedup": ("dedup",)}
+# Config sections that decide each data stage a variant may share with the base, in stage order:
+# those that make the corpus (the tokenizer is the base's in every variant).
+STAGE_SECTIONS = {s.name: s.config_sections for s in STAGES if s.corpus}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOKENIZER = "tokenizer.json"
 
@@ -118,7 +121,7 @@ def variant_config(
         "tokenize.val_fraction": base.ablate.eval_fraction,
     }
     if variant.name != BASE:
-        fixed["tokenize.tokenizer_path"] = str(output / BASE / "tokenize" / TOKENIZER)
+        fixed[f"{TOKENS}.tokenizer_path"] = str(RunLayout(output / BASE).stage(TOKENS) / TOKENIZER)
     data = base.model_dump(mode="json")
     extra: list[str] = []
     for key, value in {**fixed, **variant.overrides}.items():
@@ -155,8 +158,6 @@ def link_shared(run_dir: Path, base_dir: Path, stages: list[str]) -> None:
     """`<variant>/<stage>` -> `../base/<stage>` for the shared stages (computed once, read by
     every variant); a stage the variant now computes itself loses a stale link."""
     import shutil
-
-    from pipeline.layout import RunLayout
 
     run, base = RunLayout(run_dir), RunLayout(base_dir)
     Path(run_dir).mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,11 @@ def finetune_inputs(cfg: FinetuneConfig, run: RunLayout | str | Path) -> dict[st
     }
 
 
+def stage_inputs(config: Any, run_dir: str | Path) -> dict[str, Any]:
+    """The stage table's side inputs of finetune (its cache key): `finetune_inputs`."""
+    return finetune_inputs(config.finetune, run_dir)
+
+
 def launch_finetune(
     config: Any,
     run_dir: str | Path,

@@ -20,6 +20,7 @@ from pipeline.evaluate.report import tasks_sentence
 from pipeline.layout import RunLayout
 from pipeline.refresh import SNAPSHOT_FILE
 from pipeline.stage import MANIFEST, MissingUpstreamError, file_sha256, read_manifest
+from pipeline.stages import CORPUS, TOKENS, TRAINING_STAGES
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
     "model.safetensors",
@@ -35,6 +36,10 @@ NOT_EVALUATED = {
     "rule": "not evaluated",
 }
 TAG = "lmpipe."  # prefix of every lineage tag
+
+# The manifests a registered version's tags come from: the curated corpus (the last data stage
+# before tokenize), the token shards and the training stages before `register`.
+LINEAGE_STAGES = (CORPUS, TOKENS, *TRAINING_STAGES[:-1])
 
 
 def git_commit(repo: Path | None = None) -> str | None:
@@ -87,7 +92,7 @@ class RunModel:
 
     @property
     def tokenizer_info(self) -> dict[str, Any]:
-        return self.manifests.get("tokenize", {}).get("tokenizer", {})
+        return self.manifests.get(TOKENS, {}).get("tokenizer", {})
 
     def mlflow_run(self) -> dict[str, Any]:
         """The MLflow run of the training that produced these weights (finetune, else pretrain)."""
@@ -108,11 +113,7 @@ def locate(run_dir: Path) -> RunModel:
     """The final model of `run_dir`; a clear error when the run has no trained weights."""
     run_dir = Path(run_dir)
     run = RunLayout(run_dir)
-    manifests = {
-        s: m
-        for s in ("dedup", "tokenize", "pretrain", "finetune", "evaluate")
-        if (m := read_manifest(run.stage(s))) is not None
-    }
+    manifests = {s: m for s in LINEAGE_STAGES if (m := read_manifest(run.stage(s))) is not None}
     for stage in ("finetune", "pretrain"):
         d = run.stage(stage)
         if (d / WEIGHTS_FILE).is_file() and (d / CONFIG_FILE).is_file():
@@ -133,13 +134,13 @@ def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
     tags = {
         "run_dir": str(rm.run_dir.resolve()),
         "source_stage": rm.source_stage,
-        "data.fingerprint": m.get("dedup", {}).get("output_fingerprint"),
-        "data.manifest": _manifest_path(rm, "dedup"),
-        "data.documents": m.get("dedup", {}).get("counts", {}).get("documents"),
+        "data.fingerprint": m.get(CORPUS, {}).get("output_fingerprint"),
+        "data.manifest": _manifest_path(rm, CORPUS),
+        "data.documents": m.get(CORPUS, {}).get("counts", {}).get("documents"),
         "tokenizer.fingerprint": rm.tokenizer_info.get("fingerprint"),
         "tokenizer.sha256": file_sha256(rm.tokenizer),
-        "tokens.fingerprint": m.get("tokenize", {}).get("output_fingerprint"),
-        "tokens.manifest": _manifest_path(rm, "tokenize"),
+        "tokens.fingerprint": m.get(TOKENS, {}).get("output_fingerprint"),
+        "tokens.manifest": _manifest_path(rm, TOKENS),
         "weights.sha256": file_sha256(rm.weights),
         "finetune.inputs_fingerprint": m.get("finetune", {}).get("inputs_fingerprint"),
         "pretrain.output_fingerprint": m.get("pretrain", {}).get("output_fingerprint"),
@@ -148,7 +149,7 @@ def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
         "code.git_commit": git_commit(),
         "training.mlflow_run_id": rm.mlflow_run().get("run_id"),
     }
-    for stage in ("dedup", "tokenize", "pretrain", "finetune", "evaluate"):
+    for stage in LINEAGE_STAGES:
         tags[f"config_hash.{stage}"] = m.get(stage, {}).get("config_hash")
     tags |= {f"metric.{k}": v for k, v in rm.metrics.items()}
     tags |= {f"gate.{k}": v for k, v in rm.gate.items()}

@@ -16,7 +16,7 @@ from flows.params import wanted_stages
 from flows.refresh import refresh_flow
 from flows.scaling import scaling_flow
 from flows.train import training_flow
-from pipeline.stage import STAGE_ORDER
+from pipeline.stages import STAGE_ORDER
 
 FLOWS = {"data": data_flow, "train": training_flow, "pipeline": pipeline_flow}
 # Every flow a deployment or a CLI command runs: each parameter has help text in the UI form.

@@ -7,27 +7,27 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-# The order documents go through; `size` is checked by the parent, the rest in the workers.
-STEPS = (
-    "size",
-    "decode",
-    "extract",
-    "normalize",
-    "language",
-    "length",
-    "gopher_repetition",
-    "gopher_quality",
-    "c4",
-    "fineweb",
-    "pii",
-)
+from pipeline.clean.filters import FILTERS
+
+# The order documents go through; `size` is checked by the parent, the rest in the workers: the
+# steps before the quality filters, the filters (`FILTERS`, in their order), then PII redaction.
+BEFORE_FILTERS = ("size", "decode", "extract", "normalize", "language")
+AFTER_FILTERS = ("pii",)
+
+
+def funnel_steps(filters: tuple[type, ...] = FILTERS) -> tuple[str, ...]:
+    return (*BEFORE_FILTERS, *(f.name for f in filters), *AFTER_FILTERS)
+
+
+STEPS = funnel_steps()
 FIELDS = ("in", "kept", "dropped", "skipped")
 
 
 class Funnel:
-    """Counters per step; `to_json()` lists the steps in STEPS order."""
+    """Counters per step; `to_json()` lists the steps in `steps` order (unknown ones last)."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: tuple[str, ...] = STEPS) -> None:
+        self.steps = steps
         self.counts: dict[str, Counter[str]] = {}
         self.reasons: dict[str, Counter[str]] = {}
         self.seconds: Counter[str] = Counter()
@@ -59,7 +59,8 @@ class Funnel:
             self.seconds[step] += row.get("seconds", 0.0)
 
     def to_json(self) -> dict[str, Any]:
-        order = [s for s in STEPS if s in self.counts] + sorted(set(self.counts) - set(STEPS))
+        order = [s for s in self.steps if s in self.counts]
+        order += sorted(set(self.counts) - set(self.steps))
         return {
             step: {k: self.counts[step].get(k, 0) for k in FIELDS}
             | {

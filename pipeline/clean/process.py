@@ -17,7 +17,7 @@ from pipeline.clean.document import Document
 from pipeline.clean.errors import DocumentTimeout, Dropped, time_budget
 from pipeline.clean.extract import EXTRACTORS, HTML_TYPES
 from pipeline.clean.filters import QualityFilter, build_filters
-from pipeline.clean.funnel import Funnel
+from pipeline.clean.funnel import Funnel, funnel_steps
 from pipeline.clean.language import LanguageFilter
 from pipeline.clean.normalize import decode_raw, normalize, repair_raw
 from pipeline.clean.pii import PiiRedactor
@@ -52,6 +52,7 @@ class DocumentCleaner:
             cfg.languages, cfg.min_language_score, cfg.language_sample_chars
         )
         self.filters: list[QualityFilter] = build_filters(cfg)
+        self.steps = funnel_steps(cfg.filters)
         self.filter_languages = (
             frozenset(cfg.filter_languages) if cfg.filter_languages is not None else None
         )
@@ -60,7 +61,7 @@ class DocumentCleaner:
         self._step = ""
 
     def clean_batch(self, records: list[Record]) -> tuple[list[Outcome], dict[str, Any]]:
-        funnel = Funnel()
+        funnel = Funnel(self.steps)
         return [self.clean(raw, ctype, funnel) for raw, ctype in records], funnel.to_json()
 
     def clean(self, raw: bytes, content_type: str | None, funnel: Funnel) -> Outcome:

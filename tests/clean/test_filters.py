@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.clean.config import (
-    C4Config,
-    CleanConfig,
-    GopherRepetitionConfig,
-    LengthConfig,
-)
+from pipeline.clean.config import CleanConfig
 from pipeline.clean.document import Document
 from pipeline.clean.filters import (
+    C4Config,
     C4Filter,
     FineWebFilter,
     GopherQualityFilter,
+    GopherRepetitionConfig,
     GopherRepetitionFilter,
+    LengthConfig,
     LengthFilter,
     build_filters,
 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flows.cli import DATA_STAGE_COMMANDS
 from flows.data import DATA_STAGES, data_flow
 from pipeline.config import load_config
 from tests.conftest import REPO, SAMPLE_WARC
@@ -13,7 +12,7 @@ from tests.flows.prefect_api import task_states_since
 
 def test_data_flow_runs_clean_after_ingest(tmp_path, prefect_harness):
     assert DATA_STAGES.index("clean") == DATA_STAGES.index("ingest") + 1
-    assert "clean" in DATA_STAGE_COMMANDS
+    assert "clean" in DATA_STAGES
     cfg = load_config(
         REPO / "configs" / "demo.yaml", [f"inputs=[{SAMPLE_WARC}]", f"run_dir={tmp_path}"]
     )

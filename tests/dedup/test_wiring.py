@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flows.cli import DATA_STAGE_COMMANDS, main
+from flows.cli import main
 from flows.data import DATA_STAGES
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.dedup import DedupConfig
@@ -27,7 +27,7 @@ def test_config_section_is_typed_documented_and_named_in_errors():
 
 
 def test_dedup_is_a_data_stage_between_ingest_and_tokenize():
-    assert "dedup" in DATA_STAGE_COMMANDS
+    assert "dedup" in DATA_STAGES
     order = list(DATA_STAGES)
     assert order.index("ingest") < order.index("clean") < order.index("dedup")
     assert order.index("dedup") < order.index("tokenize")

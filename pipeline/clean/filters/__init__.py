@@ -1,20 +1,37 @@
 """Quality filters: one small class per rule family, each `filter(doc) -> True | (False, reason)`.
 
-`build_filters(cfg)` returns the enabled ones in the order FineWeb's pipeline runs them (Penedo et
-al. 2024): the cheap length check, then Gopher repetition, Gopher quality, C4, FineWeb.
+`FILTERS` is their order, FineWeb's (Penedo et al. 2024): the cheap length check, then Gopher
+repetition, Gopher quality, C4, FineWeb. The clean config's filter sections (`clean.<name>`,
+`pipeline/clean/config.py`) and the funnel's steps (`pipeline/clean/funnel.py`) derive from it:
+adding a filter is its file (the class and its config class) and one entry here.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.clean.config import CleanConfig
 from pipeline.clean.document import Document
-from pipeline.clean.filters.c4 import C4Filter
-from pipeline.clean.filters.fineweb import FineWebFilter
-from pipeline.clean.filters.gopher import GopherQualityFilter, GopherRepetitionFilter
-from pipeline.clean.filters.length import LengthFilter
+from pipeline.clean.filters.c4 import C4Config, C4Filter
+from pipeline.clean.filters.fineweb import FineWebConfig, FineWebFilter
+from pipeline.clean.filters.gopher import (
+    GopherQualityConfig,
+    GopherQualityFilter,
+    GopherRepetitionConfig,
+    GopherRepetitionFilter,
+)
+from pipeline.clean.filters.length import LengthConfig, LengthFilter
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
+
+if TYPE_CHECKING:
+    from pipeline.clean.config import CleanBase
+
+FILTERS: tuple[type[RuleFilter], ...] = (
+    LengthFilter,
+    GopherRepetitionFilter,
+    GopherQualityFilter,
+    C4Filter,
+    FineWebFilter,
+)
 
 
 class QualityFilter(Protocol):
@@ -26,21 +43,21 @@ class QualityFilter(Protocol):
     def filter(self, doc: Document) -> FilterResult: ...
 
 
-def build_filters(cfg: CleanConfig) -> list[QualityFilter]:
-    """The enabled filters, in the order they run."""
-    candidates = [
-        (cfg.length.enabled, lambda: LengthFilter(cfg.length)),
-        (cfg.gopher_repetition.enabled, lambda: GopherRepetitionFilter(cfg.gopher_repetition)),
-        (cfg.gopher_quality.enabled, lambda: GopherQualityFilter(cfg.gopher_quality)),
-        (cfg.c4.enabled, lambda: C4Filter(cfg.c4)),
-        (cfg.fineweb.enabled, lambda: FineWebFilter(cfg.fineweb)),
-    ]
-    return [make() for enabled, make in candidates if enabled]
+def build_filters(cfg: CleanBase) -> list[QualityFilter]:
+    """The enabled filters of the config's filter sections, in the order they run."""
+    sections: list[tuple[type[RuleFilter], Any]] = [(f, getattr(cfg, f.name)) for f in cfg.filters]
+    return [f(section) for f, section in sections if section.enabled]
 
 
 __all__ = [
+    "C4Config",
     "C4Filter",
+    "FineWebConfig",
+    "GopherQualityConfig",
+    "GopherRepetitionConfig",
+    "LengthConfig",
     "FineWebFilter",
+    "FILTERS",
     "FilterResult",
     "GopherQualityFilter",
     "GopherRepetitionFilter",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-from pipeline.clean.config import C4Config
+from pydantic import Field
+
+from pipeline.base_config import StrictModel
 from pipeline.clean.document import Document
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
@@ -28,6 +30,31 @@ POLICY_PHRASES = (
 )
 # A sentence ends at terminal punctuation (optionally closed by quotes/brackets) before a space.
 SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
+
+
+class C4Config(StrictModel):
+    """C4 rules (Raffel et al. 2020, section 2.2, as in TFDS c4_utils); line rules edit the text."""
+
+    enabled: bool = True
+    """Apply the C4 rules."""
+    terminal_punct_lines: bool = True
+    """Keep only lines ending in `.`, `!`, `?` or `"` (removes every code line and heading)."""
+    min_words_per_line: int = Field(3, ge=0)
+    """Lines with fewer words are removed (0 keeps them: short code lines)."""
+    max_word_length: int = Field(1000, ge=1)
+    """Lines with a longer word are removed."""
+    remove_citations: bool = True
+    """Remove Wikipedia-style markers such as `[1]`, `[edit]`, `[citation needed]`."""
+    javascript_lines: bool = True
+    """Remove lines that mention "javascript"."""
+    policy_lines: bool = True
+    """Remove lines about terms of use, privacy or cookie policies."""
+    lorem_ipsum: bool = True
+    """Drop documents containing "lorem ipsum": `c4_lorem_ipsum`."""
+    curly_bracket: bool = True
+    """Drop documents with a `{` in a kept line: `c4_curly_bracket` (C4's anti-code rule)."""
+    min_sentences: int = Field(5, ge=0)
+    """Drop documents with fewer sentences left after the line rules: `c4_too_few_sentences`."""
 
 
 class C4Filter(RuleFilter, name="c4", english_only=True, config=C4Config):

@@ -8,10 +8,29 @@ lines; counting those would make every paragraph look like a list item.
 
 from __future__ import annotations
 
-from pipeline.clean.config import FineWebConfig
+from pydantic import Field
+
+from pipeline.base_config import StrictModel
 from pipeline.clean.document import TERMINAL_PUNCTUATION, Document
 from pipeline.clean.filters.gopher import duplicated
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
+
+
+class FineWebConfig(StrictModel):
+    """FineWeb's own heuristics (Penedo et al. 2024, section 3.3); the defaults are the paper's."""
+
+    enabled: bool = True
+    """Apply the FineWeb heuristics."""
+    min_line_punct_ratio: float = Field(0.12, ge=0, le=1)
+    """Share of lines ending in terminal punctuation below this: `fineweb_line_punct`."""
+    max_short_line_ratio: float = Field(0.67, ge=0, le=1)
+    """Share of lines of at most `short_line_chars` above this: `fineweb_short_lines`."""
+    short_line_chars: int = Field(30, ge=1)
+    """A line this long or shorter counts as short."""
+    max_dup_line_char_ratio: float = Field(0.01, ge=0, le=1)
+    """Share of characters in lines repeating an earlier line: `fineweb_dup_line_chars`."""
+    max_newline_word_ratio: float = Field(0.3, ge=0)
+    """Newlines per word above this (list-like pages): `fineweb_list_like`."""
 
 
 class FineWebFilter(RuleFilter, name="fineweb", english_only=True, config=FineWebConfig):

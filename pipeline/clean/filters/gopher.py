@@ -12,13 +12,67 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import Field
 
-from pipeline.clean.config import GopherQualityConfig, GopherRepetitionConfig
+from pipeline.base_config import StrictModel
 from pipeline.clean.document import Document
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
 
 BULLETS = ("•", "-", "*", "‣", "◦", "▪", "●", "–")
 ELLIPSES = ("...", "…")
+
+# Gopher's stop words (Rae et al. 2021, A.1.1): a document needs at least two of them.
+GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
+
+
+class GopherQualityConfig(StrictModel):
+    """Gopher quality rules (Rae et al. 2021, appendix A.1.1); the defaults are the paper's."""
+
+    enabled: bool = True
+    """Apply the Gopher quality rules."""
+    min_words: int = Field(50, ge=0)
+    """Fewer words (tokens that are not only punctuation) than this: `gopher_word_count`."""
+    max_words: int = Field(100_000, ge=1)
+    """More words than this: `gopher_word_count`."""
+    min_mean_word_length: float = Field(3.0, ge=0)
+    """Mean word length below this: `gopher_mean_word_length`."""
+    max_mean_word_length: float = Field(10.0, ge=0)
+    """Mean word length above this: `gopher_mean_word_length`."""
+    max_symbol_word_ratio: float = Field(0.1, ge=0)
+    """`#` or ellipses per word above this: `gopher_symbol_ratio` (code comments count here)."""
+    max_bullet_lines_ratio: float = Field(0.9, ge=0, le=1)
+    """Share of lines starting with a bullet above this: `gopher_bullet_lines`."""
+    max_ellipsis_lines_ratio: float = Field(0.3, ge=0, le=1)
+    """Share of lines ending with an ellipsis above this: `gopher_ellipsis_lines`."""
+    min_alpha_words_ratio: float = Field(0.8, ge=0, le=1)
+    """Share of words with a letter below this: `gopher_alpha_words` (code often falls here)."""
+    min_stop_words: int = Field(2, ge=0)
+    """Distinct stop words fewer than this: `gopher_stop_words`."""
+    stop_words: list[str] = Field(default_factory=lambda: list(GOPHER_STOP_WORDS))
+    """The stop words counted by `min_stop_words`."""
+
+
+class GopherRepetitionConfig(StrictModel):
+    """Gopher repetition rules (Rae et al. 2021, table A1); the defaults are the paper's."""
+
+    enabled: bool = True
+    """Apply the Gopher repetition rules."""
+    max_dup_line_frac: float = Field(0.30, ge=0, le=1)
+    """Share of lines that repeat an earlier line: `gopher_dup_lines`."""
+    max_dup_para_frac: float = Field(0.30, ge=0, le=1)
+    """Share of paragraphs that repeat an earlier paragraph: `gopher_dup_paragraphs`."""
+    max_dup_line_char_frac: float = Field(0.20, ge=0, le=1)
+    """Share of characters in repeated lines: `gopher_dup_line_chars`."""
+    max_dup_para_char_frac: float = Field(0.20, ge=0, le=1)
+    """Share of characters in repeated paragraphs: `gopher_dup_paragraph_chars`."""
+    max_top_ngram_char_frac: dict[int, float] = Field(
+        default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16}
+    )
+    """n -> share of word characters in the most frequent n-gram: `gopher_top_<n>gram`."""
+    max_dup_ngram_char_frac: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+    """n -> share of word characters inside repeated n-grams: `gopher_dup_<n>gram`."""
 
 
 class GopherQualityFilter(

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from pipeline.clean.config import LengthConfig
+from pydantic import Field
+
+from pipeline.base_config import StrictModel
 from pipeline.clean.document import Document
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
+
+
+class LengthConfig(StrictModel):
+    """Minimum and maximum length of the extracted text, in characters (all languages)."""
+
+    enabled: bool = True
+    """Apply the length filter."""
+    min_chars: int = Field(100, ge=0)
+    """Texts shorter than this are dropped as `too_short`."""
+    max_chars: int = Field(1_000_000, ge=1)
+    """Texts longer than this are dropped as `too_long`."""
 
 
 class LengthFilter(RuleFilter, name="length", english_only=False, config=LengthConfig):

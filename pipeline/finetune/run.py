@@ -37,6 +37,7 @@ from pipeline.stage import (
 )
 from pipeline.train.config import training_config_hash
 from pipeline.train.metrics import Progress, plot_loss_curve, read_metrics
+from pipeline.train.resume import resume_checkpoint
 from pipeline.train.run import (
     TrainingJob,
     mark_prepared,
@@ -47,7 +48,6 @@ from pipeline.train.run import (
 )
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
-    LAST,
     check_devices,
     full_state_dict,
     log_training_artifacts,
@@ -126,8 +126,7 @@ class FinetuneJob(TrainingJob):
         }
 
     def train(self) -> None:
-        last = self.out_dir / CHECKPOINT_DIR / LAST
-        resume = last if last.exists() else None
+        resume = resume_checkpoint(self.out_dir / CHECKPOINT_DIR)  # rank 0 checked it loads
         self.trainer.fit(self.module, datamodule=self.data, ckpt_path=resume, weights_only=True)
         if self.trainer.global_step % self.cfg.val_interval:
             self.trainer.validate(self.module, datamodule=self.data, verbose=False)

@@ -3,7 +3,8 @@
 Runs in every training process (Lightning starts the other DDP ranks by re-running the same
 command; torchrun and srun start them all at once): only global rank 0 prepares the stage
 directory, exports the weights, plots and writes the manifest. A rerun resumes from
-`checkpoints/last.ckpt`; a finished run with the same inputs and config is skipped.
+`checkpoints/last.ckpt` (one that does not load is moved aside and an earlier one taken:
+`pipeline/train/resume.py`); a finished run with the same inputs and config is skipped.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pipeline.train.metrics import (
     read_metrics,
 )
 from pipeline.train.module import PretrainModule
+from pipeline.train.resume import resume_checkpoint, settle_resume_checkpoint
 from pipeline.train.startup import StartupClock
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
@@ -86,10 +88,12 @@ def prepare_training_dir(run: StageRun, resume_key: str) -> None:
     """Rank 0: keep checkpoints only if these inputs and settings can resume them.
 
     `resume_key` leaves out what a resume may change (`RESUMABLE_FIELDS`: more steps, another
-    world size). A checkpoint a kill left half-swapped is restored first.
+    world size). A checkpoint a kill left half-swapped is restored first; one that does not load
+    is moved aside and the run resumes from the previous one (`pipeline/train/resume.py`).
     """
     recover_checkpoint(run.out_dir / CHECKPOINT_DIR)
     run.prepare(resume_key, discard=TRAINING_STATE)
+    settle_resume_checkpoint(run.out_dir / CHECKPOINT_DIR, run.stage)
 
 
 def remove_temp_files(out_dir: Path) -> None:
@@ -239,7 +243,7 @@ class PretrainJob(TrainingJob):
 
     def train(self) -> None:
         last = self.out_dir / CHECKPOINT_DIR / LAST
-        resume = last if last.exists() else None  # FSDP's sharded checkpoint is a directory
+        resume = resume_checkpoint(self.out_dir / CHECKPOINT_DIR)  # rank 0 checked it loads
         self.trainer.fit(self.module, datamodule=self.data, ckpt_path=resume, weights_only=True)
         if self.trainer.global_step % self.cfg.checkpoint_interval:
             # The final step was no checkpoint step: a rerun with more `max_steps` resumes here.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from prefect import serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
@@ -29,7 +28,7 @@ from flows.data import CORPUS_READY
 from flows.end_to_end import pipeline_flow
 from flows.refresh import refresh_flow
 from flows.train import training_flow
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, load_yaml
 
 REFRESH_FLOW_NAME = "lmpipe-refresh"
 REFRESH = "corpus-refresh"
@@ -89,7 +88,7 @@ def deploy_prefect_yaml(path: str | Path) -> list[str]:
     steps. (prefect 3.8.8's `prefect deploy` fails against its own server here when it checks a
     pool's workers: its client sends `limit: null`, which the server rejects with a 422.)
     """
-    spec = yaml.safe_load(Path(path).read_text())
+    spec = load_yaml(Path(path).read_text(), f"prefect file {path}")
     ids = []
     for d in spec["deployments"]:
         flow_obj = load_flow_from_entrypoint(d["entrypoint"])

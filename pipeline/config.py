@@ -2,11 +2,13 @@
 
 Each stage owns its config model next to its code (`pipeline/<stage>/config.py`); this module
 only composes them. Every field has a default and a docstring, which `lmpipe config --fields`
-prints; an unknown key or a bad value fails with a message that names the YAML key.
+prints; an unknown key, a bad value or a key repeated in the YAML fails with a message that
+names the key.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,22 +103,91 @@ def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
     return ConfigError(f"{where}: invalid YAML{at}: {problem}")
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that reads `1e-3` and `2E5` as numbers, as YAML 1.2 does (PyYAML's YAML
+    1.1 floats need a dot and a signed exponent: `1e-3` was the string "1e-3")."""
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _position(first: yaml.Mark, second: yaml.Mark) -> str:
+    if first.line != second.line:
+        return f"lines {first.line + 1} and {second.line + 1}"
+    return f"line {first.line + 1}, columns {first.column + 1} and {second.column + 1}"
+
+
+def _check_repeated_keys(
+    loader: ConfigLoader, node: yaml.Node, where: str, path: str, seen_nodes: set[int]
+) -> None:
+    """A mapping that names a key twice (at any depth) is an error: YAML says keys are unique,
+    and PyYAML would silently keep the last value."""
+    if id(node) in seen_nodes:  # an alias of a node already checked
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_repeated_keys(loader, item, where, f"{path}[{i}]", seen_nodes)
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first_at: dict[Any, yaml.Mark] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:  # `<<: *defaults`: explicit keys may override merged ones
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        dotted = f"{path}.{key}" if path else str(key)
+        try:
+            earlier = first_at.get(key)
+        except TypeError:  # an unhashable key: PyYAML's own error says so
+            earlier = None
+        else:
+            if earlier is None:
+                first_at[key] = key_node.start_mark
+        if earlier is not None:
+            raise ConfigError(
+                f"{where}: key `{dotted}` is repeated, at {_position(earlier, key_node.start_mark)}"
+                " (a YAML key may appear once per mapping)"
+            )
+        _check_repeated_keys(loader, value_node, where, dotted, seen_nodes)
+
+
+def load_yaml(text: str, where: str, prefix: str = "") -> Any:
+    """Parse YAML the way every lmpipe file and override is read: safe types, YAML 1.2 numbers,
+    and a repeated key is a ConfigError naming it (dotted from `prefix`), its two lines and
+    `where` (the file or override); a syntax error names the line and column."""
+    loader = ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_repeated_keys(loader, node, where, prefix, set())
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        raise _yaml_error(where, err) from None
+    finally:
+        loader.dispose()
+
+
 def apply_override(data: dict[str, Any], assignment: str) -> None:
     """Apply one `a.b.c=value` override in place; the value is parsed as YAML (`3`, `[en, de]`)."""
     if "=" not in assignment:
         raise ConfigError(f"override {assignment!r} must look like `key.path=value`")
     dotted, raw = assignment.split("=", 1)
-    keys = dotted.strip().split(".")
+    dotted = dotted.strip()
+    keys = dotted.split(".")
     node = data
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             raise ConfigError(f"override `{dotted}`: `{key}` is not a section")
         node = child
-    try:
-        node[keys[-1]] = yaml.safe_load(raw)
-    except yaml.YAMLError as err:
-        raise _yaml_error(f"override `{dotted}` (value {raw!r})", err) from None
+    node[keys[-1]] = load_yaml(raw, f"override `{dotted}` (value {raw!r})", prefix=dotted)
 
 
 def load_config(
@@ -131,10 +202,7 @@ def load_config(
         origin = str(path)
         if not Path(path).is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as err:
-            raise _yaml_error(f"config file {path}", err) from None
+        loaded = load_yaml(Path(path).read_text(), f"config file {path}") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         data = loaded

@@ -10,9 +10,10 @@ apply to every variant:
       no_dedup: {dedup.enabled: false}
       with_spam: {extra_inputs: [spam/*.jsonl]}
 
-The base (the config itself) is the variant `base`. Only data-stage keys may differ between
-variants (`inputs`, `extra_inputs`, `ingest.*`, `clean.*`, `dedup.*`): the tokenizer, the eval
-split and the proxy model are fixed so that scores compare.
+The base (the config itself) is the variant `base`; no variant may take a name the ablation
+writes beside the variants (`RESERVED`), nor be defined twice (a repeated key). Only data-stage
+keys may differ between variants (`inputs`, `extra_inputs`, `ingest.*`, `clean.*`, `dedup.*`):
+the tokenizer, the eval split and the proxy model are fixed so that scores compare.
 """
 
 from __future__ import annotations
@@ -23,14 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
 from pipeline.base_config import config_hash
-from pipeline.config import ConfigError, PipelineConfig, apply_override
+from pipeline.config import ConfigError, PipelineConfig, apply_override, load_yaml
 from pipeline.layout import RunLayout
+from pipeline.runlock import LOCK_FILE
+from pipeline.scaling.tracking import PARENT_FILE
 from pipeline.stages import STAGES, TOKENS
 
 BASE = "base"
+# What the ablation writes into its output directory beside the variants' directories. A variant
+# is the directory of its name there, so none may take one of these names (compared case-blind, as
+# macOS and Windows disks compare them).
+RESERVED = {
+    BASE: "the base variant's directory",
+    REPORT_FILE: "the ablation's report",  # pipeline/ablate/report.py
+    RESULTS_FILE: "the ablation's results",
+    PLOT_FILE: "the ablation's plot",
+    PARENT_FILE: "the record of the MLflow parent run",  # flows/ablate.py: parent_run_task
+    LOCK_FILE: "the ablation's run lock",  # flows/ablate.py: run_lock(output)
+}
 DATA_PREFIXES = ("ingest.", "clean.", "dedup.")
 INPUT_KEYS = ("inputs", "extra_inputs")
 # Config sections that decide each data stage a variant may share with the base, in stage order:
@@ -72,23 +85,32 @@ def _check_key(path: str, name: str, key: str) -> None:
     )
 
 
+def _check_name(path: Path, name: str) -> None:
+    reserved = {n.casefold(): why for n, why in RESERVED.items()}.get(name.casefold())
+    if reserved:
+        raise ConfigError(
+            f"{path}: variant name `{name}` is reserved: <output>/{name} would be {reserved}"
+        )
+    if not NAME.match(name):
+        raise ConfigError(
+            f"{path}: variant name `{name}` is not a plain name (letters, digits, `_`, `.`, `-`;"
+            " not starting with `.`, `_` or `-`)"
+        )
+
+
 def load_variants(path: str | Path) -> AblationPlan:
     """Parse and check a variants file (keys only; values are checked by `variant_config`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"variants file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"variants file {path}: invalid YAML: {err}".splitlines()[0]) from None
+    data = load_yaml(path.read_text(), f"variants file {path}") or {}
     unknown = set(data) - {"variants", "ablate", "proxy"} if isinstance(data, dict) else {"<root>"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
     variants = [Variant(BASE)]
     for name, overrides in _mapping(data.get("variants"), f"{path}: `variants`").items():
         name = str(name)
-        if name == BASE or not NAME.match(name):
-            raise ConfigError(f"{path}: variant name `{name}` is reserved or not a plain name")
+        _check_name(path, name)
         overrides = _mapping(overrides, f"{path}: variant `{name}`")
         for key in overrides:
             _check_key(str(path), name, key)

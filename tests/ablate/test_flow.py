@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from flows.ablate import ablate_flow
 from flows.cli import main
 from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
+from pipeline.ablate.variants import RESERVED
 from pipeline.scaling.tracking import PARENT_FILE, child_runs
 from pipeline.stage import read_manifest
 from tests.conftest import REPO, SAMPLE_WARC
@@ -82,6 +83,8 @@ def test_a_harmful_variant_ranks_below_the_base_and_a_new_variant_reuses_the_res
     }
     assert all("eval_bpb" in r.data.metrics for r in children)
     assert MlflowClient().get_run(parent).info.status == "FINISHED"
+    # Beside the variants' directories the output holds only names no variant may take.
+    assert {p.name for p in out.iterdir()} - {"shortest_pages_only"} <= set(RESERVED)
 
     # One more variant: only its own stages and training run; the rest is reused as it is.
     before = {v: written(out, v) for v in ("base", "shortest_pages_only")}

@@ -8,8 +8,11 @@ import pytest
 from flows.cli import main
 from pipeline.ablate.compare import compare, paired_bootstrap
 from pipeline.ablate.evalset import _windows, bits_per_byte
-from pipeline.ablate.variants import plan_ablation, shared_stages
+from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
+from pipeline.ablate.variants import RESERVED, plan_ablation, shared_stages
 from pipeline.config import ConfigError
+from pipeline.runlock import LOCK_FILE
+from pipeline.scaling.tracking import PARENT_FILE
 from tests.conftest import REPO
 
 DEMO = str(REPO / "configs" / "demo.yaml")
@@ -77,6 +80,76 @@ def test_the_cli_reports_a_bad_variant_before_any_flow(tmp_path, capsys):
     assert code == 2
     assert err.startswith("lmpipe: error: ") and "variant `fast`: key `pretrain.lr`" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_variant_defined_twice_names_it_and_both_lines(tmp_path):
+    path = write(
+        tmp_path,
+        "variants:\n  no_dedup: {dedup.verify_threshold: 1.0}\n  short: {clean.length.max_chars: 9}"
+        "\n  no_dedup: {dedup.seed: 2}\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
+    assert str(err.value) == (
+        f"variants file {path}: key `variants.no_dedup` is repeated, at lines 2 and 4"
+        " (a YAML key may appear once per mapping)"
+    )
+
+
+def test_a_key_repeated_inside_a_variant_or_section_is_refused(tmp_path):
+    path = write(tmp_path, "variants:\n  x:\n    dedup.seed: 2\n    dedup.seed: 3\n")
+    with pytest.raises(
+        ConfigError, match=r"key `variants\.x\.dedup\.seed` is repeated, at lines 3"
+    ):
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
+    path = write(tmp_path, "ablate: {seeds: 2}\nvariants: {x: {}}\nablate: {seeds: 3}\n")
+    with pytest.raises(ConfigError, match=r"key `ablate` is repeated, at lines 1 and 3"):
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
+
+
+def test_every_name_the_ablation_writes_in_its_output_directory_is_reserved():
+    assert {"base", REPORT_FILE, RESULTS_FILE, PLOT_FILE, PARENT_FILE, LOCK_FILE} == set(RESERVED)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("report.md", "the ablation's report"),
+        ("ablation.json", "the ablation's results"),
+        ("ablation.png", "the ablation's plot"),
+        ("mlflow_parent.json", "the record of the MLflow parent run"),
+        ("base", "the base variant's directory"),
+        ("Report.MD", "the ablation's report"),  # the same file on a case-blind disk
+    ],
+)
+def test_a_variant_named_like_an_output_file_is_refused(tmp_path, name, why):
+    path = write(tmp_path, f"variants:\n  {name}: {{dedup.seed: 2}}\n")
+    with pytest.raises(ConfigError) as err:
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
+    assert str(err.value) == (
+        f"{path}: variant name `{name}` is reserved: <output>/{name} would be {why}"
+    )
+
+
+def test_a_variant_named_report_md_is_refused_before_any_stage_runs(tmp_path, capsys):
+    path = write(tmp_path, "variants:\n  report.md: {dedup.seed: 2}\n")
+    out = tmp_path / "o"
+    code = main(["ablate", "--config", DEMO, "--variants", path, "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "variant name `report.md` is reserved: <output>/report.md would be the ablation's" in err
+    assert not out.exists()
+
+
+def test_a_proxy_value_of_the_wrong_kind_names_its_key(tmp_path):
+    path = write(tmp_path, "proxy: {pretrain.max_steps: true}\nvariants: {x: {}}\n")
+    with pytest.raises(
+        ConfigError, match=r"`pretrain\.max_steps`: expected an integer, not a bool"
+    ):
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
+    path = write(tmp_path, "variants:\n  x: {dedup.seed: '2'}\n")
+    with pytest.raises(ConfigError, match=r"variant `x`: .*`dedup\.seed`: expected an integer"):
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
 
 
 def test_windows_score_every_token_once_after_an_eod():

@@ -21,7 +21,7 @@ from typing import Any
 from pipeline import __version__, mirror
 from pipeline.base_config import config_hash
 from pipeline.layout import RunLayout
-from pipeline.stage import fingerprint, read_manifest, write_json_atomic
+from pipeline.stage import damaged_output, fingerprint, read_manifest, write_json_atomic
 from pipeline.stages import side_inputs
 from pipeline.stages import stage as table_entry
 
@@ -76,8 +76,10 @@ def _marker(run_dir: str | Path, stage: str) -> Path:
 
 
 def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
-    """True when `<run>/<stage>` is the finished output that the cache entry `key` describes."""
-    m = read_manifest(RunLayout(run_dir).stage(stage))
+    """True when `<run>/<stage>` is the finished output that the cache entry `key` describes and
+    its files are still the ones it wrote (a damaged file: the stage runs and rebuilds it)."""
+    stage_dir = RunLayout(run_dir).stage(stage)
+    m = read_manifest(stage_dir)
     path = _marker(run_dir, stage)
     text = mirror.read_text(path)  # from the bucket for a run on one
     if m is None or text is None:
@@ -86,7 +88,9 @@ def stage_on_disk_matches(run_dir: str | Path, stage: str, key: str) -> bool:
         marker = json.loads(text)
     except json.JSONDecodeError:
         return False
-    return marker == {"key": key, "written_at": m.get("written_at")}
+    if marker != {"key": key, "written_at": m.get("written_at")}:
+        return False
+    return not damaged_output(stage_dir, m)
 
 
 def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,10 +26,10 @@ import pyarrow as pa
 
 from pipeline import __version__, mirror
 from pipeline.columns import record_batch
+from pipeline.integrity import MANIFEST, PROGRESS_DIR, changed_files, file_records, file_sha256
 
-MANIFEST = "manifest.json"
 REJECTED_DIR = "rejected"
-PROGRESS_DIR = "_progress"
+__all__ = ["MANIFEST", "PROGRESS_DIR", "file_sha256"]  # re-exported: the stage contract's names
 
 REJECTED_SCHEMA = pa.schema(
     [
@@ -84,14 +85,36 @@ def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
 
 
 def manifest_matches(stage_dir: Path, inputs_fp: str, config_hash: str) -> bool:
-    """True when the stage finished before with these inputs, this config and this code."""
+    """True when the stage finished before with these inputs, this config and this code, and
+    its files are still the ones it wrote (`damaged_output`)."""
     m = read_manifest(stage_dir)
-    return bool(
-        m
-        and m.get("inputs_fingerprint") == inputs_fp
+    return bool(m and _same_run(m, inputs_fp, config_hash) and not damaged_output(stage_dir, m))
+
+
+def _same_run(m: dict[str, Any], inputs_fp: str, config_hash: str) -> bool:
+    return (
+        m.get("inputs_fingerprint") == inputs_fp
         and m.get("config_hash") == config_hash
         and m.get("code_version") == __version__
     )
+
+
+def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """The files of a finished stage that changed since its manifest recorded them (missing,
+    cut, replaced); each is reported once on stderr. [] for a run directory on an object store:
+    its objects are written whole and named by the manifest last (`pipeline/mirror.py`)."""
+    if mirror.remote_url(stage_dir):
+        return []
+    changed = changed_files(stage_dir, manifest)
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        print(
+            f"lmpipe: {Path(stage_dir).name}: {changed[0]}{more} changed since the stage finished:"
+            " it runs again",
+            file=sys.stderr,
+            flush=True,
+        )
+    return changed
 
 
 def temp_path(path: Path) -> Path:
@@ -127,15 +150,6 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def write_json_atomic(path: Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks (weights can be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_input_schema(
@@ -240,26 +254,43 @@ class StageRun:
     inputs_fp: str
     config_hash: str
     started: float = field(default_factory=time.time)
+    damaged: bool = False
+    """A finished output whose files changed: `prepare` starts the stage over."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
 
     def finished_before(self) -> bool:
-        """The stage finished before with these inputs, this config and this code."""
-        return manifest_matches(self.out_dir, self.inputs_fp, self.config_hash)
+        """The stage finished before with these inputs, this config and this code, and its files
+        are the ones it wrote."""
+        m = read_manifest(self.out_dir)
+        if not m or not _same_run(m, self.inputs_fp, self.config_hash):
+            return False
+        self.damaged = bool(damaged_output(self.out_dir, m))
+        return not self.damaged
 
     def skip(self) -> StageResult:
         return StageResult.from_dir(self.stage, self.out_dir, skipped=True)
 
     def prepare(self, resume_key: str | None = None, discard: Sequence[str] | None = None) -> None:
         """`prepare_stage_dir`; `resume_key` replaces the config hash where a resume may change
-        some settings (training: more steps, another world size)."""
+        some settings (training: more steps, another world size). A damaged output is not resumed:
+        its unit ledger would take the damaged shards for done. A stage that names what it
+        discards (training) loses only the changed files and resumes from its checkpoints."""
+        if self.damaged:
+            m = read_manifest(self.out_dir) or {}
+            for path in changed_files(self.out_dir, m) if discard is not None else ():
+                Path(path.rsplit(" (", 1)[0]).unlink(missing_ok=True)
+            if discard is None:
+                shutil.rmtree(self.out_dir, ignore_errors=True)
         prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
 
     def finish(
         self, config: Any, counts: dict[str, Any], reasons: dict[str, int], **fields: Any
     ) -> StageResult:
-        """Write the manifest (the last file a stage writes: it marks the stage done)."""
+        """Write the manifest (the last file a stage writes: it marks the stage done), with the
+        size and sha256 of every file the stage wrote (`pipeline/integrity.py`)."""
+        files, mtimes = ({}, {}) if mirror.remote_url(self.out_dir) else file_records(self.out_dir)
         write_manifest(
             self.out_dir,
             stage=self.stage,
@@ -269,6 +300,8 @@ class StageRun:
             counts=counts,
             reasons=reasons,
             wall_seconds=round(time.time() - self.started, 3),
+            files=files,
+            file_mtimes=mtimes,
             **fields,
         )
         return StageResult.from_dir(self.stage, self.out_dir)
@@ -445,10 +478,22 @@ class MissingUpstreamError(FileNotFoundError):
 
 
 def upstream_fingerprint(input_dir: Path) -> str:
-    """The `output_fingerprint` of a finished upstream stage; a clear error if it did not finish."""
+    """The `output_fingerprint` of a finished upstream stage; a clear error if it did not finish
+    or if a file it wrote changed since (a stage never builds on a damaged file)."""
     m = read_manifest(Path(input_dir))
     if not m or "output_fingerprint" not in m:
         raise MissingUpstreamError(
             f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
         )
+    changed = [] if mirror.remote_url(input_dir) else changed_files(input_dir, m)
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise DamagedUpstreamError(
+            f"{changed[0]}{more} changed since `{Path(input_dir).name}` finished: run"
+            f" `lmpipe {Path(input_dir).name}` again to rebuild it (or `lmpipe run`), then retry"
+        )
     return m["output_fingerprint"]
+
+
+class DamagedUpstreamError(MissingUpstreamError):
+    """The stage a stage reads from finished, but one of its files changed since."""

@@ -22,7 +22,7 @@ from pipeline import __version__, mirror
 from pipeline.base_config import config_hash
 from pipeline.layout import RunLayout
 from pipeline.stage import damaged_output, fingerprint, read_manifest, write_json_atomic
-from pipeline.stages import side_inputs
+from pipeline.stages import is_active, side_inputs, upstream
 from pipeline.stages import stage as table_entry
 
 MARKER = ".prefect_cache.json"
@@ -30,13 +30,13 @@ MARKER = ".prefect_cache.json"
 VOLATILE = {"written_at", "wall_seconds", "seconds"}
 
 
-def _upstream_digest(run_dir: Path, stage: str) -> Any:
+def _upstream_digest(run_dir: Path, stage: str, config: Any) -> Any:
     """What the stage reads: the upstream manifest (None for the first stage: its inputs are
     `side_inputs`)."""
-    upstream = table_entry(stage).reads
-    if upstream is None:
+    read = upstream(stage, config)
+    if read is None:
         return None
-    m = read_manifest(RunLayout(run_dir).stage(upstream))
+    m = read_manifest(RunLayout(run_dir).stage(read))
     if m is None:
         return "absent"
     if "output_fingerprint" in m:
@@ -55,7 +55,7 @@ def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
         "stage": stage,
         "run_dir": mirror.location(run),
         "config": values,
-        "upstream": _upstream_digest(run, stage),
+        "upstream": _upstream_digest(run, stage, config),
         "code": __version__,
     }
     if (inputs := side_inputs(stage, config, run)) is not None:
@@ -124,4 +124,9 @@ def run_stages(
     from flows.params import wanted_stages
 
     wanted = wanted_stages(stages, allowed)
-    return {t.name: run_stage(t, config, config.run_dir) for t in stage_tasks if t.name in wanted}
+    off = [s for s in stages or () if not is_active(s, config)]
+    if off:
+        keys = ", ".join(f"`{s}.enabled: true`" for s in off)
+        raise ValueError(f"stage(s) {', '.join(off)} are off in this config: set {keys} to run them")
+    tasks = [t for t in stage_tasks if t.name in wanted and is_active(t.name, config)]
+    return {t.name: run_stage(t, config, config.run_dir) for t in tasks}

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         if stage.kind == "training":
             parser_ = sub.add_parser(stage.name, help=stage.help)
             _config_args(parser_, io=False)
-            parser_.add_argument("--output", help=f"run directory (reads <output>/{stage.reads})")
+            reads = upstream(stage.name)
+            parser_.add_argument("--output", help=f"run directory (reads <output>/{reads})")
     evaluate = sub.choices["evaluate"]
     evaluate.add_argument(
         "--model",
@@ -140,7 +141,7 @@ def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
         resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds, cfg.ingest.storage_options)
         return
     first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
-    if reads := upstream(STAGE_ORDER[first]):
+    if reads := upstream(STAGE_ORDER[first], cfg):
         upstream_fingerprint(RunLayout(cfg.run_dir).stage(reads))
 
 

@@ -37,7 +37,7 @@ from pydantic import Field
 from pipeline.base_config import StrictModel
 from pipeline.layout import RunLayout
 from pipeline.stage import fingerprint, read_manifest, write_json_atomic
-from pipeline.stages import CORPUS, DATA_STAGES, TOKENS
+from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, last_present
 
 SNAPSHOT_FILE = "snapshot.json"
 LATEST = "latest"
@@ -149,6 +149,7 @@ def complete_snapshot(snap: Snapshot, root: str | Path) -> dict[str, Any]:
     `latest` to it. Returns the snapshot record."""
     layout = RunLayout(snap.dir)
     manifests = {s: read_manifest(layout.stage(s)) or {} for s in DATA_STAGES}
+    corpus = last_present(CORPUS_STAGES, manifests.get) or CORPUS_STAGES[-1]
     record = {
         "name": snap.dir.name,
         "completed_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -158,7 +159,7 @@ def complete_snapshot(snap: Snapshot, root: str | Path) -> dict[str, Any]:
         "counts": {
             "inputs_new": len(snap.new_inputs),
             "inputs_skipped": len(snap.skipped_inputs),
-            "documents": manifests[CORPUS].get("counts", {}).get("documents", 0),
+            "documents": manifests[corpus].get("counts", {}).get("documents", 0),
             "tokens": manifests[TOKENS].get("counts", {}).get("tokens", 0),
         },
         "fingerprints": {s: m.get("output_fingerprint") for s, m in manifests.items()},

@@ -25,8 +25,6 @@ class Stage:
     """The stage's name: its directory `<run_dir>/<name>/`, CLI subcommand and Prefect task."""
     kind: Kind
     """`data` stages run in the data flow over shards; `training` stages in the training flow."""
-    reads: str | None
-    """The stage whose output it reads (None: the run's input files)."""
     help: str
     """One line for `lmpipe <name> --help` and the docs."""
     sections: tuple[str, ...] = ()
@@ -40,6 +38,9 @@ class Stage:
     inputs: str = ""
     """`module:function(config, run_dir)` giving what the stage reads besides its upstream
     stage (input files, a data file), for its cache key; empty if nothing."""
+    optional: bool = False
+    """Off unless its section says `enabled: true`; when off, the next stage reads the one
+    before it."""
 
     @property
     def config_sections(self) -> tuple[str, ...]:
@@ -55,7 +56,6 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "ingest",
         "data",
-        None,
         "raw WARC/WET/JSONL/Parquet files to Arrow document shards",
         sections=("inputs", "ingest"),
         corpus=True,
@@ -64,49 +64,42 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "clean",
         "data",
-        "ingest",
         "HTML to text, language ID, quality filters and PII redaction of <run>/ingest",
         corpus=True,
     ),
     Stage(
         "dedup",
         "data",
-        "clean",
         "exact + MinHash LSH dedup of <run>/clean into the curated corpus <run>/dedup",
         corpus=True,
     ),
     Stage(
         "tokenize",
         "data",
-        "dedup",
         "train the BPE tokenizer on the curated corpus and write token shards",
         package="pipeline.tokens",
     ),
     Stage(
         "pretrain",
         "training",
-        "tokenize",
         "pretrain the model on <run>/tokenize (Lightning)",
         package="pipeline.train",
     ),
     Stage(
         "finetune",
         "training",
-        "pretrain",
         "fine-tune <run>/pretrain on instruction data (full or LoRA)",
         inputs="pipeline.finetune.launch:stage_inputs",
     ),
     Stage(
         "evaluate",
         "training",
-        "finetune",
         "score base vs fine-tuned model, sample answers, decide the gate",
         on_bucket=False,
     ),
     Stage(
         "register",
         "training",
-        "evaluate",
         "register <run>'s model in MLflow (aliases, lineage)",
         sections=("registry",),
         on_bucket=False,
@@ -118,10 +111,10 @@ BY_NAME = {s.name: s for s in STAGES}
 STAGE_ORDER: tuple[str, ...] = tuple(BY_NAME)
 DATA_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.kind == "data")
 TRAINING_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.kind == "training")
+# Stages whose output is documents; the curated corpus is the last of them that runs.
 CORPUS_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.corpus)
-# The stage whose output the tokenizer and the models learn from, and the stage after it.
-CORPUS = CORPUS_STAGES[-1]
-TOKENS = next(s.name for s in STAGES if s.reads == CORPUS)
+# The stage that turns the curated corpus into tokens (the first data stage after the corpus).
+TOKENS = next(s.name for s in STAGES if s.kind == "data" and not s.corpus)
 
 
 def side_inputs(name: str, config: Any, run_dir: Any) -> Any:
@@ -141,17 +134,38 @@ def stage(name: str) -> Stage:
         raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGE_ORDER)}") from None
 
 
-def upstream(name: str) -> str | None:
-    """The stage `name` reads (None for the first)."""
-    return stage(name).reads
+def is_active(name: str, config: Any = None) -> bool:
+    """Whether stage `name` runs with `config`: always, unless it is optional and its section is
+    not `enabled` (without a config: optional stages are off)."""
+    entry = stage(name)
+    if not entry.optional:
+        return True
+    section = getattr(config, entry.name, None) if config is not None else None
+    return bool(getattr(section, "enabled", False))
 
 
-def before(name: str) -> tuple[str, ...]:
-    """The stages up to and including `name`, in order."""
-    return STAGE_ORDER[: STAGE_ORDER.index(stage(name).name) + 1]
+def active(config: Any = None) -> tuple[str, ...]:
+    """The stages that run with `config`, in order."""
+    return tuple(name for name in STAGE_ORDER if is_active(name, config))
 
 
-# The table is a chain: each stage reads the one before it. Order, flows and the cache key rely
-# on it; a stage that reads another (a side input) must say so here first.
-assert all(s.reads == (STAGES[i - 1].name if i else None) for i, s in enumerate(STAGES))
+def upstream(name: str, config: Any = None) -> str | None:
+    """The stage `name` reads with `config`: the active stage before it (None for the first)."""
+    before = STAGE_ORDER[: STAGE_ORDER.index(stage(name).name)]
+    earlier = [s for s in before if is_active(s, config)]
+    return earlier[-1] if earlier else None
+
+
+def corpus_stage(config: Any = None) -> str:
+    """The stage whose output is the curated corpus with `config`: the last active corpus stage."""
+    return [s for s in active(config) if s in CORPUS_STAGES][-1]
+
+
+def last_present(stages: tuple[str, ...], present: Any) -> str | None:
+    """The last of `stages` for which `present(name)` is true (e.g. it has a manifest)."""
+    found = [s for s in stages if present(s)]
+    return found[-1] if found else None
+
+
 assert (*DATA_STAGES, *TRAINING_STAGES) == STAGE_ORDER, "data stages come before training"
+assert not STAGES[0].optional and not BY_NAME[TOKENS].optional

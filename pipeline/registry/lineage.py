@@ -20,7 +20,7 @@ from pipeline.evaluate.report import tasks_sentence
 from pipeline.layout import RunLayout
 from pipeline.refresh import SNAPSHOT_FILE
 from pipeline.stage import MANIFEST, MissingUpstreamError, file_sha256, read_manifest
-from pipeline.stages import CORPUS, TOKENS, TRAINING_STAGES
+from pipeline.stages import CORPUS_STAGES, TOKENS, TRAINING_STAGES, last_present
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
     "model.safetensors",
@@ -37,9 +37,9 @@ NOT_EVALUATED = {
 }
 TAG = "lmpipe."  # prefix of every lineage tag
 
-# The manifests a registered version's tags come from: the curated corpus (the last data stage
-# before tokenize), the token shards and the training stages before `register`.
-LINEAGE_STAGES = (CORPUS, TOKENS, *TRAINING_STAGES[:-1])
+# The manifests a registered version's tags come from: the corpus stages (the curated corpus is
+# the last that ran), the token shards and the training stages before `register`.
+LINEAGE_STAGES = (*CORPUS_STAGES, TOKENS, *TRAINING_STAGES[:-1])
 
 
 def git_commit(repo: Path | None = None) -> str | None:
@@ -131,12 +131,13 @@ def locate(run_dir: Path) -> RunModel:
 def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
     """Model version tags: data, tokenizer, configs, code, metrics and the gate verdict."""
     m = rm.manifests
+    corpus = last_present(CORPUS_STAGES, m.get) or CORPUS_STAGES[-1]
     tags = {
         "run_dir": str(rm.run_dir.resolve()),
         "source_stage": rm.source_stage,
-        "data.fingerprint": m.get(CORPUS, {}).get("output_fingerprint"),
-        "data.manifest": _manifest_path(rm, CORPUS),
-        "data.documents": m.get(CORPUS, {}).get("counts", {}).get("documents"),
+        "data.fingerprint": m.get(corpus, {}).get("output_fingerprint"),
+        "data.manifest": _manifest_path(rm, corpus),
+        "data.documents": m.get(corpus, {}).get("counts", {}).get("documents"),
         "tokenizer.fingerprint": rm.tokenizer_info.get("fingerprint"),
         "tokenizer.sha256": file_sha256(rm.tokenizer),
         "tokens.fingerprint": m.get(TOKENS, {}).get("output_fingerprint"),
@@ -149,7 +150,7 @@ def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
         "code.git_commit": git_commit(),
         "training.mlflow_run_id": rm.mlflow_run().get("run_id"),
     }
-    for stage in LINEAGE_STAGES:
+    for stage in (corpus, TOKENS, *TRAINING_STAGES[:-1]):
         tags[f"config_hash.{stage}"] = m.get(stage, {}).get("config_hash")
     tags |= {f"metric.{k}": v for k, v in rm.metrics.items()}
     tags |= {f"gate.{k}": v for k, v in rm.gate.items()}

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pipeline.ablate.config import AblateConfig
 from pipeline.base_config import StrictModel, config_hash  # noqa: F401 (re-exported)
 from pipeline.clean.config import CleanConfig
+from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.dedup.config import DedupConfig
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.finetune.config import FinetuneConfig
@@ -62,6 +63,8 @@ class PipelineConfig(StrictModel):
     """Cleaning: HTML to text, Unicode repair, language ID, quality filters, PII redaction."""
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     """Deduplication: exact and MinHash LSH near-duplicate removal (the curated corpus)."""
+    decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
+    """Benchmark decontamination (off unless enabled): no evaluation item in the training data."""
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     """Tokenization: a byte-level BPE tokenizer and memory-mappable token shards."""
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)

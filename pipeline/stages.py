@@ -74,6 +74,13 @@ STAGES: tuple[Stage, ...] = (
         corpus=True,
     ),
     Stage(
+        "decontaminate",
+        "data",
+        "remove documents that share a 13-gram with an evaluation set's item",
+        corpus=True,
+        optional=True,
+    ),
+    Stage(
         "tokenize",
         "data",
         "train the BPE tokenizer on the curated corpus and write token shards",

@@ -1,0 +1,125 @@
+"""`run_decontaminate`: remove every document that shares a word n-gram with an evaluation item.
+
+One unit per input shard: its documents without evaluation n-grams go to `<stem>-NNNNN.arrow`
+(every column unchanged), the others to `rejected/` as `contaminated`, naming the evaluation set,
+the item and the words that matched. The n-gram index of the evaluation sets is built once per
+run (`_work/eval_index.npz`) and read by each worker.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.base_config import config_hash
+from pipeline.decontaminate.config import DecontaminateConfig
+from pipeline.decontaminate.evalsets import build_index, eval_files
+from pipeline.decontaminate.ngrams import EvalIndex
+from pipeline.parallel import ParallelConfig, map_units
+from pipeline.stage import (
+    Progress,
+    RejectedLedger,
+    ShardWriter,
+    StageResult,
+    StageRun,
+    UnitLedger,
+    check_input_schema,
+    file_sha256,
+    fingerprint,
+    list_shards,
+    sum_counts,
+    upstream_fingerprint,
+)
+
+STAGE = "decontaminate"
+INDEX = "_work/eval_index.npz"
+
+
+@lru_cache(maxsize=2)
+def _index(path: str) -> EvalIndex:
+    return EvalIndex.load(path)
+
+
+def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, index: str) -> dict:
+    """Write the kept rows and the rejected ledger of one input shard; returns its counts."""
+    eval_index, unit = _index(index), Path(shard).stem
+    table = pa.ipc.open_file(pa.memory_map(shard)).read_all()
+    docs = ShardWriter(Path(out_dir), unit, table.schema, compression=cfg.compression)
+    rejected = RejectedLedger(Path(out_dir), unit, STAGE)
+    try:
+        for row in table.to_pylist():
+            hit = eval_index.first_hit(row["text"] or "")
+            if hit is None:
+                docs.write(row, nbytes=len(row["text"] or ""))
+            else:
+                item, matched = hit
+                rejected.reject(row["id"], row.get("url"), "contaminated", f"{item}: {matched}")
+        shards, rejected_shards = docs.close(), rejected.close()
+    except BaseException:
+        docs.abort()
+        rejected.abort()
+        raise
+    info = {
+        "input": Path(shard).name,
+        "records_in": table.num_rows,
+        "documents": docs.rows,
+        "rejected": rejected.rows,
+        "reasons": dict(rejected.reasons),
+        "shards": shards,
+        "rejected_shards": rejected_shards,
+    }
+    UnitLedger(Path(out_dir)).mark_finished(unit, info)
+    return info
+
+
+def run_decontaminate(
+    cfg: DecontaminateConfig,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    progress: Progress | None = None,
+    *,
+    parallel: ParallelConfig | None = None,
+) -> StageResult:
+    """Decontaminate the documents of `input_dir` (the stage before it) into `output_dir`."""
+    in_dir, out_dir = Path(input_dir), Path(output_dir)
+    files = eval_files(cfg)
+    sets = [(str(f.resolve()), file_sha256(f)) for f in files]
+    contents = sorted(sha for _, sha in sets)  # what the sets hold, wherever they are
+    inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "eval_sets": contents})
+    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    if run.finished_before():
+        return run.skip()
+    shards = list_shards(in_dir)
+    check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
+    run.prepare()
+    index, n_items = build_index(cfg, files)
+    (out_dir / INDEX).parent.mkdir(exist_ok=True)
+    index.save(str(out_dir / INDEX))
+    ledger = UnitLedger(out_dir)
+    todo = [s for s in shards if ledger.finished(s.stem) is None]
+    work = [(cfg, str(s), str(out_dir), str(out_dir / INDEX)) for s in todo]
+    done: Counter[str] = Counter()
+    for _, info in map_units(decontaminate_shard, work, cfg.workers, parallel):
+        done.update(documents=info["documents"], rejected=info["rejected"], units=1)
+        if progress:
+            progress(done["units"], len(todo), dict(done))
+    infos = [ledger.finished(s.stem) for s in shards]
+    return _finish(run, cfg, infos, sets, n_items, index)
+
+
+def _finish(run: StageRun, cfg, infos: list[dict], sets: list, n_items: int, index) -> StageResult:
+    counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
+    counts |= {"eval_items": n_items, "eval_ngrams": sum(len(h) for h in index.hashes.values())}
+    return run.finish(
+        cfg,
+        counts,
+        sum_counts(infos, "reasons"),
+        eval_sets=[{"path": p, "sha256": h} for p, h in sets],
+        shards=[s for i in infos for s in i["shards"]],
+        output_fingerprint=fingerprint(
+            [run.inputs_fp, [(i["input"], i["documents"], i["rejected"]) for i in infos]]
+        ),
+    )

@@ -127,6 +127,7 @@ def run_stages(
     off = [s for s in stages or () if not is_active(s, config)]
     if off:
         keys = ", ".join(f"`{s}.enabled: true`" for s in off)
-        raise ValueError(f"stage(s) {', '.join(off)} are off in this config: set {keys} to run them")
+        names = ", ".join(off)
+        raise ValueError(f"stage(s) {names} are off in this config: set {keys} to run them")
     tasks = [t for t in stage_tasks if t.name in wanted and is_active(t.name, config)]
     return {t.name: run_stage(t, config, config.run_dir) for t in tasks}

@@ -35,7 +35,7 @@ from pipeline.layout import RunLayout
 from pipeline.runlock import run_lock
 from pipeline.scaling.ladder import tokens_per_step
 from pipeline.stage import fingerprint, read_manifest, write_json_atomic
-from pipeline.stages import TOKENS
+from pipeline.stages import TOKENS, is_active
 from pipeline.train.launch import launch_pretrain
 
 SCORES_FILE = "eval_scores.json"
@@ -109,7 +109,7 @@ def variant_data(cfg: PipelineConfig, base: PipelineConfig, output: Path) -> dic
     """Link the shared stages, run the rest through the data flow's cached tasks."""
     shared = [] if Path(cfg.run_dir).name == BASE else shared_stages(base, cfg)
     link_shared(Path(cfg.run_dir), output / BASE, shared)
-    todo = [s for s in (*STAGE_SECTIONS, TOKENS) if s not in shared]
+    todo = [s for s in (*STAGE_SECTIONS, TOKENS) if s not in shared and is_active(s, cfg)]
     results = build_corpus(cfg, todo)
     get_run_logger().info(
         "%s: linked to base %s; own stages %s (Cached when unchanged)",

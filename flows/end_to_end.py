@@ -17,6 +17,7 @@ from flows.params import (
 )
 from flows.train import training_flow
 from pipeline.config import PipelineConfig
+from pipeline.stages import is_active
 
 
 @flow(name="lmpipe-pipeline", log_prints=True)
@@ -34,6 +35,8 @@ def pipeline_flow(
     unfinished one.
     """
     wanted = wanted_stages(stages, (*DATA_STAGES, *TRAINING_STAGES))
+    if stages is None:  # all stages: those this config turns on (a named one that is off: error)
+        wanted = [s for s in wanted if is_active(s, config)]
     results: dict[str, Any] = {}
     data_stages = [s for s in DATA_STAGES if s in wanted]
     if data_stages:

@@ -23,9 +23,21 @@ def words(text: str) -> list[str]:
     return [w for w in NON_WORD.split(text.lower()) if w]
 
 
+_DIGESTS: dict[str, bytes] = {}  # word -> its 8-byte digest: a corpus repeats its words
+_MAX_CACHED = 1 << 20
+
+
+def _digest(word: str) -> bytes:
+    digest = _DIGESTS.get(word)
+    if digest is None:
+        if len(_DIGESTS) >= _MAX_CACHED:
+            _DIGESTS.clear()
+        digest = _DIGESTS[word] = hashlib.blake2b(word.encode(), digest_size=8).digest()
+    return digest
+
+
 def _word_hashes(ws: list[str]) -> np.ndarray:
-    digests = b"".join(hashlib.blake2b(w.encode(), digest_size=8).digest() for w in ws)
-    return np.frombuffer(digests, dtype="<u8")  # (W,)
+    return np.frombuffer(b"".join(map(_digest, ws)), dtype="<u8")  # (W,)
 
 
 def ngram_hashes(ws: list[str], n: int) -> np.ndarray:

@@ -309,6 +309,8 @@ def _run_refresh(cfg: PipelineConfig) -> int:
             f"snapshot {result['snapshot']}: {result['inputs_new']} new input(s), "
             f"{result['inputs_skipped']} already in earlier snapshots"
         )
+    elif result.get("empty"):
+        print(result["message"])
     else:
         print(
             f"no new inputs ({result['inputs_skipped']} already in earlier snapshots): "

@@ -4,7 +4,9 @@ of the inputs that are new since the last one (`pipeline/refresh.py`, ARCHITECTU
 Each run lists the inputs, skips those an earlier snapshot ingested, builds the corpus of the new
 ones in `<refresh.root>/<UTC start time>/` with the data stages (deduplicated against every earlier
 snapshot), marks the snapshot complete and read-only, moves `latest`, and announces the corpus so
-the triggered training run trains on this snapshot. With no new input it writes no snapshot.
+the triggered training run trains on this snapshot. With no new input it writes no snapshot; new
+inputs whose documents all go (duplicates of earlier snapshots, rejected by clean) make no
+snapshot either: `latest` stays, nothing is announced, and the inputs count as seen.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from pipeline.config import PipelineConfig
 from pipeline.ingest.sources import fingerprint_inputs, known_fingerprints
 from pipeline.refresh import (
     LATEST,
-    complete_snapshot,
     complete_snapshots,
+    finish_snapshot,
     plan_snapshot,
     point_latest,
     prune_snapshots,
+    retain_tokenizer,
     snapshot_config,
 )
 
@@ -67,7 +70,11 @@ def refresh_flow(
             known_fingerprints(snap.new_inputs),
         ):
             results = build_corpus(snap_config)
-        record = complete_snapshot(snap, root)
+        record = finish_snapshot(snap, root)
+        if record.get("empty"):
+            return _empty(root, record, results, logger)
+        if config.refresh.shared_tokenizer:
+            retain_tokenizer(root)  # later snapshots share this copy, not the snapshot's file
         if config.refresh.keep_last:
             _prune(config, root, logger)
     create_markdown_artifact(
@@ -93,13 +100,45 @@ def _nothing_new(root: Path, snap: Any, logger: Any) -> dict[str, Any]:
     return {"snapshot": None, "inputs_new": 0, "inputs_skipped": len(snap.skipped_inputs)}
 
 
+def empty_message(root: Path, record: dict[str, Any]) -> str:
+    """The one line a refresh whose new inputs left no document says."""
+    funnel = " -> ".join(f"{stage} {n:,}" for stage, n in record["funnel"].items())
+    latest = (root / LATEST).resolve().name if (root / LATEST).exists() else None
+    return (
+        f"refresh: no snapshot: the {record['counts']['inputs_new']} new input(s) left 0 "
+        f"documents ({funnel}); latest stays {latest}, no training triggered, and the inputs "
+        f"count as seen (retained/{record['name']}/snapshot.json)"
+    )
+
+
+def _empty(
+    root: Path, record: dict[str, Any], results: dict[str, Any], logger: Any
+) -> dict[str, Any]:
+    """New inputs, 0 documents: not a snapshot (`discard_empty_snapshot`); nothing announced."""
+    message = empty_message(root, record)
+    logger.warning("%s", message)
+    return {
+        "snapshot": None,
+        "empty": record["name"],
+        "message": message,
+        **record["counts"],
+        "stages": results,
+    }
+
+
 def _prune(config: PipelineConfig, root: Path, logger: Any) -> None:
     """`refresh.keep_last`: older snapshots go unless a registered version was trained on one."""
     from pipeline.registry.register import trained_run_dirs
 
-    keep = config.refresh.keep_last
-    for gone in prune_snapshots(root, keep, trained_run_dirs(config.registry)):
-        logger.info("refresh: deleted snapshot %s (refresh.keep_last=%d)", gone.name, keep)
+    keep, shared = config.refresh.keep_last, config.refresh.shared_tokenizer
+    for gone in prune_snapshots(root, keep, trained_run_dirs(config.registry), shared):
+        logger.info(
+            "refresh: deleted snapshot %s (refresh.keep_last=%d); its inputs and dedup/ stay in "
+            "%s/retained",
+            gone.name,
+            keep,
+            root,
+        )
 
 
 def _markdown(record: dict[str, Any]) -> str:
@@ -115,6 +154,9 @@ def _markdown(record: dict[str, Any]) -> str:
         f"| tokens | {c['tokens']:,} |",
         "",
         f"Earlier snapshots deduplicated against: {', '.join(record['previous']) or 'none'}",
+        "",
+        f"Deleted snapshots deduplicated against (retained): "
+        f"{', '.join(record['previous_deleted']) or 'none'}",
         "",
         f"Fingerprint `{record['fingerprint']}`",
     ]

@@ -1,6 +1,21 @@
-"""Benchmark decontamination: no evaluation item in the training data (`run_decontaminate`)."""
+"""Benchmark decontamination: no evaluation item in the training data (`run_decontaminate`).
+
+`run_decontaminate` is imported lazily: `pipeline.config` needs `DecontaminateConfig` without
+the stage's imports (the process pool among them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from pipeline.decontaminate.config import DecontaminateConfig
-from pipeline.decontaminate.run import run_decontaminate
 
 __all__ = ["DecontaminateConfig", "run_decontaminate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run_decontaminate":
+        from pipeline.decontaminate.run import run_decontaminate
+
+        return run_decontaminate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,8 +33,7 @@ def main() -> None:
     parser.add_argument("run_dir")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    head = "| stage | files | MB | record (sha256) s | check (stat) ms | sha256sum s | record GB/s |"
-    print(head)
+    print("| stage | files | MB | record (sha256) s | check (stat) ms | sha256sum s | GB/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stage_dir in sorted(Path(args.run_dir).iterdir()):
         m = read_manifest(stage_dir)

@@ -19,7 +19,7 @@ from pipeline.layout import RunLayout
 from pipeline.mirror import ChecksumError, is_url
 from pipeline.runlock import RunDirError, describe, run_lock
 from pipeline.stage import MissingUpstreamError, upstream_fingerprint
-from pipeline.stages import DATA_STAGES, STAGE_ORDER, STAGES, TRAINING_STAGES, upstream
+from pipeline.stages import DATA_STAGES, STAGE_ORDER, STAGES, TRAINING_STAGES, active, upstream
 from pipeline.train.launch import NotEnoughTokens
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
@@ -263,7 +263,8 @@ def _check_local_for_training(cfg: PipelineConfig, stages: list[str] | None) -> 
     training = [s for s in stages or STAGE_ORDER if s in TRAINING_STAGES]
     local_only = [s for s in training if s not in BUCKET_TRAINING]
     if local_only and is_url(cfg.run_dir):
-        upto = " ".join(STAGE_ORDER[: STAGE_ORDER.index(BUCKET_TRAINING[-1]) + 1])
+        last = STAGE_ORDER.index(BUCKET_TRAINING[-1])
+        upto = " ".join(s for s in active(cfg) if STAGE_ORDER.index(s) <= last)
         raise RunDirError(
             f"{', '.join(local_only)} need a local run directory, not {cfg.run_dir}: run up to"
             f" {BUCKET_TRAINING[-1]} there (`lmpipe run --stages {upto}`), copy the run down"

@@ -16,7 +16,7 @@ from flows.params import wanted_stages
 from flows.refresh import refresh_flow
 from flows.scaling import scaling_flow
 from flows.train import training_flow
-from pipeline.stages import STAGE_ORDER
+from pipeline.stages import DATA_STAGES, STAGE_ORDER, TRAINING_STAGES
 
 FLOWS = {"data": data_flow, "train": training_flow, "pipeline": pipeline_flow}
 # Every flow a deployment or a CLI command runs: each parameter has help text in the UI form.
@@ -38,7 +38,7 @@ def test_every_parameter_has_a_description(name):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("data", STAGE_ORDER[:4]), ("train", STAGE_ORDER[4:]), ("pipeline", STAGE_ORDER)],
+    [("data", DATA_STAGES), ("train", TRAINING_STAGES), ("pipeline", STAGE_ORDER)],
 )
 def test_stages_is_a_multi_select_of_the_real_names(name, expected):
     prop = parameter_schema(FLOWS[name].fn).model_dump()["properties"]["stages"]
@@ -47,15 +47,16 @@ def test_stages_is_a_multi_select_of_the_real_names(name, expected):
 
 
 def test_misspelled_stage_fails_the_flow_before_any_stage_runs(tmp_path, prefect_harness):
-    valid = "stages.0: Input should be 'ingest', 'clean', 'dedup' or 'tokenize'"
+    names = ", ".join(f"'{s}'" for s in DATA_STAGES[:-1])
+    valid = f"stages.0: Input should be {names} or '{DATA_STAGES[-1]}'"
     with pytest.raises(ParameterTypeError, match=valid):
         data_flow(stages=["tokenise"], overrides=[f"run_dir={tmp_path}"])
     assert not any(tmp_path.iterdir())
 
 
 def test_wanted_stages_keeps_pipeline_order_and_names_the_valid_ones():
-    assert wanted_stages(["tokenize", "ingest"], STAGE_ORDER[:4]) == ["ingest", "tokenize"]
-    assert wanted_stages(None, STAGE_ORDER[4:]) == list(STAGE_ORDER[4:])
+    assert wanted_stages(["tokenize", "ingest"], DATA_STAGES) == ["ingest", "tokenize"]
+    assert wanted_stages(None, TRAINING_STAGES) == list(TRAINING_STAGES)
     with pytest.raises(ValueError, match="unknown stage.*'pretrian'.*valid stages are ingest"):
         wanted_stages(["pretrian"], STAGE_ORDER)
 

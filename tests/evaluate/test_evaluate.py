@@ -12,6 +12,7 @@ import torch
 from pipeline.evaluate.config import GateConfig
 from pipeline.evaluate.run import apply_gate, run_evaluate
 from pipeline.finetune.run import run_finetune
+from pipeline.integrity import file_records
 from pipeline.model import DecoderLM, export_state_dict, load_model
 from pipeline.stage import read_manifest, write_manifest
 from tests.finetune.runs import fresh_run, tiny_config
@@ -56,7 +57,9 @@ def test_the_gate_blocks_a_model_that_is_worse_than_its_base(finetuned_run, tmp_
     worse = DecoderLM(base.config)  # an untrained network in place of the fine-tuned one
     export_state_dict(worse.state_dict(), base.config, run / "finetune")
     m = read_manifest(run / "finetune")
-    write_manifest(run / "finetune", **{**m, "output_fingerprint": "random-weights"})
+    files, mtimes = file_records(run / "finetune")  # the stage's output is now these weights
+    new = {"output_fingerprint": "random-weights", "files": files, "file_mtimes": mtimes}
+    write_manifest(run / "finetune", **{**m, **new})
     result = run_evaluate(tiny_config().evaluate, run).manifest
     assert result["gate"]["passed"] is False
     assert result["metrics"]["sft_val_loss"] > result["metrics"]["base_sft_val_loss"]

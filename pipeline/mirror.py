@@ -75,6 +75,13 @@ def remote_url(path: str | os.PathLike) -> str | None:
     return f"{parts[0]}://{'/'.join(parts[1:])}" if len(parts) > 1 else None
 
 
+def is_mirrored(path: str | os.PathLike) -> bool:
+    """True for a mirror path (a bucket's run), also in a local-copy process (training), where
+    `remote_url` answers None: what is there is a partial, pulled copy of the bucket."""
+    path = Path(path)
+    return path.is_absolute() and path.is_relative_to(mirror_root())
+
+
 def location(path: str | os.PathLike) -> str:
     """What to show or record for `path`: its URL when it is a mirror path."""
     return remote_url(path) or str(path)

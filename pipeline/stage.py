@@ -103,7 +103,7 @@ def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[str]:
     """The files of a finished stage that changed since its manifest recorded them (missing,
     cut, replaced); each is reported once on stderr. [] for a run directory on an object store:
     its objects are written whole and named by the manifest last (`pipeline/mirror.py`)."""
-    if mirror.remote_url(stage_dir):
+    if mirror.is_mirrored(stage_dir):
         return []
     changed = changed_files(stage_dir, manifest)
     if changed:
@@ -290,7 +290,8 @@ class StageRun:
     ) -> StageResult:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/integrity.py`)."""
-        files, mtimes = ({}, {}) if mirror.remote_url(self.out_dir) else file_records(self.out_dir)
+        mirrored = mirror.is_mirrored(self.out_dir)
+        files, mtimes = ({}, {}) if mirrored else file_records(self.out_dir)
         write_manifest(
             self.out_dir,
             stage=self.stage,
@@ -485,7 +486,7 @@ def upstream_fingerprint(input_dir: Path) -> str:
         raise MissingUpstreamError(
             f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
         )
-    changed = [] if mirror.remote_url(input_dir) else changed_files(input_dir, m)
+    changed = [] if mirror.is_mirrored(input_dir) else changed_files(input_dir, m)
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         raise DamagedUpstreamError(

@@ -17,6 +17,7 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
 from pipeline.ingest.sources import (
     detect_format,
+    file_name,
     fingerprint_inputs,
     open_input,
     read_error,
@@ -56,7 +57,7 @@ def read_events(cfg: IngestConfig, url: str, fast: bool = False) -> Iterator[Doc
             yield from ParquetReader(cfg, url).read(fh)
     else:
         reader = WarcReader(cfg, url, fast)
-        compressed = url.lower().endswith(".gz")
+        compressed = file_name(url).lower().endswith(".gz")
         try:
             with open_input(url, **net) as fh:
                 yield from reader.read(fh, compressed)

@@ -30,9 +30,18 @@ PARQUET_SUFFIXES = (".parquet",)
 GLOB_CHARS = "*?["
 
 
+def file_name(url: str) -> str:
+    """The file name of an input location: its last path segment. An http(s) URL's query string
+    and fragment (`?token=...`, `#...`) are not part of it; in an object store's key or a local
+    path `?`, `#` and spaces are characters of the name like any other."""
+    if protocol(url) in ("http", "https"):
+        url = url.split("#", 1)[0].split("?", 1)[0]
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
 def detect_format(url: str) -> str:
     """`warc`, `jsonl` or `parquet`, from the file name."""
-    name = url.lower().split("?")[0]
+    name = file_name(url).lower()
     if name.endswith(WARC_SUFFIXES):
         return "warc"
     if name.endswith(JSONL_SUFFIXES):
@@ -48,19 +57,25 @@ def _is_url(spec: str) -> bool:
 
 
 def _expand_local(spec: str) -> list[str]:
+    path = Path(spec)
+    if path.is_file():  # a name holding `?`, `*` or `[` is that file, not a pattern
+        return [str(path.resolve())]
     if any(c in spec for c in GLOB_CHARS):
         return sorted(str(Path(p).resolve()) for p in globlib.glob(spec, recursive=True))
-    path = Path(spec)
     if path.is_dir():
         return sorted(str(p.resolve()) for p in path.rglob("*") if p.is_file() and _supported(p))
-    return [str(path.resolve())] if path.is_file() else []
+    return []
 
 
 def _expand_url(spec: str, timeout: float, configured: StorageOptions | None) -> list[str]:
     fs, path = filesystem(spec, timeout, configured)
     try:
         if any(c in path for c in GLOB_CHARS) and not protocol(spec).startswith("http"):
-            found = sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
+            # fsspec returns the keys as they are (`a?b.warc.gz`, `c#d.jsonl`, `e f.warc.gz`)
+            matched = fs.glob(path)
+            if path in matched or (not matched and "[" in path and fs.isfile(path)):
+                return [spec]  # a key holding `?`, `*` or `[` (S3 allows them) is that object
+            found = sorted(fs.unstrip_protocol(p) for p in matched)
             if not found and protocol(spec) in OBJECT_STORES:
                 fs.ls(path.split("/", 1)[0])  # a glob in a missing bucket matches nothing: say so
             return found

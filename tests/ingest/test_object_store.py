@@ -252,3 +252,49 @@ def test_jsonl_and_parquet_dumps_from_s3(s3, tmp_path, name):
         sorted(read_shards(d)["raw"].to_pylist()) for d in (tmp_path / "s3", tmp_path / "local")
     ]
     assert texts[0] == texts[1] and texts[0]
+
+
+def _documents_by_source(out_dir: Path) -> dict[str, list[tuple[str, str]]]:
+    """(id, url) of the documents read from each input, by the input's location (`source`)."""
+    table = read_shards(out_dir)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for doc_id, url, source in zip(*(table[c].to_pylist() for c in ("id", "url", "source"))):
+        found.setdefault(source, []).append((doc_id, url))
+    return {k: sorted(v) for k, v in sorted(found.items())}
+
+
+def test_keys_with_question_marks_hashes_and_spaces_are_read_whole(s3, tmp_path):
+    """Issue 33 row 14: a key `a?b.warc.gz` was cut at `?` (an http query string), so listing
+    it or a glob matching it failed the whole ingest. `?`, `#` and spaces are characters of a
+    key: each object is read, listed or matched by a glob, under its whole name."""
+    jsonl = tmp_path / "docs.jsonl"
+    rows = [
+        {"id": f"j{i}", "url": f"https://example.org/{i}", "text": "Words. " * 30} for i in (1, 2)
+    ]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = {"a?b.warc.gz": WARCS[0], "c#d.jsonl": jsonl, "e f.warc.gz": WARCS[1]}
+    bucket = s3.bucket()
+    for key, path in files.items():
+        s3.client().upload_file(str(path), bucket, key)
+    # What `a?b.warc.gz` also matches as a pattern: listed by name, `a?b` is that object alone.
+    s3.client().upload_file(str(WARCS[0]), bucket, "axb.warc.gz")
+    want = {}
+    for key, path in files.items():
+        run_ingest(IngestConfig(workers=1), [str(path)], tmp_path / "local" / path.name)
+        (docs,) = _documents_by_source(tmp_path / "local" / path.name).values()
+        want[f"s3://{bucket}/{key}"] = docs
+    assert all(want.values())
+
+    listed = [f"s3://{bucket}/{key}" for key in files]
+    globs = [f"s3://{bucket}/a[?]b*", f"s3://{bucket}/c#*.jsonl", f"s3://{bucket}/e *.warc.gz"]
+    assert resolve_inputs(listed) == resolve_inputs(globs) == sorted(listed)
+    for name, specs in (("listed", listed), ("globbed", globs)):
+        result = run_ingest(IngestConfig(workers=1), specs, tmp_path / name)
+        assert _documents_by_source(tmp_path / name) == want, name
+        assert result.reasons == {}, name
+        manifest = read_manifest(tmp_path / name)
+        assert [i["url"] for i in manifest["inputs"]] == sorted(listed), name
+
+    # One glob over the bucket takes every object, the decoy too, each under its own name.
+    run_ingest(IngestConfig(workers=1), [f"s3://{bucket}/*"], tmp_path / "all")
+    assert set(_documents_by_source(tmp_path / "all")) == {*listed, f"s3://{bucket}/axb.warc.gz"}

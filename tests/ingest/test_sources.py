@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.run import ingest_file
-from pipeline.ingest.sources import InputError, resolve_inputs
+from pipeline.ingest.sources import InputError, detect_format, file_name, resolve_inputs
 from pipeline.stage import prepare_stage_dir
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
 from tests.helpers import read_shards
@@ -96,3 +96,43 @@ def test_cli_reports_a_silent_server_in_one_line(silent_server, tmp_path, capsys
     assert err == f"lmpipe: error: input {url}: no answer from {url} within 1 s " + (
         "(`ingest.network_timeout_seconds`)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "name", "fmt"),
+    [
+        ("https://h/x.warc.gz?sig=a.jsonl#frag", "x.warc.gz", "warc"),  # an http query string
+        ("http://h/d/x.jsonl?page=2", "x.jsonl", "jsonl"),
+        ("s3://b/a?b.warc.gz", "a?b.warc.gz", "warc"),  # `?` is part of a key
+        ("s3://b/x.warc.gz?b.jsonl", "x.warc.gz?b.jsonl", "jsonl"),
+        ("gs://b/c#d.jsonl", "c#d.jsonl", "jsonl"),
+        ("az://c/e f.parquet", "e f.parquet", "parquet"),
+        ("/data/a?b#c.warc.gz", "a?b#c.warc.gz", "warc"),
+        ("file:///data/a?b.wet", "a?b.wet", "warc"),
+    ],
+)
+def test_only_an_http_url_has_a_query_string(url, name, fmt):
+    """Issue 33 row 14: the name was cut at `?` for every location, not only http(s)."""
+    assert file_name(url) == name
+    assert detect_format(url) == fmt
+
+
+def test_local_names_with_glob_characters_are_files_and_globs(tmp_path):
+    for name in ("a?b.warc.gz", "a[1].warc.gz", "axb.warc.gz", "c#d e.warc.gz"):
+        shutil.copy(REAL_WARCS[0], tmp_path / name)
+    # A name that exists is that file, though `?`, `*` or `[` would also make it a pattern.
+    assert resolve_inputs([str(tmp_path / "a?b.warc.gz")]) == [str(tmp_path / "a?b.warc.gz")]
+    assert resolve_inputs([str(tmp_path / "a[1].warc.gz")]) == [str(tmp_path / "a[1].warc.gz")]
+    assert resolve_inputs([str(tmp_path / "c#*")]) == [str(tmp_path / "c#d e.warc.gz")]
+    assert resolve_inputs([str(tmp_path / "a?b*")]) == sorted(
+        str(tmp_path / n) for n in ("a?b.warc.gz", "axb.warc.gz")
+    )
+
+
+def test_an_http_query_string_is_not_the_file_name(tmp_path, http_root):
+    root, base = http_root
+    shutil.copy(REAL_WARCS[0], root / "x.warc.gz")
+    url = f"{base}/x.warc.gz?token=abc"  # the server ignores the query, as a signed URL's does
+    result = run_ingest(IngestConfig(), [url], tmp_path / "http")
+    assert result.counts["documents"] > 0 and result.reasons == {}
+    assert set(read_shards(tmp_path / "http")["source"].to_pylist()) == {url}

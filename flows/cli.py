@@ -18,6 +18,7 @@ from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.layout import RunLayout
 from pipeline.mirror import ChecksumError, is_url
 from pipeline.runlock import RunDirError, describe, run_lock
+from pipeline.shard_io import UNREADABLE
 from pipeline.stage import MissingUpstreamError, upstream_fingerprint
 from pipeline.stages import DATA_STAGES, STAGE_ORDER, STAGES, TRAINING_STAGES, active, upstream
 from pipeline.train.launch import NotEnoughTokens
@@ -30,6 +31,7 @@ USER_ERRORS = (
     MissingUpstreamError,
     NotEnoughTokens,
     RunDirError,
+    *UNREADABLE,  # a damaged or missing shard: the file and the stage to rerun
 )
 
 

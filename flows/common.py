@@ -24,14 +24,23 @@ from pipeline import mirror
 from pipeline.config import ConfigError
 from pipeline.ingest.sources import InputError
 from pipeline.runlock import describe, run_lock
+from pipeline.shard_io import UNREADABLE
 from pipeline.stage import MissingUpstreamError, StageResult
 
 # Here rather than in flows/__init__.py, so that `import flows.cli` costs no Prefect import.
 adopt_early()  # the temporary API server the CLI started before importing Prefect, if any
 _install_server_watch()  # the temporary Prefect API server must not outlive a killed lmpipe
 
-# Bad config or a missing input fails the same way every time: retrying only wastes time.
-DETERMINISTIC_ERRORS = (ConfigError, InputError, MissingUpstreamError, ValueError, TypeError)
+# Bad config, a missing input or a damaged or deleted upstream file (`UNREADABLE`) fails the same
+# way every time: retrying only wastes time.
+DETERMINISTIC_ERRORS = (
+    ConfigError,
+    InputError,
+    MissingUpstreamError,
+    ValueError,
+    TypeError,
+    *UNREADABLE,
+)
 # OS errors that a retry a few seconds later meets again: no permission, read-only, disk full.
 PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 

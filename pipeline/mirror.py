@@ -107,23 +107,31 @@ def commit(path: str | os.PathLike) -> None:
 
 def fetch(path: str | os.PathLike) -> Path:
     """`path` readable on local disk. A mirror path is downloaded (whole, then renamed) unless
-    the mirror holds the object's current version; FileNotFoundError if the bucket has none."""
+    the mirror holds the object's current version. An object the bucket does not have is a
+    `shard_io.MissingFile` (a FileNotFoundError) naming its URL and the stage to rerun."""
     url = remote_url(path)
     path = Path(path)
     if url is None:
         return path
     fs, key = _object(url)
-    stamp = _stamp(fs.info(key))
-    if _etags.get(str(path)) == stamp and path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The naming of `stage.temp_path`, so `prepare_stage_dir` sweeps a killed download.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        fs.get_file(key, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        stamp = _stamp(fs.info(key))
+        if _etags.get(str(path)) == stamp and path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The naming of `stage.temp_path`, so `prepare_stage_dir` sweeps a killed download.
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        try:
+            fs.get_file(key, str(tmp))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except FileNotFoundError as exc:  # the store's message is the bare key: name the URL
+        from pipeline.shard_io import UNREADABLE, missing  # it imports this module
+
+        if isinstance(exc, UNREADABLE):
+            raise
+        raise missing(url) from None
     _etags[str(path)] = stamp
     return path
 
@@ -144,10 +152,13 @@ def pull(path: str | os.PathLike, sha256: str, digest: Callable[[Path], str]) ->
     got = digest(fetch(path))
     if got != sha256:
         path.unlink(missing_ok=True)
+        from pipeline.shard_io import rerun_advice  # it imports this module
+
+        where = location(path)
         raise ChecksumError(
-            f"{location(path)}: sha256 {got or '(unreadable)'} differs from {sha256}, which its"
+            f"{where}: sha256 {got or '(unreadable)'} differs from {sha256}, which its"
             " stage's manifest records: the object is corrupt or was rewritten after the stage"
-            " finished; rerun that stage"
+            f" finished; {rerun_advice(where)}"
         )
     return path
 

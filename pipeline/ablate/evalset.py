@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.dataset as ds
 
+from pipeline.shard_io import read_arrow
 from pipeline.stage import fingerprint
 from pipeline.tokens.shards import id_fraction
 
@@ -31,10 +31,10 @@ class EvalDoc:
 def eval_documents(dedup_dir: Path, fraction: float, max_documents: int = 0) -> list[EvalDoc]:
     """The base corpus's held-out documents, ordered by id hash (stable across runs)."""
     # Only the stage's top-level shards: `clusters/`, `index/` and `rejected/` hold other tables.
-    shards = sorted(str(p) for p in Path(dedup_dir).glob("*.arrow"))
-    table = ds.dataset(shards, format="arrow").to_table(columns=["id", "text"])
+    tables = [read_arrow(p, ["id", "text"]) for p in sorted(Path(dedup_dir).glob("*.arrow"))]
     docs = [
         EvalDoc(i, t)
+        for table in tables
         for i, t in zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True)
         if i and t and id_fraction(i) < fraction
     ]

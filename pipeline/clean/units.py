@@ -9,6 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.shard_io import UNREADABLE, arrow_batches
+
 REQUIRED_COLUMNS = ("id", "url", "content_type", "raw")
 OPTIONAL_COLUMNS = ("source", "fetch_date")
 
@@ -32,7 +34,8 @@ class Unit:
 
 @dataclass
 class UnreadableShard:
-    """An input shard (or its tail) that Arrow cannot read."""
+    """An input shard (or its tail) that Arrow cannot read; `error` names the file and the
+    stage to rerun (`pipeline/shard_io.py`)."""
 
     key: str
     path: Path
@@ -48,11 +51,11 @@ def iter_units(shards: list[Path], unit_documents: int) -> Iterator[Unit | Unrea
     for path in shards:
         offset = 0
         try:
-            reader = pa.ipc.open_file(pa.memory_map(str(path)))
-            for b in range(reader.num_record_batches):
-                batch = reader.get_batch(b)
+            for batch in arrow_batches(path):
                 for start in range(0, batch.num_rows, unit_documents):
                     yield Unit(unit_key(path, offset + start), batch.slice(start, unit_documents))
                 offset += batch.num_rows
         except (OSError, pa.ArrowException) as exc:
-            yield UnreadableShard(f"{path.stem}-unreadable", path, f"{type(exc).__name__}: {exc}")
+            # shard_io's errors are one line naming the file and the stage to rerun
+            error = str(exc) if isinstance(exc, UNREADABLE) else f"{type(exc).__name__}: {exc}"
+            yield UnreadableShard(f"{path.stem}-unreadable", path, error)

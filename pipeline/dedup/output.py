@@ -22,6 +22,7 @@ import pyarrow as pa
 from pipeline import mirror
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE, SURVIVOR
 from pipeline.dedup.signatures import to_numpy
+from pipeline.shard_io import arrow_batches, open_arrow, read_arrow
 from pipeline.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger, temp_path
 
 STAGE = "dedup"
@@ -84,7 +85,7 @@ class AtomicArrowFile:
 def _cluster_rows(job: OutputJob) -> tuple[np.ndarray, np.ndarray, list]:
     """(rows in this shard, their status, their cluster ids) for the shard's clustered rows."""
     work = Path(job.work_dir)
-    links = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(work / "links.arrow")))).read_all()
+    links = read_arrow(mirror.fetch(work / "links.arrow"))
     index = to_numpy(links.column("index"))  # (C,) sorted global indices
     first, last = np.searchsorted(index, [job.lo, job.hi])
     status = np.load(mirror.fetch(work / "status.npy"), mmap_mode="r")[index[first:last]]
@@ -128,18 +129,17 @@ def _write_documents(job: OutputJob, ledger: ShardLedger, size: int) -> int:
     """One pass over the shard: kept rows out, ledger rows noted; then the kept signatures."""
     stem, out_dir = Path(job.shard).stem, Path(job.stage_dir)
     keep = ledger.keep_mask(size)
-    reader = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(job.shard))))
-    docs = AtomicArrowFile(out_dir / f"{stem}.arrow", reader.schema, job.compression)
+    shard = mirror.fetch(job.shard)
+    docs = AtomicArrowFile(out_dir / f"{stem}.arrow", open_arrow(shard).schema, job.compression)
     start = 0
-    for i in range(reader.num_record_batches):
-        batch = reader.get_batch(i)
+    for batch in arrow_batches(shard):
         ledger.add_batch(batch, start)
         docs.write(batch.filter(pa.array(keep[start : start + batch.num_rows])))
         start += batch.num_rows
-    signatures = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(job.signatures))))
+    signatures = read_arrow(mirror.fetch(job.signatures))
     index = AtomicArrowFile(out_dir / "index" / f"{stem}.arrow", signatures.schema)
     # One batch whatever the signature phase's batching was: the same rows, the same bytes.
-    for batch in signatures.read_all().filter(pa.array(keep)).combine_chunks().to_batches():
+    for batch in signatures.filter(pa.array(keep)).combine_chunks().to_batches():
         index.write(batch)
     docs.close()
     index.close()

@@ -49,6 +49,7 @@ from pipeline.dedup.signatures import (
     write_signatures,
 )
 from pipeline.dedup.verify import verified
+from pipeline.shard_io import UNREADABLE, read_arrow
 from pipeline.stage import UnitLedger, atomic_path
 
 
@@ -76,7 +77,9 @@ def signature_unit(job: SignatureJob) -> dict[str, Any]:
         with pa.ipc.new_file(job.out, signature_schema(job.hasher.bands)):
             pass  # zero rows: the shard is one rejected record, written in phase 4
         mirror.commit(job.out)
-        info.update(rows=0, unreadable=f"{type(exc).__name__}: {exc}")
+        # The shard's rejection says which file and which stage to rerun (`shard_io`).
+        named = isinstance(exc, UNREADABLE)
+        info.update(rows=0, unreadable=str(exc) if named else f"{type(exc).__name__}: {exc}")
     UnitLedger(Path(job.stage_dir)).mark_finished(f"signatures-{job.unit}", info)
     return info
 
@@ -179,8 +182,7 @@ def links_phase(store: SignatureStore, work_dir: Path) -> None:
     bounds = np.searchsorted(file_no[order], np.arange(len(store.files) + 1))
     chunks = [pa.array([], pa.string())]
     for f in np.flatnonzero(np.diff(bounds)):
-        path = str(mirror.fetch(store.files[f].path))
-        ids = pa.ipc.open_file(pa.memory_map(path)).read_all().column("id")
+        ids = read_arrow(mirror.fetch(store.files[f].path), ["id"]).column("id")
         chunks.append(
             pc.take(ids, pa.array(rows[order[bounds[f] : bounds[f + 1]]])).combine_chunks()
         )

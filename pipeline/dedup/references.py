@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.signatures import SIGNATURE_VERSION, SignatureFile
+from pipeline.shard_io import arrow_batches
 from pipeline.stage import read_manifest
 
 INDEX_DIR = "index"
@@ -38,8 +37,7 @@ def signature_params(cfg: DedupConfig) -> dict[str, Any]:
 
 
 def count_rows(path: Path) -> int:
-    reader = pa.ipc.open_file(pa.memory_map(str(path)))
-    return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    return sum(batch.num_rows for batch in arrow_batches(path))
 
 
 def _check_reference(cfg: DedupConfig, ref: Path, out_dir: Path) -> dict[str, Any]:

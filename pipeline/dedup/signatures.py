@@ -19,6 +19,7 @@ import pyarrow as pa
 from pipeline import mirror
 from pipeline.dedup.minhash import MinHasher
 from pipeline.dedup.shingles import document_features
+from pipeline.shard_io import arrow_batches, read_arrow
 from pipeline.stage import atomic_path
 
 SIGNATURE_VERSION = 1
@@ -41,9 +42,8 @@ def signature_schema(bands: int) -> pa.Schema:
 
 def read_text_batches(path: Path, batch_documents: int) -> Iterator[pa.RecordBatch]:
     """The `id`/`text` columns of an input shard, `batch_documents` rows at a time."""
-    reader = pa.ipc.open_file(pa.memory_map(str(path)))
-    for i in range(reader.num_record_batches):
-        batch = reader.get_batch(i).select(["id", "text"])
+    for batch in arrow_batches(path):
+        batch = batch.select(["id", "text"])
         for lo in range(0, batch.num_rows, batch_documents):
             yield batch.slice(lo, batch_documents)
 
@@ -124,8 +124,7 @@ class SignatureStore:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
     def _read(self, file: SignatureFile, name: str) -> np.ndarray:
-        column = pa.ipc.open_file(pa.memory_map(str(mirror.fetch(file.path)))).read_all()[name]
-        return to_numpy(column)
+        return to_numpy(read_arrow(mirror.fetch(file.path), [name])[name])
 
     def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(file number, row in file) of each global index."""

@@ -18,6 +18,7 @@ from pipeline import mirror
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
 from pipeline.dedup.signatures import SignatureStore
+from pipeline.shard_io import read_arrow
 
 
 def read_texts(store: SignatureStore, indices: np.ndarray) -> list[str]:
@@ -26,8 +27,7 @@ def read_texts(store: SignatureStore, indices: np.ndarray) -> list[str]:
     file_no, rows = store.locate(indices)  # sorted indices: grouped by file already
     bounds = np.searchsorted(file_no, np.arange(len(store.files) + 1))
     for f in np.flatnonzero(np.diff(bounds)):
-        path = str(mirror.fetch(store.files[f].text_path))
-        column = pa.ipc.open_file(pa.memory_map(path)).read_all()["text"]
+        column = read_arrow(mirror.fetch(store.files[f].text_path), ["text"])["text"]
         taken = pc.take(column, pa.array(rows[bounds[f] : bounds[f + 1]])).to_pylist()
         texts.extend(t or "" for t in taken)
     return texts

@@ -28,6 +28,7 @@ import pyarrow as pa
 from tokenizers import Tokenizer
 
 from pipeline.model.chat import ROLES, render_chat
+from pipeline.shard_io import read_arrow
 from pipeline.stage import REJECTED_DIR, RejectedLedger, ShardWriter
 
 STAGE = "finetune"
@@ -167,5 +168,5 @@ def read_split(stage_dir: Path, split: str) -> tuple[list[list[int]], list[list[
     path = Path(stage_dir) / DATA_DIR / f"{split}.arrow"
     if not path.is_file():
         return [], []
-    table = pa.ipc.open_file(str(path)).read_all()
+    table = read_arrow(path, memory_map=False)
     return table.column("input_ids").to_pylist(), table.column("trained").to_pylist()

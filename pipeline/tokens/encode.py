@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
 from pipeline import mirror
+from pipeline.shard_io import UNREADABLE, arrow_batches
 from pipeline.stage import RejectedLedger, UnitLedger
 from pipeline.tokens.engine import choose_engine, tiktoken_encoding
 from pipeline.tokens.shards import INDEX_SUFFIX, SPLITS, split_of, write_token_shard
@@ -152,10 +153,9 @@ def encoder_choice(path: str | Path, sha256: str) -> dict[str, str]:
 
 def read_document_batches(path: str, batch_documents: int) -> Iterator[DocumentBatch]:
     """The shard's rows re-batched to `batch_documents`, whatever its record batch sizes."""
-    reader = pa.ipc.open_file(pa.memory_map(path))
     pending = DocumentBatch()
-    for i in range(reader.num_record_batches):
-        pending.extend(reader.get_batch(i))
+    for batch in arrow_batches(path):
+        pending.extend(batch)
         while len(pending.ids) >= batch_documents:
             yield _take(pending, batch_documents)
     if pending.ids:
@@ -227,7 +227,8 @@ def encode_shard(job: EncodeJob) -> dict[str, Any]:
         # An unreadable shard must not stop the run: it is recorded as one rejected record.
         rejected.abort()
         rejected = RejectedLedger(stage_dir, job.unit, STAGE)
-        rejected.reject(None, Path(job.input_path).name, "unreadable_shard", f"{exc!r}")
+        detail = str(exc) if isinstance(exc, UNREADABLE) else repr(exc)  # the file, what to do
+        rejected.reject(None, Path(job.input_path).name, "unreadable_shard", detail)
         encoder = UnitEncoder(job, rejected)
         encoder.records_in = 1
     shards = {s: encoder.splits[s].write(stage_dir / s, job.unit) for s in SPLITS}

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from pipeline import mirror
 from pipeline.base_config import config_hash
 from pipeline.parallel import ParallelConfig, map_units
+from pipeline.shard_io import UNREADABLE, arrow_batches
 from pipeline.stage import (
     Progress,
     StageResult,
@@ -59,11 +60,9 @@ def training_texts(cfg: TokenizeConfig, shards: list[Path]) -> Iterator[list[str
 
 def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
     try:
-        reader = pa.ipc.open_file(pa.memory_map(str(path)))
-    except (OSError, pa.ArrowException):
+        yield from arrow_batches(path)
+    except UNREADABLE:
         return  # unreadable: its encode unit records the rejection
-    for i in range(reader.num_record_batches):
-        yield reader.get_batch(i)
 
 
 def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) -> dict[str, Any]:

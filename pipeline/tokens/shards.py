@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from pipeline.shard_io import damaged, first_batch, read_arrow
 from pipeline.stage import atomic_path, read_manifest
 
 SPLITS = ("train", "val")
@@ -73,9 +74,15 @@ def token_shard_paths(split_dir: str | Path) -> list[Path]:
 
 
 def load_token_shard(path: str | Path) -> np.ndarray:
-    """One shard's tokens as a read-only numpy view of the memory-mapped file (no copy)."""
-    batch = pa.ipc.open_file(pa.memory_map(str(path))).get_batch(0)
-    return batch.column(0).to_numpy(zero_copy_only=True)
+    """One shard's tokens as a read-only numpy view of the memory-mapped file (no copy).
+
+    A file that is no token shard (truncated, empty, another schema) is a `DamagedFile` naming
+    it and the stage to rerun (`pipeline/shard_io.py`)."""
+    batch = first_batch(path)
+    column = batch.column(0)
+    if batch.schema.names[0] != TOKENS_COLUMN or column.type not in (pa.uint16(), pa.uint32()):
+        raise damaged(path, f"expected one uint16/uint32 column `tokens`, got {batch.schema}")
+    return column.to_numpy(zero_copy_only=True)
 
 
 def token_sha256(path: str | Path) -> str:
@@ -96,7 +103,7 @@ def read_token_index(shard_path: str | Path) -> pa.Table:
     """The document index next to a token shard: id, start, length (EOD included)."""
     path = Path(shard_path)
     index_path = path.with_name(path.name.removesuffix(".arrow") + INDEX_SUFFIX)
-    return pa.ipc.open_file(pa.memory_map(str(index_path))).read_all()
+    return read_arrow(index_path)
 
 
 def read_tokenizer_info(tokenize_dir: str | Path) -> dict[str, Any]:

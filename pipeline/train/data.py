@@ -20,17 +20,21 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.model.attention import document_positions
+from pipeline.shard_io import damaged, first_batch
 from pipeline.train.config import PretrainConfig
 
 SHARD_NAME = re.compile(r"shard-\d+\.arrow$")
 
 
 def mmap_tokens(path: Path) -> np.ndarray:
-    """The `tokens` column of one shard as a zero-copy view of the memory-mapped file."""
-    batch = pa.ipc.open_file(pa.memory_map(str(path))).get_batch(0)
+    """The `tokens` column of one shard as a zero-copy view of the memory-mapped file; an
+    unreadable shard is one line naming it and the stage to rerun (`pipeline/shard_io.py`).
+    (`pipeline.tokens.shards.load_token_shard` does the same; importing `pipeline.tokens` here
+    would cost every training process its tokenizer imports.)"""
+    batch = first_batch(path)
     column = batch.column(0)
     if batch.schema.names[0] != "tokens" or column.type not in (pa.uint16(), pa.uint32()):
-        raise ValueError(f"{path}: expected one uint16/uint32 column `tokens`, got {batch.schema}")
+        raise damaged(path, f"expected one uint16/uint32 column `tokens`, got {batch.schema}")
     return column.to_numpy(zero_copy_only=True)
 
 

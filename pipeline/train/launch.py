@@ -24,10 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-
 from pipeline import mirror
 from pipeline.layout import RunLayout
+from pipeline.shard_io import arrow_batches
 from pipeline.stage import (
     StageResult,
     manifest_matches,
@@ -307,12 +306,11 @@ class NotEnoughTokens(ValueError):
 
 
 def split_tokens(split_dir: Path) -> dict[str, int]:
-    """Tokens and shards of a token split, from the shards' row counts (no token is read)."""
+    """Tokens and shards of a token split, from the shards' row counts (no token is read). A
+    shard that cannot be read stops here, before any process starts, with one line naming it and
+    the stage to rerun (`pipeline/shard_io.py`)."""
     shards = [p for p in sorted(Path(split_dir).glob("shard-*.arrow")) if SHARD.match(p.name)]
-    tokens = 0
-    for path in shards:
-        reader = pa.ipc.open_file(pa.memory_map(str(path)))
-        tokens += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    tokens = sum(batch.num_rows for path in shards for batch in arrow_batches(path))
     return {"tokens": tokens, "shards": len(shards)}
 
 

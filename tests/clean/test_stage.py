@@ -173,6 +173,11 @@ def test_bad_input_is_rejected_with_a_reason_and_the_run_goes_on(tmp_path):
     result = run_clean(CleanConfig(workers=2, batch_documents=2), ingest_dir, tmp_path / "clean")
     seen = outcomes(tmp_path / "clean")
     assert seen.pop(None) == "unreadable_shard"
+    (broken,) = [r for r in read_shards(tmp_path / "clean" / "rejected").to_pylist() if not r["id"]]
+    corrupt = ingest_dir / "zz-corrupt-00000.arrow"
+    assert broken["detail"].startswith(f"{corrupt} is unreadable (")  # the file, then what to do
+    advice = f"rerun the ingest stage, which wrote it: delete {ingest_dir} and run"
+    assert advice in broken["detail"]
     assert seen == {
         "good": "document",
         "empty-after-extraction": "empty_text",

@@ -25,7 +25,10 @@ def test_unreadable_shard_is_one_rejected_record_and_the_rest_is_deduplicated(
     assert result.counts["records_in"] == result.counts["documents"] + result.counts["rejected"]
     rejected = read_dir(tmp_path / "dedup" / "rejected").to_pylist()
     broken = next(r for r in rejected if r["reason"] == "unreadable_shard")
-    assert broken["url"] == "part-00001.arrow" and broken["detail"]
+    assert broken["url"] == "part-00001.arrow"
+    # The detail names the file and the stage to rerun (issue 33 row 14), not only pyarrow's error.
+    assert broken["detail"].startswith(f"{clean / 'part-00001.arrow'} is unreadable (")
+    assert f"rerun the clean stage, which wrote it: delete {clean} and run" in broken["detail"]
 
 
 def test_null_empty_and_short_texts_dedup_by_the_survivor_rule(distinct_pages, tmp_path):

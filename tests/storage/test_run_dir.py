@@ -5,6 +5,7 @@ clean resumes to identical shards, from any machine (the bucket, not a local dis
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -112,3 +113,46 @@ def test_evaluate_and_register_refuse_a_bucket_run_dir_at_once():
     assert expected in done.stderr
     assert "--stages ingest clean dedup tokenize pretrain finetune`" in done.stderr
     assert "Prefect" not in done.stderr
+
+
+def test_a_deleted_upstream_object_is_named_once_not_retried(
+    s3, tmp_path, monkeypatch, prefect_harness
+):
+    """Issue 33 row 14 for the data stages: an object of the upstream stage deleted from the
+    bucket stops `lmpipe clean` with its URL and the stage to rerun, in one line, and is not
+    retried (it will not come back)."""
+    from datetime import UTC, datetime
+
+    from prefect.settings import PREFECT_API_URL
+
+    from pipeline.ingest import IngestConfig, run_ingest
+    from tests.conftest import SAMPLE_WARC
+    from tests.flows.prefect_api import _post
+
+    run_url = f"s3://{s3.bucket()}/runs/r1"
+    monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "writer"))
+    run_ingest(IngestConfig(workers=1), [str(SAMPLE_WARC)], RunLayout(run_url).ingest)
+    shard = sorted(read_manifest(RunLayout(run_url).ingest)["shards"])[0]
+    bucket, prefix = run_url.removeprefix("s3://").split("/", 1)
+    s3.client().delete_object(Bucket=bucket, Key=f"{prefix}/ingest/{shard}")
+
+    t0 = datetime.now(UTC)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env[mirror.SCRATCH_ENV] = str(tmp_path / "another-node")
+    cmd = [sys.executable, "-m", "flows.cli", "clean", "--output", run_url]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
+    assert ours == [
+        f"lmpipe: error: {run_url}/ingest/{shard} not found (deleted after its stage finished?):"
+        f" rerun the ingest stage, which wrote it: delete {run_url}/ingest and run `lmpipe ingest"
+        f" --output {run_url}` again (with the run's --config and --input)"
+    ]
+    body = {"sort": "EXPECTED_START_TIME_DESC", "limit": 200}
+    runs = [
+        (r["run_count"], r["state_name"])
+        for r in asyncio.run(_post("/task_runs/filter", body))
+        if datetime.fromisoformat(r["created"]) >= t0 and r["name"].startswith("clean")
+    ]
+    assert runs == [(1, "Failed")]  # one attempt: no retry

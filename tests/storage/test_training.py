@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,6 +18,7 @@ from flows.cli import error_line
 from pipeline import mirror
 from pipeline.config import load_config
 from pipeline.layout import RunLayout
+from pipeline.shard_io import MissingFile
 from pipeline.stage import read_manifest
 from pipeline.train.launch import launch_pretrain
 from pipeline.train.local_copy import PUSH_SECONDS_ENV, pull_tokenize
@@ -82,9 +85,52 @@ def test_token_shards_come_down_once_verified_by_the_manifest_sha256(
         pull_tokenize(RunLayout(run_url).tokenize)
     expected = f"s3://{bucket}/{key}: sha256 "
     assert expected in str(err.value) and "differs from" in str(err.value)
-    assert "rerun that stage" in str(err.value)
+    assert f"rerun the tokenize stage, which wrote it: delete {run_url}/tokenize and" in str(
+        err.value
+    )
     assert error_line(err.value) == str(err.value)  # what `lmpipe` prints: the message alone
     assert not (RunLayout(run_url).tokenize / shards[0]).exists()
+
+
+def test_a_deleted_token_object_is_named_with_the_stage_to_rerun(
+    s3, dedup_dir, tmp_path, monkeypatch, prefect_harness
+):
+    """Issue 33 row 14: `lmpipe pretrain` said `pretrain failed: <bucket>/runs/...` (the bare key,
+    no "not found"); now the object's URL, that it is not there and the stage to rerun."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.train.helpers import TINY
+
+    run_url = _tokenized_bucket_run(s3, dedup_dir, tmp_path / "node", monkeypatch)
+    shard = read_manifest(RunLayout(run_url).tokenize)["train"]["shard_stats"][0]["shard"]
+    bucket, prefix = run_url.removeprefix("s3://").split("/", 1)
+    s3.client().delete_object(Bucket=bucket, Key=f"{prefix}/tokenize/train/{shard}")
+    expected = (
+        f"{run_url}/tokenize/train/{shard} not found (deleted after its stage finished?): rerun"
+        f" the tokenize stage, which wrote it: delete {run_url}/tokenize and run `lmpipe tokenize"
+        f" --output {run_url}` again (with the run's --config)"
+    )
+    with pytest.raises(MissingFile) as err:
+        pull_tokenize(RunLayout(run_url).tokenize)
+    assert str(err.value) == expected
+
+    args = ["pretrain", "--output", run_url]
+    for override in TINY:
+        args += ["--set", override]
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env[mirror.SCRATCH_ENV] = str(tmp_path / "another-node")
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
+    assert ours == [f"lmpipe: pretrain failed: {expected}"]
 
 
 def _lmpipe_pretrain(run_url: str, scratch, tmp_path, *sets: str, command=("pretrain",)):

@@ -12,13 +12,12 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
-import pyarrow as pa
-
 from pipeline.base_config import config_hash
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.decontaminate.evalsets import build_index, eval_files
 from pipeline.decontaminate.ngrams import EvalIndex
 from pipeline.parallel import ParallelConfig, map_units
+from pipeline.shard_io import read_arrow
 from pipeline.stage import (
     Progress,
     RejectedLedger,
@@ -46,7 +45,7 @@ def _index(path: str) -> EvalIndex:
 def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, index: str) -> dict:
     """Write the kept rows and the rejected ledger of one input shard; returns its counts."""
     eval_index, unit = _index(index), Path(shard).stem
-    table = pa.ipc.open_file(pa.memory_map(shard)).read_all()
+    table = read_arrow(shard)
     docs = ShardWriter(Path(out_dir), unit, table.schema, compression=cfg.compression)
     rejected = RejectedLedger(Path(out_dir), unit, STAGE)
     try:

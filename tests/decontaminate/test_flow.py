@@ -19,6 +19,7 @@ from tests.helpers import read_shards
 WARC = next(p for p in REAL_WARCS if p.name.startswith("dolma-sample-0000"))
 
 
+@pytest.mark.slow  # three data flow runs, about a minute on 2 cores
 def test_enabled_it_runs_between_dedup_and_tokenize(tmp_path, prefect_harness):
     run_dir = tmp_path / "run"
     base = [f"inputs=[{WARC}]", f"run_dir={run_dir}"]

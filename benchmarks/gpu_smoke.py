@@ -1,11 +1,13 @@
 """Ready for the first GPU: minutes of sharded pretraining that say whether the machine works.
 
     .venv/bin/python benchmarks/gpu_smoke.py [--steps N] [--run-dir RUN] [--cpu] [--set k=v]...
+    .venv/bin/python benchmarks/gpu_smoke.py [--cpu | --gpu] --build-tokens RUN
 
 With CUDA (the GPU mode, under 5 minutes on one machine): configs/124m.yaml's GPT-2-124M-shaped
 model (vocabulary padded to 50,304) trains for `--steps` optimizer steps with FSDP2 on every
 visible GPU, bf16 (FSDP2's mixed-precision policy) and flash-attn's varlen kernel when the package
-is installed (SDPA otherwise). Without a GPU, or with `--cpu` (the CPU mode `make test` runs):
+is installed (else `pretrain.masked_attention`: SDPA's dense mask, or `--set
+pretrain.masked_attention=flex`). Without a GPU, or with `--cpu` (the CPU mode `make test` runs):
 configs/demo.yaml's model on 2 CPU ranks, FSDP2 over gloo, a few steps.
 
 Three launches through the pipeline's own launcher (`launch_pretrain`: `python -m pipeline.train`,
@@ -23,6 +25,13 @@ mode) the whole smoke took less than `--budget` seconds. Exit code 0 when every 
 Token shards: `--run-dir` with a finished tokenize stage, else built from the bundled sample
 (ingest, main-content text, the tokenize stage) in a scratch directory. On a GPU with less than
 ~40 GB, `--set pretrain.micro_batch_size=8` halves the activations (124m.yaml has 16).
+
+A machine with only an accelerator image (torch, lightning, pyarrow, tokenizers, tiktoken,
+safetensors, peft, transformers, numpy, pyyaml; issue 35) runs the smoke with `--run-dir` and
+benchmarks/device-requirements.txt installed: build the run elsewhere with `--build-tokens RUN`
+(`--gpu` for the GPU mode's shards, `--cpu` for the CPU mode's) and carry RUN/tokenize. Training
+imports neither MLflow (off here) nor Prefect, and nothing of the data stages.
+benchmarks/image_venv_check.sh proves it in a venv of those packages.
 """
 
 from __future__ import annotations
@@ -49,7 +58,6 @@ sys.path.insert(0, str(REPO))
 from pipeline.config import PipelineConfig, load_config  # noqa: E402
 from pipeline.stage import read_manifest  # noqa: E402
 from pipeline.train.launch import TrainingFailed, launch_pretrain  # noqa: E402
-from pipeline.train.metrics import read_metrics  # noqa: E402
 
 GPU_CONFIG = REPO / "configs" / "124m.yaml"
 CPU_CONFIG = REPO / "configs" / "demo.yaml"
@@ -88,11 +96,11 @@ def cpu_mode() -> Mode:
     return Mode("cpu", CPU_CONFIG, 2, 8, 1e-4, 0.0, cpu)
 
 
-def detect_mode(force_cpu: bool) -> Mode:
+def detect_mode(force_cpu: bool, force_gpu: bool = False) -> Mode:
     import torch
 
-    if torch.cuda.is_available() and not force_cpu:
-        return gpu_mode(torch.cuda.device_count())
+    if force_gpu or (torch.cuda.is_available() and not force_cpu):
+        return gpu_mode(max(1, torch.cuda.device_count()))
     return cpu_mode()
 
 
@@ -126,6 +134,19 @@ def token_shards(args, cfg: PipelineConfig, scratch: Path) -> Path:
     return scratch
 
 
+def build_run(cfg: PipelineConfig, run_dir: Path) -> Path:
+    """`run_dir/tokenize/` alone (what `--run-dir` needs): the stage built in a scratch directory
+    next to it, the ingest and text shards left behind."""
+    from benchmarks.train import build_tokens
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "tokenize").exists():
+        raise SystemExit(f"{run_dir / 'tokenize'} exists")
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".build-") as scratch:
+        os.replace(build_tokens(Path(scratch), cfg.tokenize), run_dir / "tokenize")
+    return run_dir
+
+
 def launch(cfg: PipelineConfig, run_dir: Path, stage_dir: Path, log: Path) -> dict:
     """One `launch_pretrain`; progress lines on the console, everything in `log`."""
     with log.open("a") as out:
@@ -153,18 +174,22 @@ class Report:
 
 
 def losses(stage_dir: Path) -> tuple[dict[int, float], list[dict], list[dict]]:
+    from pipeline.train.metrics import read_metrics  # Lightning: not before training needs it
+
     train, val = read_metrics(stage_dir)
     return {r["step"]: r["loss"] for r in train}, train, val
 
 
-def describe_hardware(mode: Mode) -> str:
+def describe_hardware(mode: Mode, cfg: PipelineConfig) -> str:
     import torch
 
     from pipeline.model.attention import flash_attn_varlen_func
 
     if mode.name == "cpu":
         return f"cpu: {mode.devices} ranks (gloo), fp32, SDPA"
-    kernel = "flash-attn varlen" if flash_attn_varlen_func is not None else "SDPA"
+    masked = {"sdpa": "SDPA's dense mask", "flex": "flex_attention"}[cfg.pretrain.masked_attention]
+    masked = masked if cfg.pretrain.document_masking else "not masked"
+    kernel = "flash-attn varlen" if flash_attn_varlen_func is not None else f"documents: {masked}"
     name = torch.cuda.get_device_name(0)
     return f"gpu: {mode.devices} x {name} (NCCL), FSDP2 bf16, {kernel}"
 
@@ -207,14 +232,20 @@ def check_run(report: Report, full_dir: Path, resumed_dir: Path, steps: int, tol
 
 def run(args) -> int:
     t0 = time.time()
-    mode = detect_mode(args.cpu)
+    mode = detect_mode(args.cpu, args.gpu)
+    if args.build_tokens:
+        target = Path(args.build_tokens).resolve()
+        run_dir = build_run(smoke_config(mode, 2, args.overrides), target)
+        print(f"gpu_smoke: {mode.name} mode token shards in {run_dir}/tokenize", flush=True)
+        return 0
     steps = args.steps or mode.steps
     tol = args.tolerance or mode.tolerance
     budget = mode.budget_seconds if args.budget is None else args.budget
     cfg = smoke_config(mode, steps, args.overrides)
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="gpu-smoke-")).resolve()
     scratch.mkdir(parents=True, exist_ok=True)
-    print(f"gpu_smoke: {describe_hardware(mode)}; {steps} steps; scratch {scratch}", flush=True)
+    hardware = describe_hardware(mode, cfg)
+    print(f"gpu_smoke: {hardware}; {steps} steps; scratch {scratch}", flush=True)
     run_dir = token_shards(args, cfg, scratch)
     full_dir, resumed_dir = scratch / "uninterrupted" / "pretrain", scratch / "resumed" / "pretrain"
     log = scratch / "training.log"
@@ -251,12 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-dir", help="a run with a finished tokenize stage (default: build one)")
     ap.add_argument("--scratch", help="working directory (default: a new temporary one)")
     ap.add_argument("--cpu", action="store_true", help="the CPU mode even when a GPU is visible")
+    ap.add_argument("--gpu", action="store_true", help="the GPU mode's config (for --build-tokens)")
+    ap.add_argument(
+        "--build-tokens",
+        metavar="RUN",
+        help="only build RUN/tokenize for the mode (needs the project venv), then exit",
+    )
     ap.add_argument("--tolerance", type=float, help="largest loss difference after the resume")
     ap.add_argument("--budget", type=float, help="seconds the smoke may take (0 = no limit)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     args = ap.parse_args(argv)
     if args.steps is not None and (args.steps < 2 or args.steps % 2):
         ap.error("--steps must be an even number of at least 2")
+    if args.cpu and args.gpu:
+        ap.error("--cpu and --gpu exclude each other")
     return run(args)
 
 

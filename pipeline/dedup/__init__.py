@@ -6,7 +6,19 @@ Output: `<run>/dedup/`, the curated corpus, plus `rejected/` (reason `exact_dupl
 `cluster_id`, `status`) and `index/` (signatures of the kept documents, for incremental runs).
 """
 
+# The stage runs are imported lazily: `pipeline.config` needs only the config, and a training
+# process must not import the stage's imports (the accelerator image has none; issue 35).
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from pipeline.dedup.config import DedupConfig
-from pipeline.dedup.run import run_dedup
 
 __all__ = ["DedupConfig", "run_dedup"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("run_dedup",):
+        return getattr(importlib.import_module("pipeline.dedup.run"), name)
+    raise AttributeError(f"module 'pipeline.dedup' has no attribute {name!r}")

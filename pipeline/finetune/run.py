@@ -146,7 +146,7 @@ class FinetuneJob(TrainingJob):
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         title = f"finetune ({self.cfg.method}) {self.layout.run_dir.name}"
         curve = plot_loss_curve(self.out_dir, title)
-        paths = [curve, self.out_dir / MODEL_CONFIG_FILE]
+        paths = [p for p in (curve, self.out_dir / MODEL_CONFIG_FILE) if p is not None]
         self.mlflow_run = log_training_artifacts(self.trainer, paths)
         self._write_manifest()
 

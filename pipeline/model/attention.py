@@ -3,15 +3,22 @@
 Backends, chosen per batch:
 - flash-attn's `flash_attn_varlen_func` (cu_seqlens) when the package is importable, the tensors
   are on CUDA and in fp16/bf16: documents of a packed batch are separate sequences to it;
-- otherwise `F.scaled_dot_product_attention`: `is_causal=True` when no row has a document
-  boundary (the flash kernel on CUDA bf16 and on CPU), else a block-diagonal causal boolean mask
-  (the CPU flash kernel accepts it; on CUDA PyTorch picks the memory-efficient kernel).
+- otherwise, for a batch with a document boundary, the kernel `DecoderLM.masked_attention` names
+  (`pretrain.masked_attention`):
+  - `sdpa`: `F.scaled_dot_product_attention` with a block-diagonal causal boolean mask (the CPU
+    flash kernel accepts it; on CUDA PyTorch picks the memory-efficient kernel);
+  - `flex`: PyTorch's `flex_attention` with a document `BlockMask` (torchtitan's way): blocks
+    between documents are skipped, no (B, 1, T, T) mask is read. Compiled on CUDA (the fused
+    kernel); on CPU it runs eagerly and forward only (torch has no CPU backward for it);
+- a batch without boundaries: SDPA with `is_causal=True` (its flash kernel on CUDA and on CPU).
 A token never attends across an EOD, on every backend.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +61,12 @@ class AttentionLayout:
     """(docs + 1,) int32 start offsets of documents in the flattened batch (flash-attn varlen)."""
     max_seqlen: int = 0
     """Longest document in the batch (flash-attn varlen)."""
+    block_mask: Any = None
+    """flex_attention's `BlockMask` of the documents (the `flex` kernel)."""
+
+
+MaskedKernel = Literal["sdpa", "flex"]
+"""How a batch with document boundaries is attended when flash-attn's varlen kernel cannot run."""
 
 
 def varlen_usable(x: torch.Tensor) -> bool:
@@ -66,7 +79,12 @@ def varlen_usable(x: torch.Tensor) -> bool:
 
 
 def build_layout(
-    doc_ids: torch.Tensor | None, T: int, past: int, device: torch.device, varlen: bool
+    doc_ids: torch.Tensor | None,
+    T: int,
+    past: int,
+    device: torch.device,
+    varlen: bool,
+    masked: MaskedKernel = "sdpa",
 ) -> AttentionLayout:
     """The layout of T new tokens after `past` cached ones; `doc_ids` (B, T) or None."""
     if past:
@@ -82,6 +100,8 @@ def build_layout(
         return AttentionLayout(causal=True)
     if varlen:
         return _varlen_layout(doc_ids)
+    if masked == "flex":
+        return AttentionLayout(causal=False, block_mask=document_block_mask(doc_ids))
     B = doc_ids.shape[0]
     same_doc = doc_ids[:, :, None] == doc_ids[:, None, :]  # (B, T, T)
     causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
@@ -101,11 +121,48 @@ def _varlen_layout(doc_ids: torch.Tensor) -> AttentionLayout:
     return AttentionLayout(causal=False, cu_seqlens=cu_seqlens, max_seqlen=max_seqlen)
 
 
+def document_block_mask(doc_ids: torch.Tensor):  # (B, T) -> flex_attention BlockMask
+    """flex_attention's mask of packed documents: causal within a document, nothing across.
+
+    Built once per forward and shared by every layer; its mask_mod reads `doc_ids`. A block
+    (128 x 128 tokens) wholly between two documents is skipped by the kernel, one wholly inside
+    a document's causal part runs unmasked.
+    """
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    B, T = doc_ids.shape
+
+    def document_causal(b, h, q_idx, kv_idx):
+        return (doc_ids[b, q_idx] == doc_ids[b, kv_idx]) & (kv_idx <= q_idx)
+
+    return create_block_mask(document_causal, B, None, T, T, device=doc_ids.device)
+
+
+_compiled_flex: Callable[..., torch.Tensor] | None = None
+
+
+def flex_kernel(device_type: str) -> Callable[..., torch.Tensor]:
+    """flex_attention, compiled on CUDA (eager flex materialises the score matrix there; like
+    torchtitan, always compiled); eager elsewhere: on CPU, torch 2.13's eager flex runs the
+    forward in a fraction of a second where compiling it took ~30 s on 2 busy cores. Inside a
+    compiled block the surrounding torch.compile traces it either way."""
+    global _compiled_flex
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device_type != "cuda":
+        return flex_attention
+    if _compiled_flex is None:
+        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+    return _compiled_flex
+
+
 def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: AttentionLayout
 ) -> torch.Tensor:  # q: (B, H, T, hd); k, v: (B, KV, S, hd) -> (B, H, T, hd)
     if layout.cu_seqlens is not None:
         return _attend_varlen(q, k, v, layout)
+    if layout.block_mask is not None:
+        return _attend_flex(q, k, v, layout)
     return F.scaled_dot_product_attention(
         q,
         k,
@@ -125,6 +182,17 @@ def _attend_varlen(q, k, v, layout: AttentionLayout) -> torch.Tensor:
     cu, n = layout.cu_seqlens, layout.max_seqlen
     y = flash_attn_varlen_func(flat(q), flat(k), flat(v), cu, cu, n, n, causal=True)
     return y.view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
+
+
+def _attend_flex(q, k, v, layout: AttentionLayout) -> torch.Tensor:
+    if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
+        raise NotImplementedError(
+            "the `flex` masked-attention kernel has no backward on CPU (torch's flex_attention is "
+            "forward-only there): train on CPU with `pretrain.masked_attention: sdpa`"
+        )
+    gqa = k.shape[1] != q.shape[1]
+    kernel = flex_kernel(q.device.type)
+    return kernel(q, k, v, block_mask=layout.block_mask, enable_gqa=gqa)  # (B, H, T, hd)
 
 
 class KVCache:

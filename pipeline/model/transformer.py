@@ -13,7 +13,13 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pipeline.model.attention import Attention, KVCache, build_layout, varlen_usable
+from pipeline.model.attention import (
+    Attention,
+    KVCache,
+    MaskedKernel,
+    build_layout,
+    varlen_usable,
+)
 from pipeline.model.config import ModelConfig
 from pipeline.model.layers import RMSNorm, RotaryEmbedding, SwiGLU
 
@@ -58,6 +64,9 @@ class DecoderLM(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
+        # The kernel of batches with document boundaries when flash-attn varlen cannot run (see
+        # attention.py); a run setting (`pretrain.masked_attention`), not a size: not in `cfg`.
+        self.masked_attention: MaskedKernel = "sdpa"
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -90,7 +99,8 @@ class DecoderLM(nn.Module):
             positions = torch.arange(past, past + T, device=idx.device).expand(B, T)
         x = self.model.embed_tokens(idx)  # (B, T, C)
         cos, sin = self.model.rotary_emb(positions)  # (B, 1, T, hd) each
-        layout = build_layout(doc_ids, T, past, idx.device, varlen_usable(x))
+        varlen = varlen_usable(x)
+        layout = build_layout(doc_ids, T, past, idx.device, varlen, self.masked_attention)
         for layer in self.model.layers:
             if layer.activation_checkpointing and self.training and torch.is_grad_enabled():
                 # A function call, not a wrapper module: parameter names stay HF's.

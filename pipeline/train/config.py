@@ -183,8 +183,22 @@ class PretrainConfig(TrainingConfig):
     """The network (sizes, RoPE, tying)."""
     document_masking: bool = True
     """Tokens of a packed sequence attend only within their own document (split at EOD)."""
+    masked_attention: Literal["sdpa", "flex"] = "sdpa"
+    """Kernel of a batch with document boundaries when flash-attn's varlen kernel cannot run
+    (not installed, not CUDA, not bf16/fp16): sdpa, SDPA with a dense (B, 1, T, T) mask; flex,
+    torch's flex_attention with a document block mask (GPU only for training: torch has no CPU
+    backward for it). Batches without a boundary take SDPA's causal kernel either way."""
     num_workers: int = Field(0, ge=0)
     """DataLoader worker processes per device (0 = load in the training process)."""
+
+    @model_validator(mode="after")
+    def _check_masked_attention(self) -> PretrainConfig:
+        if self.masked_attention == "flex" and self.document_masking and self.accelerator == "cpu":
+            raise ValueError(
+                "`pretrain.masked_attention: flex` cannot train on the CPU (torch's flex_attention "
+                "has no CPU backward): use sdpa there"
+            )
+        return self
 
 
 # Fields a checkpoint can be resumed under when they change: more steps continue the run, and

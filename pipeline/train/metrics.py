@@ -215,9 +215,13 @@ def read_metrics(out_dir: Path) -> tuple[list[dict], list[dict]]:
     return [train[k] for k in sorted(train)], [val[k] for k in sorted(val)]
 
 
-def plot_loss_curve(out_dir: Path, title: str) -> Path:
-    """`loss_curve.png`: train and validation loss against tokens seen."""
-    import matplotlib
+def plot_loss_curve(out_dir: Path, title: str) -> Path | None:
+    """`loss_curve.png`: train and validation loss against tokens seen; None without matplotlib
+    (an accelerator image may lack it: the curve is in `metrics.jsonl` all the same)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
 
     matplotlib.use("Agg")  # no display on servers
     import matplotlib.pyplot as plt

@@ -101,6 +101,8 @@ class PretrainModule(L.LightningModule):
         self.cfg = self.config_type.model_validate(train_cfg)
         torch.manual_seed(self.cfg.seed)  # the same init on every rank and every run
         self.model = DecoderLM(ModelConfig.model_validate(model_cfg))
+        if isinstance(self.cfg, PretrainConfig):  # fine-tuning batches have no documents
+            self.model.masked_attention = self.cfg.masked_attention
         if self.cfg.compile:
             compile_blocks(self.model)
         self._val_losses: list[torch.Tensor] = []

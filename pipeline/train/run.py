@@ -266,7 +266,8 @@ class PretrainJob(TrainingJob):
         self.weights_path = export_state_dict(weights, self.model_cfg, self.out_dir)
         title = f"{self.out_dir.parent.name}: {self.module.model.num_params():,} parameters"
         curve = plot_loss_curve(self.out_dir, title)
-        self.mlflow_run = log_training_artifacts(trainer, [curve, self.out_dir / MODEL_CONFIG_FILE])
+        paths = [p for p in (curve, self.out_dir / MODEL_CONFIG_FILE) if p is not None]
+        self.mlflow_run = log_training_artifacts(trainer, paths)
         self._write_manifest()
 
     def _write_manifest(self) -> None:

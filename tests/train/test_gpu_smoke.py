@@ -70,3 +70,39 @@ def test_gpu_mode_is_124m_with_fsdp_bf16_on_every_gpu():
     assert p.model.vocab_size == 50304 and p.max_steps == 40 and p.warmup_steps == 20
     assert (p.strategy, p.precision, p.accelerator, p.devices) == ("fsdp", "bf16-mixed", "gpu", 8)
     assert (p.checkpoint_interval, p.launcher, p.mlflow) == (20, "python", False)
+
+
+# Not on the accelerator image (issue 35): benchmarks/image_venv_check.sh runs the smoke in a venv
+# without them; this is its quick guard, in the project venv where they are all installed.
+NOT_ON_THE_IMAGE = ["mlflow", "prefect", "datasketch", "ftfy", "fastwarc", "resiliparse"]
+
+
+def test_the_smoke_and_the_training_process_import_nothing_the_image_lacks():
+    code = (
+        "import json, sys\n"
+        "import benchmarks.gpu_smoke, pipeline.train.__main__, pipeline.train.run\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = set(json.loads(proc.stdout.splitlines()[-1]))
+    assert not loaded & set(NOT_ON_THE_IMAGE), sorted(loaded & set(NOT_ON_THE_IMAGE))
+    assert {"pydantic", "torch", "lightning"} <= loaded  # the control: it did import training
+
+
+def test_the_device_requirements_are_pinned_from_the_lock():
+    lock = (REPO / "requirements.lock").read_text()
+    lines = (REPO / "benchmarks" / "device-requirements.txt").read_text().splitlines()
+    pins = [line for line in lines if line and not line.startswith("#")]
+    assert [p.split("==")[0] for p in pins][:2] == ["pydantic", "pydantic-core"]
+    for pin in pins:
+        assert re.search(rf"^{re.escape(pin)} \\", lock, re.M), pin
+
+
+def test_without_matplotlib_the_curve_is_skipped(tmp_path, monkeypatch):
+    from pipeline.train.metrics import plot_loss_curve
+
+    stage = _stage(tmp_path / "a", [7.6, 7.4], 7.3)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises
+    assert plot_loss_curve(stage, "no matplotlib") is None
+    assert not (stage / "loss_curve.png").exists()

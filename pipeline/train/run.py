@@ -42,7 +42,7 @@ from pipeline.train.metrics import (
 )
 from pipeline.train.module import PretrainModule
 from pipeline.train.resume import resume_checkpoint, settle_resume_checkpoint
-from pipeline.train.startup import StartupClock
+from pipeline.train.startup import FIRST_BATCH_PREFIX, StartupClock
 from pipeline.train.trainer import (
     CHECKPOINT_DIR,
     LAST,
@@ -188,18 +188,29 @@ class TrainingJob:
 
 
 class StartupReport(L.Callback):
-    """Prints a `StartupClock`'s line when the first training batch starts (rank 0, once)."""
+    """Prints a `StartupClock`'s line when the first training batch starts, and how long that
+    batch took when it ends (`first batch: ...`: with `compile` on, torch.compile builds the
+    blocks' forward and backward kernels in it). Rank 0, once."""
 
     def __init__(self, clock: StartupClock):
-        self.clock, self.done = clock, False
+        self.clock, self.done, self.first_batch = clock, False, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.done:
             return
         self.done = True
         self.clock.mark("fit set-up")
+        self.first_batch = time.time()
         if trainer.is_global_zero:
             print(self.clock.line(), flush=True)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.first_batch:
+            return
+        seconds, self.first_batch = time.time() - self.first_batch, 0.0
+        if trainer.is_global_zero:
+            compiled = "on" if getattr(pl_module.cfg, "compile", False) else "off"
+            print(f"{FIRST_BATCH_PREFIX}{seconds:.1f} s (compile {compiled})", flush=True)
 
 
 class PretrainJob(TrainingJob):

@@ -7,7 +7,9 @@ and the imports count) and marks phases as the process reaches them; a callback
     startup: 6.1 s to the first step: imports 3.2, data and model 0.4, MLflow 1.1, trainer 0.2,
     fit set-up 1.2
 
-The line goes to stdout, into the Prefect task's log; `benchmarks/startup.py` reads it.
+The line goes to stdout, into the Prefect task's log; `benchmarks/startup.py` reads it. A second
+line, `first batch: 41.2 s (compile on)`, follows the first micro-batch: with `pretrain.compile`
+that is where torch.compile's seconds go (`benchmarks/compile_bench.py` reads it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os
 import time
 
 STARTUP_PREFIX = "startup: "
+FIRST_BATCH_PREFIX = "first batch: "
+"""The line after the first training micro-batch: its seconds (torch.compile's, when on)."""
 
 
 def process_start_time() -> float:

@@ -55,3 +55,22 @@ def test_an_unused_prestarted_process_ends_quietly():
     proc, _ = launch._prestarted["pipeline.train"]
     launch.discard_prestarted()
     assert proc.returncode is not None and not launch._prestarted
+
+
+def test_the_first_batch_line_follows_the_startup_line_once(capsys):
+    """`first batch:` times the first micro-batch (torch.compile's seconds when it is on)."""
+    import re
+    from types import SimpleNamespace
+
+    from pipeline.train.run import StartupReport
+    from pipeline.train.startup import StartupClock
+
+    report = StartupReport(StartupClock())
+    trainer = SimpleNamespace(is_global_zero=True)
+    module = SimpleNamespace(cfg=SimpleNamespace(compile=True))
+    for batch_idx in range(2):
+        report.on_train_batch_start(trainer, module, None, batch_idx)
+        report.on_train_batch_end(trainer, module, None, None, batch_idx)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("startup: "), lines
+    assert re.fullmatch(r"first batch: \d+\.\d s \(compile on\)", lines[1]), lines

@@ -15,7 +15,7 @@
 # training process import none of them; the smoke passes. Also prints the size of the Python 3.12
 # (the image's python) manylinux wheels of device-requirements.txt: they must stay under 48 MiB.
 # Needs the project venv (.venv or /work/main/.venv via PROJECT_PY) for the token shards, and
-# PyPI or pip's cache for the wheels. About 3-5 minutes on 2 cores (RESULTS.md).
+# PyPI or pip's cache for the wheels. 2.5-5.5 minutes on 2 cores (RESULTS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)

@@ -9,7 +9,8 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 # A loaded 2-core machine can take longer than the default 20 s to start the ephemeral API.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: setup lock demo test test-slow test-all lint format bench clean ui-prefect ui-mlflow
+.PHONY: setup setup-gpu check-gpu-install lock demo test test-slow test-all lint format bench clean \
+	ui-prefect ui-mlflow
 
 setup: $(VENV)/.installed
 
@@ -23,6 +24,22 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 	touch $@
+
+# On a GPU machine: the CUDA build of the same torch (2.13.0 from PyPI, CUDA 13 wheels, several GB)
+# in place of the locked CPU build; everything else stays the lock's. Not in the lock: this
+# machine's pip config (/etc/xdg/pip) points at the CPU wheel, so pip runs without it here.
+# `make check-gpu-install` resolves that install without downloading it and lists what it adds.
+GPU_TORCH := PIP_CONFIG_FILE=/dev/null $(PY) -m pip install --isolated "torch==2.13.0" \
+	--index-url https://pypi.org/simple
+setup-gpu: setup
+	$(GPU_TORCH) -q
+	$(PY) -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, \
+		'GPUs', torch.cuda.device_count())"
+
+check-gpu-install: setup
+	$(GPU_TORCH) -q --dry-run --ignore-installed --report $(VENV)/gpu-install.json
+	$(PY) -c "import json; r = json.load(open('$(VENV)/gpu-install.json')); \
+		print('\n'.join(i['metadata']['name'] + ' ' + i['metadata']['version'] for i in r['install']))"
 
 # Re-resolve requirements.lock from pyproject.toml (after changing a dependency); commit both.
 # Pins already in the lock are kept (`make lock UPGRADE=--upgrade` moves everything to the newest).

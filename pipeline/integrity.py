@@ -54,9 +54,9 @@ def file_records(stage_dir: str | Path) -> tuple[dict[str, dict[str, Any]], dict
     return files, mtimes
 
 
-def changed_files(stage_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
-    """The recorded files of a finished stage that are missing or differ from the record, each as
-    `path (why)`; [] for a manifest from before files were recorded."""
+def changes(stage_dir: str | Path, manifest: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(path, why) of each recorded file of a finished stage that is missing or differs from the
+    record; [] for a manifest from before files were recorded."""
     stage_dir = Path(stage_dir)
     mtimes = manifest.get("file_mtimes", {})
     changed = []
@@ -65,10 +65,15 @@ def changed_files(stage_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
         try:
             st = path.stat()
         except FileNotFoundError:
-            changed.append(f"{path} (missing)")
+            changed.append((path, "missing"))
             continue
         if st.st_size != want["size"]:
-            changed.append(f"{path} ({st.st_size} bytes, was {want['size']})")
+            changed.append((path, f"{st.st_size} bytes, was {want['size']}"))
         elif st.st_mtime_ns != mtimes.get(rel) and file_sha256(path) != want["sha256"]:
-            changed.append(f"{path} (other bytes: sha256 differs)")
+            changed.append((path, "other bytes: sha256 differs"))
     return changed
+
+
+def changed_files(stage_dir: str | Path, manifest: dict[str, Any]) -> list[str]:
+    """`changes` as `path (why)` lines."""
+    return [f"{path} ({why})" for path, why in changes(stage_dir, manifest)]

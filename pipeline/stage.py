@@ -26,7 +26,14 @@ import pyarrow as pa
 
 from pipeline import __version__, mirror
 from pipeline.columns import record_batch
-from pipeline.integrity import MANIFEST, PROGRESS_DIR, changed_files, file_records, file_sha256
+from pipeline.integrity import (
+    MANIFEST,
+    PROGRESS_DIR,
+    changed_files,
+    changes,
+    file_records,
+    file_sha256,
+)
 
 REJECTED_DIR = "rejected"
 __all__ = ["MANIFEST", "PROGRESS_DIR", "file_sha256"]  # re-exported: the stage contract's names
@@ -99,13 +106,14 @@ def _same_run(m: dict[str, Any], inputs_fp: str, config_hash: str) -> bool:
     )
 
 
-def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[str]:
+def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[Path]:
     """The files of a finished stage that changed since its manifest recorded them (missing,
-    cut, replaced); each is reported once on stderr. [] for a run directory on an object store:
+    cut, replaced), reported in one stderr line. [] for a run directory on an object store:
     its objects are written whole and named by the manifest last (`pipeline/mirror.py`)."""
     if mirror.is_mirrored(stage_dir):
         return []
-    changed = changed_files(stage_dir, manifest)
+    found = changes(stage_dir, manifest)
+    changed = [f"{path} ({why})" for path, why in found]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         print(
@@ -114,7 +122,7 @@ def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[str]:
             file=sys.stderr,
             flush=True,
         )
-    return changed
+    return [path for path, _ in found]
 
 
 def temp_path(path: Path) -> Path:
@@ -254,8 +262,8 @@ class StageRun:
     inputs_fp: str
     config_hash: str
     started: float = field(default_factory=time.time)
-    damaged: bool = False
-    """A finished output whose files changed: `prepare` starts the stage over."""
+    damaged: list[Path] = field(default_factory=list)
+    """The changed files of a finished output: `prepare` starts the stage over."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -266,7 +274,7 @@ class StageRun:
         m = read_manifest(self.out_dir)
         if not m or not _same_run(m, self.inputs_fp, self.config_hash):
             return False
-        self.damaged = bool(damaged_output(self.out_dir, m))
+        self.damaged = damaged_output(self.out_dir, m)
         return not self.damaged
 
     def skip(self) -> StageResult:
@@ -277,12 +285,10 @@ class StageRun:
         some settings (training: more steps, another world size). A damaged output is not resumed:
         its unit ledger would take the damaged shards for done. A stage that names what it
         discards (training) loses only the changed files and resumes from its checkpoints."""
-        if self.damaged:
-            m = read_manifest(self.out_dir) or {}
-            for path in changed_files(self.out_dir, m) if discard is not None else ():
-                Path(path.rsplit(" (", 1)[0]).unlink(missing_ok=True)
-            if discard is None:
-                shutil.rmtree(self.out_dir, ignore_errors=True)
+        if self.damaged and discard is None:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+        for path in self.damaged if discard is not None else ():
+            path.unlink(missing_ok=True)
         prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
 
     def finish(

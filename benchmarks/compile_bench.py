@@ -4,7 +4,7 @@
                         [--steps demo=40,20m=8] [--pairs demo=60,20m=10] [--no-warm]
 
 Each size trains from the same seed on the same batches three times, each a fresh `python -m
-pipeline.train` process (the entry every launcher runs; MLflow off, CPU, validation only at the
+pipeline.pretrain` process (the entry every launcher runs; MLflow off, CPU, validation only at the
 end): eager, compiled with an empty inductor cache (what a first run pays), and compiled again
 on that cache (what a rerun pays; `--no-warm` skips it). From each run's `metrics.jsonl` (one row
 per step) and its output lines:
@@ -116,7 +116,7 @@ def train(run_dir: Path, out: Path, size: str, steps: int, compile_: bool, cache
         f"pretrain.checkpoint_interval={steps}",
         "pretrain.val_batches=4",
     ]
-    cmd = [sys.executable, "-m", "pipeline.train", "--config", str(CONFIG)]
+    cmd = [sys.executable, "-m", "pipeline.pretrain", "--config", str(CONFIG)]
     cmd += ["--run-dir", str(run_dir), "--output-dir", str(out)]
     for o in overrides:
         cmd += ["--set", o]
@@ -152,7 +152,7 @@ def alternate(run_dir: Path, size: str, pairs: int) -> dict[str, float]:
 
     from benchmarks.plain import PlainLoop
     from pipeline.config import load_config
-    from pipeline.train.module import compile_blocks
+    from pipeline.pretrain.module import compile_blocks
 
     overrides = [*SIZES[size], "pretrain.accelerator=cpu", f"pretrain.warmup_steps={pairs}"]
     cfg = load_config(CONFIG, overrides).pretrain

@@ -17,13 +17,13 @@ import shutil
 import time
 
 from benchmarks.sample import parse_args, sample_crawl
-from pipeline import mirror
 from pipeline.clean import run_clean
 from pipeline.config import load_config
+from pipeline.core.layout import RunLayout
 from pipeline.dedup import run_dedup
 from pipeline.ingest import run_ingest
-from pipeline.layout import RunLayout
-from pipeline.tokens import run_tokenize
+from pipeline.io import mirror
+from pipeline.tokenize import run_tokenize
 from tests.s3 import moto_server
 
 

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipeline.core.stage import fingerprint, write_manifest
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.stage import fingerprint, write_manifest
 from tests.dedup.labeled import CLEAN_SCHEMA, Doc, build_variants, load_pages, write_clean_run
 
 REPO = Path(__file__).resolve().parents[1]

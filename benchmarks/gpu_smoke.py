@@ -10,8 +10,8 @@ is installed (else `pretrain.masked_attention`: SDPA's dense mask, or `--set
 pretrain.masked_attention=flex`). Without a GPU, or with `--cpu` (the CPU mode `make test` runs):
 configs/demo.yaml's model on 2 CPU ranks, FSDP2 over gloo, a few steps.
 
-Three launches through the pipeline's own launcher (`launch_pretrain`: `python -m pipeline.train`,
-Lightning starting the other ranks), no training loop of its own:
+Three launches through the pipeline's own launcher (`launch_pretrain`:
+`python -m pipeline.pretrain`, Lightning starting the other ranks), no training loop of its own:
   1. the uninterrupted run of N steps;
   2. the same config stopped at N/2 (the warmup is N/2 long, so its lr schedule is the
      uninterrupted one's), then
@@ -56,8 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.config import PipelineConfig, load_config  # noqa: E402
-from pipeline.stage import read_manifest  # noqa: E402
-from pipeline.train.launch import TrainingFailed, launch_pretrain  # noqa: E402
+from pipeline.core.stage import read_manifest  # noqa: E402
+from pipeline.pretrain.launch import TrainingFailed, launch_pretrain  # noqa: E402
 
 GPU_CONFIG = REPO / "configs" / "124m.yaml"
 CPU_CONFIG = REPO / "configs" / "demo.yaml"
@@ -174,7 +174,7 @@ class Report:
 
 
 def losses(stage_dir: Path) -> tuple[dict[int, float], list[dict], list[dict]]:
-    from pipeline.train.metrics import read_metrics  # Lightning: not before training needs it
+    from pipeline.pretrain.metrics import read_metrics  # Lightning: not before training needs it
 
     train, val = read_metrics(stage_dir)
     return {r["step"]: r["loss"] for r in train}, train, val

@@ -88,8 +88,8 @@ import sys
 absent = sys.argv[1].split()
 sys.path.insert(0, ".")
 import benchmarks.gpu_smoke  # noqa: F401
-import pipeline.train.__main__  # noqa: F401
-import pipeline.train.run  # noqa: F401
+import pipeline.pretrain.__main__  # noqa: F401
+import pipeline.pretrain.run  # noqa: F401
 
 loaded = sorted({m.split(".")[0] for m in sys.modules} & set(absent))
 print("loaded:", loaded or "none of them")

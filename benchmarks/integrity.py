@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from pipeline.integrity import changed_files, file_records
-from pipeline.stage import read_manifest
+from pipeline.core.integrity import changed_files, file_records
+from pipeline.core.stage import read_manifest
 
 
 def best(fn, rounds: int) -> float:

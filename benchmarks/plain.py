@@ -1,8 +1,8 @@
 """The plain PyTorch training loop the pretraining benchmarks measure lmpipe against.
 
 The demo model, the pipeline's own dataset, seeded sampler and document-masking collate
-(`pipeline.train.run.token_data`), AdamW with the warmup + cosine schedule
-(`pipeline.train.module.build_optimizer`), gradient accumulation, clipping and the config's
+(`pipeline.pretrain.run.token_data`), AdamW with the warmup + cosine schedule
+(`pipeline.pretrain.module.build_optimizer`), gradient accumulation, clipping and the config's
 precision: what lmpipe's Lightning run does, without Lightning, MLflow or checkpoints. Light on
 imports on purpose: `benchmarks/startup.py` counts this module's start-up.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from pipeline.model import DecoderLM
-from pipeline.train.metrics import COMPUTE_DTYPE
-from pipeline.train.module import build_optimizer, next_token_loss
-from pipeline.train.run import token_data
+from pipeline.pretrain.metrics import COMPUTE_DTYPE
+from pipeline.pretrain.module import build_optimizer, next_token_loss
+from pipeline.pretrain.run import token_data
 
 
 class PlainLoop:

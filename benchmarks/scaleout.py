@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pipeline.clean import CleanConfig, run_clean
 from pipeline.config import load_config
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.ingest import run_ingest
-from pipeline.parallel import ParallelConfig
 from tests.helpers import tree_digest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -37,7 +37,7 @@ STARTUP_LINE = re.compile(r"startup: ([\d.]+) s to the first step: (.*)$")
 
 def plain_main(run_dir: Path, steps: int, config: str) -> None:
     """The plain loop, in this process (its start-up counts): prints when its first step starts."""
-    from pipeline.train.startup import StartupClock
+    from pipeline.pretrain.startup import StartupClock
 
     clock = StartupClock()
     import torch

@@ -10,7 +10,7 @@ Rows, all over the same documents and the same tokenizer (trained by the stage o
 - floor: the texts already in memory, `Tokenizer.encode_batch` over batches of the stage's size;
 - the stage with `tokenizer_path` (read shards, encode on `--workers` threads, write shards);
 - tiktoken alone: its engine on our vocabulary with the ByteLevel split pattern (what the stage
-  encodes with, pipeline/tokens/engine.py), over the texts in memory; GPT-2's own encoding needs
+  encodes with, pipeline/tokenize/engine.py), over the texts in memory; GPT-2's own encoding needs
   its vocab files from the network (none here). The token agreement is printed, and so is the
   agreement of the stage's token shards with HF `encode_batch`, document by document.
 Each row takes the best of `--rounds` interleaved rounds (the machine is shared).
@@ -37,15 +37,15 @@ import pyarrow as pa  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.stage import ShardWriter, fingerprint, list_shards, write_manifest  # noqa: E402
-from pipeline.tokens import TokenizeConfig, run_tokenize  # noqa: E402
-from pipeline.tokens.encode import DocumentEncoder, document_encoder  # noqa: E402
-from pipeline.tokens.shards import (  # noqa: E402
+from pipeline.core.stage import ShardWriter, fingerprint, list_shards, write_manifest  # noqa: E402
+from pipeline.tokenize import TokenizeConfig, run_tokenize  # noqa: E402
+from pipeline.tokenize.encode import DocumentEncoder, document_encoder  # noqa: E402
+from pipeline.tokenize.shards import (  # noqa: E402
     load_token_shard,
     read_token_index,
     token_shard_paths,
 )
-from pipeline.tokens.tokenizer import load_document_tokenizer  # noqa: E402
+from pipeline.tokenize.tokenizer import load_document_tokenizer  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
 FLOOR = "floor: bare Tokenizer.encode_batch loop"

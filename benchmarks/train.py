@@ -44,9 +44,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.plain import PlainLoop  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.stage import ShardWriter, list_shards, write_manifest  # noqa: E402
-from pipeline.train.metrics import COMPUTE_DTYPE, peak_flops_per_device, read_metrics  # noqa: E402
-from pipeline.train.run import run_pretrain  # noqa: E402
+from pipeline.core.stage import ShardWriter, list_shards, write_manifest  # noqa: E402
+from pipeline.pretrain.metrics import COMPUTE_DTYPE, peak_flops_per_device, read_metrics  # noqa: E402
+from pipeline.pretrain.run import run_pretrain  # noqa: E402
 
 SAMPLE = REPO / "data" / "sample" / "python-docs.warc.gz"
 
@@ -56,7 +56,7 @@ def build_tokens(scratch: Path, tokenize_cfg) -> Path:
     from resiliparse.extract.html2text import extract_plain_text
 
     from pipeline.ingest import IngestConfig, run_ingest
-    from pipeline.tokens import run_tokenize
+    from pipeline.tokenize import run_tokenize
 
     run_ingest(IngestConfig(workers=1), [str(SAMPLE)], scratch / "ingest")
     table = pa.concat_tables(

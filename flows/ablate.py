@@ -31,12 +31,12 @@ from pipeline.ablate.variants import (
     shared_stages,
 )
 from pipeline.config import PipelineConfig
-from pipeline.layout import RunLayout
-from pipeline.runlock import run_lock
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import fingerprint, read_manifest, write_json_atomic
+from pipeline.io.runlock import run_lock
+from pipeline.pretrain.launch import launch_pretrain
 from pipeline.scaling.ladder import tokens_per_step
-from pipeline.stage import fingerprint, read_manifest, write_json_atomic
 from pipeline.stages import TOKENS, is_active
-from pipeline.train.launch import launch_pretrain
 
 SCORES_FILE = "eval_scores.json"
 

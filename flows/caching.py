@@ -18,10 +18,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__, mirror
-from pipeline.base_config import config_hash
-from pipeline.layout import RunLayout
-from pipeline.stage import damaged_output, fingerprint, read_manifest, write_json_atomic
+from pipeline import __version__
+from pipeline.core.base_config import config_hash
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import damaged_output, fingerprint, read_manifest, write_json_atomic
+from pipeline.io import mirror
 from pipeline.stages import is_active, side_inputs, upstream
 from pipeline.stages import stage as table_entry
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from flows import registry_cli
 from flows.ephemeral import start_early
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
+from pipeline.core.layout import RunLayout
+from pipeline.core.shard_io import UNREADABLE
+from pipeline.core.stage import MissingUpstreamError, upstream_fingerprint
 from pipeline.ingest.sources import InputError, resolve_inputs
-from pipeline.layout import RunLayout
-from pipeline.mirror import ChecksumError, is_url
-from pipeline.runlock import RunDirError, describe, run_lock
-from pipeline.shard_io import UNREADABLE
-from pipeline.stage import MissingUpstreamError, upstream_fingerprint
+from pipeline.io.mirror import ChecksumError, is_url
+from pipeline.io.runlock import RunDirError, describe, run_lock
+from pipeline.pretrain.launch import NotEnoughTokens
 from pipeline.stages import DATA_STAGES, STAGE_ORDER, STAGES, TRAINING_STAGES, active, upstream
-from pipeline.train.launch import NotEnoughTokens
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
 USER_ERRORS = (
@@ -170,7 +170,7 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
         results = data_flow(cfg, stages=stages)
     for stage, res in results.items():
         print(f"{stage}: {res['counts']} -> {res['output_dir']}")
-    from pipeline.report import print_report
+    from flows.report import print_report
 
     print_report(RunLayout(cfg.run_dir).run_dir)
 
@@ -179,13 +179,13 @@ def _run_data(cfg: PipelineConfig, stages: list[str] | None) -> None:
 def started_early(cfg: PipelineConfig, stages: list[str] | None) -> Iterator[None]:
     """The temporary Prefect API server starts now (`flows.ephemeral.start_early`); when
     pretraining is the first stage to run, its process too, importing torch and Lightning
-    meanwhile (`pipeline.train.launch.prestart`; an unused one ends with the block)."""
-    from pipeline.train import launch
+    meanwhile (`pipeline.pretrain.launch.prestart`; an unused one ends with the block)."""
+    from pipeline.pretrain import launch
 
     start_early()
     first = next((s for s in STAGE_ORDER if not stages or s in stages), None)
     if first == "pretrain" and launch.pretrain_would_start(cfg, cfg.run_dir):
-        launch.prestart("pipeline.train")
+        launch.prestart("pipeline.pretrain")
     try:
         yield
     finally:
@@ -193,7 +193,7 @@ def started_early(cfg: PipelineConfig, stages: list[str] | None) -> Iterator[Non
 
 
 def _run_training(cfg: PipelineConfig, stages: list[str]) -> int:
-    from pipeline.train.launch import TrainingFailed, TrainingTimeout
+    from pipeline.pretrain.launch import TrainingFailed, TrainingTimeout
 
     _check_local_for_training(cfg, stages)
     try:
@@ -229,7 +229,7 @@ def _run_scaling(cfg: PipelineConfig) -> int:
 
 def _evaluate_model(cfg: PipelineConfig, model: str, tasks: list[str] | None) -> int:
     """`lmpipe evaluate --model URI [--tasks ...]`: print the scores as JSON."""
-    from pipeline.registry.register import tracking_uri
+    from pipeline.register.register import tracking_uri
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri(cfg.registry)  # models:/ resolves here
     start_early()
@@ -255,7 +255,8 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 
 # Training stages that run on a bucket's run directory, on a local copy their launcher pulls and
-# pushes (`pipeline/train/local_copy.py`), in pipeline order; the others need a local run directory.
+# pushes (`pipeline/pretrain/local_copy.py`), in pipeline order; the others need a local run
+# directory.
 BUCKET_TRAINING = tuple(s.name for s in STAGES if s.kind == "training" and s.on_bucket)
 
 
@@ -281,7 +282,7 @@ def _run_pipeline(cfg: PipelineConfig, stages: list[str] | None) -> int:
         from flows.end_to_end import pipeline_flow
 
         state = pipeline_flow(cfg, stages=stages, return_state=True)
-    from pipeline.report import print_report
+    from flows.report import print_report
 
     print_report(RunLayout(cfg.run_dir).run_dir)
     if not state.is_completed():
@@ -305,7 +306,7 @@ def _run_refresh(cfg: PipelineConfig) -> int:
         return 1
     result = state.result()
     if result["snapshot"]:
-        from pipeline.report import print_report
+        from flows.report import print_report
 
         print_report(Path(result["snapshot"]))
         print(
@@ -328,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LMPIPE_TRACEBACKS"] = "1" if args.debug else "0"  # read by flows/common.py
     try:
         if args.command == "report":
+            from flows.report import print_report, render_markdown
             from pipeline.ablate.report import REPORT_FILE, is_ablation
-            from pipeline.report import print_report, render_markdown
 
             run_dir = RunLayout(args.run_dir).run_dir  # a bucket's run: its mirror path
             if not is_url(args.run_dir) and not run_dir.is_dir():

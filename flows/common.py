@@ -20,12 +20,12 @@ from prefect.logging.handlers import PrefectConsoleHandler
 from flows.ephemeral import adopt_early
 from flows.ephemeral import install as _install_server_watch
 from flows.params import resolve_config
-from pipeline import mirror
 from pipeline.config import ConfigError
+from pipeline.core.shard_io import UNREADABLE
+from pipeline.core.stage import MissingUpstreamError, StageResult
 from pipeline.ingest.sources import InputError
-from pipeline.runlock import describe, run_lock
-from pipeline.shard_io import UNREADABLE
-from pipeline.stage import MissingUpstreamError, StageResult
+from pipeline.io import mirror
+from pipeline.io.runlock import describe, run_lock
 
 # Here rather than in flows/__init__.py, so that `import flows.cli` costs no Prefect import.
 adopt_early()  # the temporary API server the CLI started before importing Prefect, if any

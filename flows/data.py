@@ -12,9 +12,9 @@ from prefect.events import emit_event
 from flows.caching import cache_key_fn, run_stages
 from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
 from flows.params import DATA_STAGES, DataStage, documented
+from flows.report import reason_rows, render_markdown
 from pipeline.config import PipelineConfig
-from pipeline.layout import RunLayout
-from pipeline.report import reason_rows, render_markdown
+from pipeline.core.layout import RunLayout
 from pipeline.stages import STAGES, TOKENS, Stage, upstream
 
 # Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.

@@ -1,5 +1,5 @@
 """The refresh flow (`lmpipe refresh`, the corpus-refresh deployment): a new immutable snapshot
-of the inputs that are new since the last one (`pipeline/refresh.py`, ARCHITECTURE.md).
+of the inputs that are new since the last one (`pipeline/refresh/snapshot.py`, ARCHITECTURE.md).
 
 Each run lists the inputs, skips those an earlier snapshot ingested, builds the corpus of the new
 ones in `<refresh.root>/<UTC start time>/` with the data stages (deduplicated against every earlier
@@ -22,7 +22,7 @@ from flows.data import announce_corpus, build_corpus
 from flows.params import documented, resolve_config
 from pipeline.config import PipelineConfig
 from pipeline.ingest.sources import fingerprint_inputs, known_fingerprints
-from pipeline.refresh import (
+from pipeline.refresh.snapshot import (
     LATEST,
     complete_snapshots,
     finish_snapshot,
@@ -128,7 +128,7 @@ def _empty(
 
 def _prune(config: PipelineConfig, root: Path, logger: Any) -> None:
     """`refresh.keep_last`: older snapshots go unless a registered version was trained on one."""
-    from pipeline.registry.register import trained_run_dirs
+    from pipeline.register.register import trained_run_dirs
 
     keep, shared = config.refresh.keep_last, config.refresh.shared_tokenizer
     for gone in prune_snapshots(root, keep, trained_run_dirs(config.registry), shared):

@@ -12,9 +12,9 @@ from prefect.artifacts import create_link_artifact
 from flows.caching import cache_key_fn
 from flows.common import retry_when, summary
 from pipeline.config import PipelineConfig, config_hash
-from pipeline.registry.lineage import locate
-from pipeline.registry.register import is_transient, run_register, tracking_uri
-from pipeline.stage import fingerprint, read_manifest
+from pipeline.core.stage import fingerprint, read_manifest
+from pipeline.register.lineage import locate
+from pipeline.register.register import is_transient, run_register, tracking_uri
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui` default, for a local sqlite store
 

@@ -55,7 +55,7 @@ def run_command(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    from pipeline.registry.register import tracking_uri
+    from pipeline.register.register import tracking_uri
 
     uri = tracking_uri(cfg.registry)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # models:/ URIs resolve against this registry
@@ -65,7 +65,7 @@ def run_command(args: argparse.Namespace, cfg: PipelineConfig) -> int:
         if args.command == "generate":
             return _generate(args)
         if args.command == "export-hf":
-            from pipeline.registry.export_hf import export_hf
+            from pipeline.register.export_hf import export_hf
 
             print(export_hf(args.model, args.output))
     except MlflowException as err:
@@ -75,8 +75,8 @@ def run_command(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 
 
 def _promote(args: argparse.Namespace, cfg: PipelineConfig) -> int:
-    from pipeline.registry.promote import force_promote
-    from pipeline.registry.register import client_for
+    from pipeline.register.promote import force_promote
+    from pipeline.register.register import client_for
 
     decision = force_promote(client_for(cfg.registry), args.name, args.version, args.note)
     before = f" (was v{decision.previous})" if decision.previous else ""
@@ -87,7 +87,7 @@ def _promote(args: argparse.Namespace, cfg: PipelineConfig) -> int:
 def _generate(args: argparse.Namespace) -> int:
     import mlflow
 
-    from pipeline.registry.pyfunc import PROMPT_COLUMN
+    from pipeline.register.pyfunc import PROMPT_COLUMN
 
     params = {
         "max_new_tokens": args.max_new_tokens,

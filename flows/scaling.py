@@ -16,11 +16,11 @@ from prefect.artifacts import create_markdown_artifact
 from flows.common import holds_run_dir, progress_reporter, summary
 from flows.params import documented
 from pipeline.config import PipelineConfig
-from pipeline.layout import RunLayout
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import upstream_fingerprint
+from pipeline.pretrain.launch import TrainingFailed, TrainingTimeout, launch_pretrain
 from pipeline.scaling.ladder import SCALING_DIR, LadderPoint, plan_ladder, point_config, point_dir
 from pipeline.scaling.run import REPORT_FILE, run_scaling_fit
-from pipeline.stage import upstream_fingerprint
-from pipeline.train.launch import TrainingFailed, TrainingTimeout, launch_pretrain
 
 
 @task(name="scaling-parent-run")

@@ -1,6 +1,6 @@
 """The training flow: pretrain on the token shards (finetune -> evaluate -> register follow).
 
-Training runs as its own process group (`python -m pipeline.train`, or under torchrun / srun),
+Training runs as its own process group (`python -m pipeline.pretrain`, or under torchrun / srun),
 so it can use many devices and is killed as a whole on the time limit or a cancellation.
 """
 
@@ -17,11 +17,11 @@ from flows.common import holds_run_dir, progress_reporter, summary
 from flows.params import TRAINING_STAGES, TrainingStage, documented
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import read_manifest
 from pipeline.evaluate.report import tasks_markdown
 from pipeline.finetune.launch import launch_finetune
-from pipeline.layout import RunLayout
-from pipeline.stage import read_manifest
-from pipeline.train.launch import launch_pretrain
+from pipeline.pretrain.launch import launch_pretrain
 
 
 def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> dict[str, Any]:

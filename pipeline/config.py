@@ -16,19 +16,19 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.ablate.config import AblateConfig
-from pipeline.base_config import StrictModel, config_hash  # noqa: F401 (re-exported)
 from pipeline.clean.config import CleanConfig
+from pipeline.core.base_config import StrictModel, config_hash  # noqa: F401 (re-exported)
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.dedup.config import DedupConfig
 from pipeline.evaluate.config import EvaluateConfig
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.ingest.config import IngestConfig
-from pipeline.parallel import ParallelConfig
-from pipeline.refresh import RefreshConfig
-from pipeline.registry.config import RegistryConfig
+from pipeline.pretrain.config import PretrainConfig
+from pipeline.refresh.snapshot import RefreshConfig
+from pipeline.register.config import RegistryConfig
 from pipeline.scaling.config import ScalingConfig
-from pipeline.tokens.config import TokenizeConfig
-from pipeline.train.config import PretrainConfig
+from pipeline.tokenize.config import TokenizeConfig
 
 
 class DeployConfig(StrictModel):

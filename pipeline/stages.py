@@ -84,13 +84,11 @@ STAGES: tuple[Stage, ...] = (
         "tokenize",
         "data",
         "train the BPE tokenizer on the curated corpus and write token shards",
-        package="pipeline.tokens",
     ),
     Stage(
         "pretrain",
         "training",
         "pretrain the model on <run>/tokenize (Lightning)",
-        package="pipeline.train",
     ),
     Stage(
         "finetune",
@@ -110,7 +108,6 @@ STAGES: tuple[Stage, ...] = (
         "register <run>'s model in MLflow (aliases, lineage)",
         sections=("registry",),
         on_bucket=False,
-        package="pipeline.registry",
     ),
 )
 

@@ -182,9 +182,9 @@ GROUPS = {
     SERVE + "test_schedule_fires_and_its_run_triggers_training": "serve_schedule",
     SERVE
     + "test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels": "serve_ui",
-    "tests/train/test_distributed.py": "two_ranks",
-    "tests/train/test_fsdp.py": "two_ranks",
-    "tests/train/test_multinode.py": "two_ranks",
+    "tests/pretrain/test_distributed.py": "two_ranks",
+    "tests/pretrain/test_fsdp.py": "two_ranks",
+    "tests/pretrain/test_multinode.py": "two_ranks",
     "tests/finetune/test_distributed.py": "two_ranks",
 }
 # Units that take longest start first (a long unit started last would be the run's tail); the

@@ -10,7 +10,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import pytest
 from pebble import ProcessExpired
 
-from pipeline.parallel import ParallelConfig
+from pipeline.exec.parallel import ParallelConfig
 
 LOCAL_RAY = ParallelConfig(executor="ray", ray_num_cpus=2)
 
@@ -19,7 +19,7 @@ LOCAL_RAY = ParallelConfig(executor="ray", ray_num_cpus=2)
 def local_ray():
     import ray
 
-    from pipeline.parallel import init_ray
+    from pipeline.exec.parallel import init_ray
 
     init_ray(LOCAL_RAY)  # one start for the module's tests (tens of seconds on a loaded machine)
     yield
@@ -28,7 +28,7 @@ def local_ray():
 
 @pytest.fixture
 def pool(local_ray):
-    from pipeline.actor_pool import RayActorPool
+    from pipeline.exec.actor_pool import RayActorPool
 
     pool = RayActorPool(2, time.sleep, (0,), LOCAL_RAY)  # stdlib functions: importable anywhere
     yield pool
@@ -68,9 +68,9 @@ def test_a_killed_actor_expires_its_call_and_the_calls_behind_it_run_on_its_repl
 
 
 def test_actors_that_die_before_they_are_ready_fail_the_call_not_its_pages(local_ray):
-    from pipeline.actor_pool import RayActorPool, WorkerLost
     from pipeline.clean.config import CleanConfig
     from pipeline.clean.run import PendingUnit, collect
+    from pipeline.exec.actor_pool import RayActorPool, WorkerLost
 
     pool = RayActorPool(2, os._exit, (3,), LOCAL_RAY)  # every actor dies in its initializer
     lost = pool.schedule(math.sqrt, args=(4.0,))

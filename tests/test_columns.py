@@ -1,4 +1,4 @@
-"""`pipeline.columns` builds the arrays `pa.array` would (same IPC bytes, same errors), without
+"""`pipeline.core.columns` builds the arrays `pa.array` would (same IPC bytes, same errors), without
 importing pandas; the shard writer built on it writes in a thread and reports its errors."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
-from pipeline.columns import column
-from pipeline.stage import ShardWriter
+from pipeline.core.columns import column
+from pipeline.core.stage import ShardWriter
 
 UTC8 = timezone(timedelta(hours=8))
 CASES = [
@@ -80,7 +80,7 @@ def test_writing_a_shard_imports_no_pandas(tmp_path):
     # pa.array imports pandas on its first call in a process: 0.5-0.7 CPU-s in every worker.
     code = (
         "import sys; from pathlib import Path; from pipeline.ingest.events import DOCUMENT_SCHEMA;"
-        "from pipeline.stage import ShardWriter;"
+        "from pipeline.core.stage import ShardWriter;"
         f"w = ShardWriter(Path({str(tmp_path)!r}), 'x', DOCUMENT_SCHEMA);"
         "w.write({'id': 'a', 'raw': b'<html>', 'http_status': 200}); w.close();"
         "assert 'pandas' not in sys.modules, 'pandas imported'"

@@ -17,10 +17,10 @@ import pytest
 
 from flows.data import data_flow
 from pipeline.config import load_config
+from pipeline.core.integrity import changed_files, file_records
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import DamagedUpstreamError, read_manifest, upstream_fingerprint
 from pipeline.dedup import run_dedup
-from pipeline.integrity import changed_files, file_records
-from pipeline.layout import RunLayout
-from pipeline.stage import DamagedUpstreamError, read_manifest, upstream_fingerprint
 from tests.conftest import REAL_WARCS, REPO
 from tests.flows.prefect_api import task_states_since
 from tests.helpers import tree_digest

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.layout import RunLayout
+from pipeline.core.layout import RunLayout
 from pipeline.stages import STAGE_ORDER
 
 

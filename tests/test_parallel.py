@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.ingest import IngestConfig, run_ingest
-from pipeline.parallel import ParallelConfig
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
 from tests.helpers import tree_digest
 

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 from flows.cli import main
-from pipeline.runlock import LOCK_FILE, run_lock
-from pipeline.stage import read_manifest
+from pipeline.core.stage import read_manifest
+from pipeline.io.runlock import LOCK_FILE, run_lock
 from tests.conftest import SAMPLE_WARC
 
 LMPIPE = Path(sys.executable).parent / "lmpipe"
-TRY_LOCK = "import sys; from pipeline.runlock import run_lock\nwith run_lock(sys.argv[1]): pass"
+TRY_LOCK = "import sys; from pipeline.io.runlock import run_lock\nwith run_lock(sys.argv[1]): pass"
 
 
 def try_lock(run_dir: Path) -> subprocess.CompletedProcess:

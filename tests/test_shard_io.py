@@ -1,5 +1,5 @@
 """Issue 33 row 14: a shard a stage reads that is truncated or gone is one line naming the file and
-the stage to rerun, wherever it is opened (`pipeline/shard_io.py`), not `ArrowInvalid: Not an
+the stage to rerun, wherever it is opened (`pipeline/core/shard_io.py`), not `ArrowInvalid: Not an
 Arrow file` with no path."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 
 from flows.cli import error_line
 from pipeline.ablate.evalset import eval_documents
+from pipeline.core.shard_io import DamagedFile, MissingFile, rerun_advice, written_by
 from pipeline.dedup.references import count_rows
 from pipeline.evaluate.tasks import val_documents
 from pipeline.finetune.data import read_split
-from pipeline.shard_io import DamagedFile, MissingFile, rerun_advice, written_by
-from pipeline.tokens.shards import load_token_shard, read_token_index, write_token_shard
-from pipeline.train.data import TokenStream
-from pipeline.train.launch import check_enough_tokens
-from tests.train.token_shards import train_tokenizer
+from pipeline.pretrain.data import TokenStream
+from pipeline.pretrain.launch import check_enough_tokens
+from pipeline.tokenize.shards import load_token_shard, read_token_index, write_token_shard
+from tests.pretrain.token_shards import train_tokenizer
 
 
 def _write(path: Path, table: pa.Table) -> None:
@@ -182,8 +182,8 @@ def test_the_stage_is_the_nearest_directory_named_like_one():
 def test_a_damaged_file_in_a_stage_that_keeps_going_is_its_rejected_row(run):
     """clean, dedup and tokenize record an unreadable upstream shard as one rejected row: its
     detail is the same line."""
-    from pipeline.stage import fingerprint, write_manifest
-    from pipeline.tokens import TokenizeConfig, run_tokenize
+    from pipeline.core.stage import fingerprint, write_manifest
+    from pipeline.tokenize import TokenizeConfig, run_tokenize
     from tests.helpers import read_shards
 
     dedup = run / "dedup"

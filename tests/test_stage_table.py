@@ -13,7 +13,7 @@ import tokenize
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
-from pipeline.layout import RunLayout
+from pipeline.core.layout import RunLayout
 from pipeline.stages import STAGE_ORDER, STAGES, TOKENS, active, corpus_stage, upstream
 from tests.conftest import REPO
 

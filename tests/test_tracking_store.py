@@ -1,6 +1,6 @@
 """Concurrent first runs in one working directory share one new `mlflow.db` without a crash.
 
-Without the lock in `pipeline.tracking_store`, three processes opening a new sqlite store at the
+Without the lock in `pipeline.io.tracking_store`, three processes opening a new sqlite store at the
 same moment fail (alembic `CommandError`, sqlite `OperationalError`) every time on this machine.
 """
 
@@ -19,8 +19,8 @@ import pytest
 CHILD = """
 import os, sys, time
 from pathlib import Path
-from pipeline.registry.config import RegistryConfig
-from pipeline.registry.register import client_for
+from pipeline.register.config import RegistryConfig
+from pipeline.register.register import client_for
 
 Path(f"ready-{os.getpid()}").touch()
 while not Path("go").exists():
@@ -63,7 +63,7 @@ def test_an_experiment_created_by_another_run_meanwhile_is_taken(tmp_path):
     one's create fails with RESOURCE_ALREADY_EXISTS; `ensure_experiment` then uses the first's."""
     from mlflow import MlflowClient
 
-    from pipeline.tracking_store import ensure_experiment, ensure_store
+    from pipeline.io.tracking_store import ensure_experiment, ensure_store
 
     uri = ensure_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
     first, second = MlflowClient(uri), MlflowClient(uri)

@@ -2,7 +2,7 @@
 
 The eval set is the base corpus's documents (`<base>/dedup/`) whose id hash falls below
 `ablate.eval_fraction`. Every variant tokenizes with `tokenize.val_fraction` equal to it, and the
-split depends on the id alone (`pipeline.tokens.shards.split_of`), so no variant's train split
+split depends on the id alone (`pipeline.tokenize.shards.split_of`), so no variant's train split
 holds an eval document. Bits per byte divide the summed token NLL (nats / ln 2) by the text's
 UTF-8 bytes, so the score does not depend on the tokenizer.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.shard_io import read_arrow
-from pipeline.stage import fingerprint
-from pipeline.tokens.shards import id_fraction
+from pipeline.core.shard_io import read_arrow
+from pipeline.core.stage import fingerprint
+from pipeline.tokenize.shards import id_fraction
 
 IGNORE = -100  # cross_entropy's ignore_index
 
@@ -69,7 +69,7 @@ def score_documents(
     import torch.nn.functional as F
 
     from pipeline.model import load_model
-    from pipeline.tokens.tokenizer import EOD, load_document_tokenizer
+    from pipeline.tokenize.tokenizer import EOD, load_document_tokenizer
 
     model = load_model(Path(model_dir)).eval()
     block = model.config.block_size

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.layout import RunLayout
-from pipeline.stage import read_manifest, write_json_atomic
-from pipeline.train.metrics import read_metrics
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import read_manifest, write_json_atomic
+from pipeline.pretrain.metrics import read_metrics
 
 RESULTS_FILE = "ablation.json"
 REPORT_FILE = "report.md"

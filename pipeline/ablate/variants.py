@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
-from pipeline.base_config import config_hash
 from pipeline.config import ConfigError, PipelineConfig, apply_override, load_yaml
-from pipeline.layout import RunLayout
-from pipeline.runlock import LOCK_FILE
+from pipeline.core.base_config import config_hash
+from pipeline.core.layout import RunLayout
+from pipeline.io.runlock import LOCK_FILE
 from pipeline.scaling.tracking import PARENT_FILE
 from pipeline.stages import STAGES, TOKENS
 

@@ -12,9 +12,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, create_model, field_validator
 
-from pipeline.base_config import StrictModel
 from pipeline.clean.filters import FILTERS
 from pipeline.clean.filters.rule import RuleFilter
+from pipeline.core.base_config import StrictModel
 
 
 class PiiConfig(StrictModel):

@@ -22,16 +22,13 @@ import pyarrow.compute as pc
 from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
-from pipeline.actor_pool import RayActorPool, WorkerLost
-from pipeline.base_config import config_hash
 from pipeline.clean.config import CleanConfig
 from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
 from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
-from pipeline.ingest.events import DOCUMENT_SCHEMA
-from pipeline.parallel import ParallelConfig
-from pipeline.stage import (
+from pipeline.core.base_config import config_hash
+from pipeline.core.stage import (
     Progress,
     RejectedLedger,
     ShardWriter,
@@ -45,6 +42,9 @@ from pipeline.stage import (
     sum_counts,
     upstream_fingerprint,
 )
+from pipeline.exec.actor_pool import RayActorPool, WorkerLost
+from pipeline.exec.parallel import ParallelConfig
+from pipeline.ingest.events import DOCUMENT_SCHEMA
 
 STAGE = "clean"
 UNITS_IN_FLIGHT = 2  # the next unit's batches queue up while the current one drains
@@ -222,7 +222,7 @@ class _LazyPool:
     """The worker pool, started only when a unit needs work (a finished run starts none).
 
     `process`: a pebble pool of `cfg.workers` local processes. `ray`: as many long-lived Ray
-    actors, each holding a one-process pebble pool (`pipeline.actor_pool`); both load the model
+    actors, each holding a one-process pebble pool (`pipeline.exec.actor_pool`); both load the model
     once per worker and take the same batches, so the shards are the same.
     """
 

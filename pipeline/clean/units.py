@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.shard_io import UNREADABLE, arrow_batches
+from pipeline.core.shard_io import UNREADABLE, arrow_batches
 
 REQUIRED_COLUMNS = ("id", "url", "content_type", "raw")
 OPTIONAL_COLUMNS = ("source", "fetch_date")
@@ -35,7 +35,7 @@ class Unit:
 @dataclass
 class UnreadableShard:
     """An input shard (or its tail) that Arrow cannot read; `error` names the file and the
-    stage to rerun (`pipeline/shard_io.py`)."""
+    stage to rerun (`pipeline/core/shard_io.py`)."""
 
     key: str
     path: Path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from pipeline.base_config import StrictModel
+from pipeline.core.base_config import StrictModel
 
 # Fields an evaluation item's text is taken from, when present: those of common benchmark files
 # (lm-evaluation-harness tasks, MMLU, HellaSwag, ARC, GSM8K, SQuAD-style) and plain `text`.

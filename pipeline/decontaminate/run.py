@@ -12,13 +12,9 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.base_config import config_hash
-from pipeline.decontaminate.config import DecontaminateConfig
-from pipeline.decontaminate.evalsets import build_index, eval_files
-from pipeline.decontaminate.ngrams import EvalIndex
-from pipeline.parallel import ParallelConfig, map_units
-from pipeline.shard_io import read_arrow
-from pipeline.stage import (
+from pipeline.core.base_config import config_hash
+from pipeline.core.shard_io import read_arrow
+from pipeline.core.stage import (
     Progress,
     RejectedLedger,
     ShardWriter,
@@ -32,6 +28,10 @@ from pipeline.stage import (
     sum_counts,
     upstream_fingerprint,
 )
+from pipeline.decontaminate.config import DecontaminateConfig
+from pipeline.decontaminate.evalsets import build_index, eval_files
+from pipeline.decontaminate.ngrams import EvalIndex
+from pipeline.exec.parallel import ParallelConfig, map_units
 
 STAGE = "decontaminate"
 INDEX = "_work/eval_index.npz"

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipeline.base_config import StrictModel
+from pipeline.core.base_config import StrictModel
 
 
 class DedupConfig(StrictModel):

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline import mirror
+from pipeline.core.shard_io import arrow_batches, open_arrow, read_arrow
+from pipeline.core.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger, temp_path
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE, SURVIVOR
 from pipeline.dedup.signatures import to_numpy
-from pipeline.shard_io import arrow_batches, open_arrow, read_arrow
-from pipeline.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger, temp_path
+from pipeline.io import mirror
 
 STAGE = "dedup"
 REJECTED_DEDUP_SCHEMA = REJECTED_SCHEMA.append(pa.field("duplicate_of", pa.string()))

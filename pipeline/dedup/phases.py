@@ -26,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import mirror
+from pipeline.core.shard_io import UNREADABLE, read_arrow
+from pipeline.core.stage import UnitLedger, atomic_path
 from pipeline.dedup.clusters import (
     EXACT_DUPLICATE,
     KEEP,
@@ -49,8 +50,7 @@ from pipeline.dedup.signatures import (
     write_signatures,
 )
 from pipeline.dedup.verify import verified
-from pipeline.shard_io import UNREADABLE, read_arrow
-from pipeline.stage import UnitLedger, atomic_path
+from pipeline.io import mirror
 
 
 @dataclass

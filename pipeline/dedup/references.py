@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.shard_io import arrow_batches
+from pipeline.core.stage import read_manifest
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.signatures import SIGNATURE_VERSION, SignatureFile
-from pipeline.shard_io import arrow_batches
-from pipeline.stage import read_manifest
 
 INDEX_DIR = "index"
 

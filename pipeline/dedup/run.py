@@ -23,8 +23,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline import mirror
-from pipeline.base_config import config_hash
+from pipeline.core.base_config import config_hash
+from pipeline.core.stage import (
+    Progress,
+    StageResult,
+    StageRun,
+    UnitLedger,
+    check_input_schema,
+    fingerprint,
+    list_shards,
+    sum_counts,
+    upstream_fingerprint,
+)
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.minhash import MinHasher
@@ -39,24 +49,14 @@ from pipeline.dedup.phases import (
 )
 from pipeline.dedup.references import reference_files, signature_params
 from pipeline.dedup.signatures import SignatureFile, SignatureStore
-from pipeline.parallel import ParallelConfig, map_units
-from pipeline.stage import (
-    Progress,
-    StageResult,
-    StageRun,
-    UnitLedger,
-    check_input_schema,
-    fingerprint,
-    list_shards,
-    sum_counts,
-    upstream_fingerprint,
-)
+from pipeline.exec.parallel import ParallelConfig, map_units
+from pipeline.io import mirror
 
 WORK = "_work"
 
 
 class PhaseRunner:
-    """Runs the units of a phase through `pipeline.parallel.map_units` (worker processes or
+    """Runs the units of a phase through `pipeline.exec.parallel.map_units` (worker processes or
     Ray), skipping units finished before, and turns each finished unit into a tqdm step and a
     `progress(done, total, counts)` call."""
 

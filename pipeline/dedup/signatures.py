@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import mirror
+from pipeline.core.shard_io import arrow_batches, read_arrow
+from pipeline.core.stage import atomic_path
 from pipeline.dedup.minhash import MinHasher
 from pipeline.dedup.shingles import document_features
-from pipeline.shard_io import arrow_batches, read_arrow
-from pipeline.stage import atomic_path
+from pipeline.io import mirror
 
 SIGNATURE_VERSION = 1
 """Bumped whenever normalization, shingling or hashing changes: old signatures become unusable."""

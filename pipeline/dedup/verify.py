@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import mirror
+from pipeline.core.shard_io import read_arrow
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
 from pipeline.dedup.signatures import SignatureStore
-from pipeline.shard_io import read_arrow
+from pipeline.io import mirror
 
 
 def read_texts(store: SignatureStore, indices: np.ndarray) -> list[str]:

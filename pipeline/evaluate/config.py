@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from pipeline.base_config import StrictModel
+from pipeline.core.base_config import StrictModel
 
 DEFAULT_PROMPTS = [
     "What does the `json` module do?",

@@ -33,7 +33,7 @@ from pipeline.model.generate import generate
 from pipeline.model.transformer import DecoderLM
 
 # The chat template of the Hugging Face export, so `apply_chat_template` renders what
-# `lm_eval --model hf --apply_chat_template` renders (pipeline/registry/export_hf.py).
+# `lm_eval --model hf --apply_chat_template` renders (pipeline/register/export_hf.py).
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
@@ -59,8 +59,8 @@ def _load_registered(uri: str) -> tuple[DecoderLM, Tokenizer]:
     from safetensors.torch import load_file
 
     from pipeline.model.config import ModelConfig
-    from pipeline.registry.export_hf import registered_artifacts
-    from pipeline.registry.pyfunc import MODEL_CONFIG, TOKENIZER, WEIGHTS
+    from pipeline.register.export_hf import registered_artifacts
+    from pipeline.register.pyfunc import MODEL_CONFIG, TOKENIZER, WEIGHTS
 
     with tempfile.TemporaryDirectory(prefix="lmpipe-harness-") as tmp:
         art = registered_artifacts(uri, Path(tmp))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from pipeline.finetune.data import read_split
 from pipeline.finetune.module import IGNORE, MaskedSamples, collate
-from pipeline.train.data import PackedCollate, PackedWindows, TokenStream
+from pipeline.pretrain.data import PackedCollate, PackedWindows, TokenStream
 
 
 @torch.no_grad()

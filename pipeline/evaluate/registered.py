@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import write_json_atomic
 from pipeline.evaluate.config import EvaluateConfig
 from pipeline.evaluate.task_scores import go_offline, task_scores
 from pipeline.evaluate.tasks import LOCAL_TASKS, build_tasks
-from pipeline.layout import RunLayout
-from pipeline.stage import write_json_atomic
 
 MODELS_DIR = "models"
 SCORES = "scores.json"

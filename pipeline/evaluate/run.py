@@ -15,21 +15,9 @@ from typing import Any
 
 import torch
 
-from pipeline.base_config import config_hash
-from pipeline.evaluate.config import EvaluateConfig, GateConfig
-from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
-from pipeline.evaluate.task_scores import go_offline, task_scores
-from pipeline.evaluate.tasks import build_tasks
-from pipeline.layout import RunLayout
-from pipeline.model import load_model
-from pipeline.model.chat import (
-    chat_prompt_ids,
-    decode_response,
-    load_chat_tokenizer,
-    stop_ids,
-)
-from pipeline.model.generate import generate
-from pipeline.stage import (
+from pipeline.core.base_config import config_hash
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import (
     Progress,
     StageResult,
     StageRun,
@@ -38,6 +26,18 @@ from pipeline.stage import (
     upstream_fingerprint,
     write_json_atomic,
 )
+from pipeline.evaluate.config import EvaluateConfig, GateConfig
+from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
+from pipeline.evaluate.task_scores import go_offline, task_scores
+from pipeline.evaluate.tasks import build_tasks
+from pipeline.model import load_model
+from pipeline.model.chat import (
+    chat_prompt_ids,
+    decode_response,
+    load_chat_tokenizer,
+    stop_ids,
+)
+from pipeline.model.generate import generate
 
 STAGE = "evaluate"
 SAMPLES = "samples.json"

@@ -24,11 +24,11 @@ from typing import Any
 import yaml
 from tokenizers import Tokenizer
 
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import MissingUpstreamError, read_manifest, write_json_atomic
 from pipeline.finetune.data import BadRecord, is_val, to_messages
 from pipeline.finetune.launch import resolve_data_path
-from pipeline.layout import RunLayout
-from pipeline.stage import MissingUpstreamError, read_manifest, write_json_atomic
-from pipeline.tokens.shards import load_token_shard, read_token_index, token_shard_paths
+from pipeline.tokenize.shards import load_token_shard, read_token_index, token_shard_paths
 
 TOKENIZER_FILE = "tokenizer.json"
 

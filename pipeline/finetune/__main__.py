@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline.train.__main__ import print_progress, print_result, start_process
+from pipeline.pretrain.__main__ import print_progress, print_result, start_process
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.base_config import StrictModel
-from pipeline.train.config import (
+from pipeline.core.base_config import StrictModel
+from pipeline.pretrain.config import (
     Betas,
     Experiment,
     MaxSteps,

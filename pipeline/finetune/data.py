@@ -27,9 +27,9 @@ from typing import Any
 import pyarrow as pa
 from tokenizers import Tokenizer
 
+from pipeline.core.shard_io import read_arrow
+from pipeline.core.stage import REJECTED_DIR, RejectedLedger, ShardWriter
 from pipeline.model.chat import ROLES, render_chat
-from pipeline.shard_io import read_arrow
-from pipeline.stage import REJECTED_DIR, RejectedLedger, ShardWriter
 
 STAGE = "finetune"
 DATA_DIR = "data"

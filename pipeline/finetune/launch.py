@@ -1,4 +1,4 @@
-"""Starting fine-tuning as its own process group, like pretraining (`pipeline.train.launch`).
+"""Starting fine-tuning as its own process group, like pretraining (`pipeline.pretrain.launch`).
 
 The Prefect task calls `launch_finetune`; it runs `python -m pipeline.finetune` in a new
 session, streams its output to `on_line`, turns `lmpipe-progress` lines into progress calls
@@ -11,9 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.finetune.config import FinetuneConfig
-from pipeline.layout import RunLayout
-from pipeline.stage import (
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import (
     StageResult,
     fingerprint,
     manifest_matches,
@@ -21,15 +20,16 @@ from pipeline.stage import (
     upstream_fingerprint,
     write_json_atomic,
 )
-from pipeline.tokens.tokenizer import file_sha256
-from pipeline.train import local_copy
-from pipeline.train.config import training_config_hash
-from pipeline.train.launch import (
+from pipeline.finetune.config import FinetuneConfig
+from pipeline.pretrain import local_copy
+from pipeline.pretrain.config import training_config_hash
+from pipeline.pretrain.launch import (
     LAUNCH_CONFIG,
     run_layout,
     run_training_process,
     training_command,
 )
+from pipeline.tokenize.tokenizer import file_sha256
 
 STAGE = "finetune"
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def launch_finetune(
 ) -> StageResult:
     """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group.
 
-    A run directory on a bucket trains on this node's copy (`pipeline/train/local_copy.py`)."""
+    A run directory on a bucket trains on this node's copy (`pipeline/pretrain/local_copy.py`)."""
     run = run_layout(run_dir)
     stage_dir = run.finetune
     inputs_fp = fingerprint(finetune_inputs(config.finetune, run))

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.data import read_split
 from pipeline.model import DecoderLM, load_model
-from pipeline.train.data import ResumableBatchSampler, ValidationBatchSampler
-from pipeline.train.module import PretrainModule, compile_blocks
+from pipeline.pretrain.data import ResumableBatchSampler, ValidationBatchSampler
+from pipeline.pretrain.module import PretrainModule, compile_blocks
 
 IGNORE = -100  # F.cross_entropy's default ignore_index: prompt and padding carry no loss
 

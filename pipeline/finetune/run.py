@@ -16,6 +16,13 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import (
+    StageResult,
+    StageRun,
+    file_sha256,
+    fingerprint,
+)
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.data import STAGE, prepare_sft_data
 from pipeline.finetune.launch import finetune_inputs, resolve_data_path
@@ -25,20 +32,13 @@ from pipeline.finetune.module import (
     add_lora,
     merged_model,
 )
-from pipeline.layout import RunLayout
 from pipeline.model import ModelConfig, export_state_dict, load_model
 from pipeline.model.chat import load_chat_tokenizer
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
-from pipeline.stage import (
-    StageResult,
-    StageRun,
-    file_sha256,
-    fingerprint,
-)
-from pipeline.train.config import training_config_hash
-from pipeline.train.metrics import Progress, plot_loss_curve, read_metrics
-from pipeline.train.resume import resume_checkpoint
-from pipeline.train.run import (
+from pipeline.pretrain.config import training_config_hash
+from pipeline.pretrain.metrics import Progress, plot_loss_curve, read_metrics
+from pipeline.pretrain.resume import resume_checkpoint
+from pipeline.pretrain.run import (
     TrainingJob,
     mark_prepared,
     prepare_training_dir,
@@ -46,7 +46,7 @@ from pipeline.train.run import (
     tokenizer_info,
     wait_for_rank_zero,
 )
-from pipeline.train.trainer import (
+from pipeline.pretrain.trainer import (
     CHECKPOINT_DIR,
     check_devices,
     full_state_dict,

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.base_config import StrictModel
+from pipeline.core.base_config import StrictModel
 
 DEFAULT_ACCEPT_TYPES = ["text/html", "application/xhtml+xml", "text/plain"]
 

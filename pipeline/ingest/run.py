@@ -11,8 +11,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from pipeline import mirror
-from pipeline.base_config import config_hash
+from pipeline.core.base_config import config_hash
+from pipeline.core.stage import (
+    Progress,
+    RejectedLedger,
+    ShardWriter,
+    StageResult,
+    StageRun,
+    UnitLedger,
+    fingerprint,
+    sum_counts,
+)
+from pipeline.exec.parallel import ParallelConfig, map_units
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
 from pipeline.ingest.sources import (
@@ -24,17 +34,7 @@ from pipeline.ingest.sources import (
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import DamagedWarc, WarcReader, WholeFileGzip
-from pipeline.parallel import ParallelConfig, map_units
-from pipeline.stage import (
-    Progress,
-    RejectedLedger,
-    ShardWriter,
-    StageResult,
-    StageRun,
-    UnitLedger,
-    fingerprint,
-    sum_counts,
-)
+from pipeline.io import mirror
 
 STAGE = "ingest"
 

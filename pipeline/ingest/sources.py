@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.storage import (  # noqa: F401 (re-exported: inputs' errors and file systems)
+from pipeline.io.storage import (  # noqa: F401 (re-exported: inputs' errors and file systems)
     DEFAULT_TIMEOUT,
     EXTRAS,
     OBJECT_STORES,
@@ -224,7 +224,7 @@ def open_input(
 
 def stage_inputs(config: Any, run_dir: Any) -> str:
     """The ingest stage's inputs for its cache key: the fingerprint of every input file."""
-    from pipeline.stage import fingerprint
+    from pipeline.core.stage import fingerprint
 
     ingest = config.ingest
     timeout, storage = ingest.network_timeout_seconds, ingest.storage_options

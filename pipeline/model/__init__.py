@@ -1,4 +1,4 @@
-"""The decoder-only transformer (Llama layout) trained by `pipeline.train`.
+"""The decoder-only transformer (Llama layout) trained by `pipeline.pretrain`.
 
 Imports are lazy: `pipeline.config` needs `ModelConfig` without paying for importing torch.
 """

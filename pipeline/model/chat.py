@@ -23,8 +23,8 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-# The special tokens of the token shard contract (pipeline.tokens.tokenizer.SPECIAL_TOKENS); a
-# copy, because importing pipeline.tokens pulls in pyarrow. tests/finetune checks they agree.
+# The special tokens of the token shard contract (pipeline.tokenize.tokenizer.SPECIAL_TOKENS); a
+# copy, because importing pipeline.tokenize pulls in pyarrow. tests/finetune checks they agree.
 ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
 END, EOD, PAD = "<|end|>", "<|endoftext|>", "<|pad|>"
 ROLES = tuple(ROLE_TOKENS)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from pipeline.base_config import StrictModel
+from pipeline.core.base_config import StrictModel
 
 
 class ModelConfig(StrictModel):

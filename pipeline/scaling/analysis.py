@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.stage import read_manifest
 from pipeline.scaling.fit import (
     compute_frontier,
     fit_loss_nd,
@@ -22,7 +23,6 @@ from pipeline.scaling.fit import (
     holdout_check,
 )
 from pipeline.scaling.ladder import LadderPoint, point_dir
-from pipeline.stage import read_manifest
 
 
 def collect_points(run_dir: str | Path, plan: list[LadderPoint]) -> tuple[list[dict], Counter]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig
-from pipeline.layout import RunLayout
+from pipeline.core.layout import RunLayout
 from pipeline.model.config import ModelConfig
 from pipeline.scaling.config import LadderSize, ScalingConfig
 

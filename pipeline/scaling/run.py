@@ -1,6 +1,6 @@
 """`run_scaling_fit`: the finished ladder points of `<run>/scaling/` -> fits, plot, manifest.
 
-The points themselves are ordinary pretraining runs (`pipeline.train.launch.launch_pretrain`
+The points themselves are ordinary pretraining runs (`pipeline.pretrain.launch.launch_pretrain`
 with `stage_dir=<run>/scaling/<point>/pretrain`), each skipped on rerun by its own manifest;
 the flow starts them. This step is cheap and always recomputes the fits from their manifests.
 """
@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig
-from pipeline.layout import RunLayout
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import (
+    StageResult,
+    fingerprint,
+    upstream_fingerprint,
+    write_json_atomic,
+    write_manifest,
+)
+from pipeline.pretrain.config import training_config_hash
 from pipeline.scaling.analysis import analyse, collect_points
 from pipeline.scaling.ladder import (
     SCALING_DIR,
@@ -22,14 +30,6 @@ from pipeline.scaling.ladder import (
     target_model,
 )
 from pipeline.scaling.report import plot_scaling, render_markdown
-from pipeline.stage import (
-    StageResult,
-    fingerprint,
-    upstream_fingerprint,
-    write_json_atomic,
-    write_manifest,
-)
-from pipeline.train.config import training_config_hash
 
 STAGE = "scaling"
 FIT_FILE = "fit.json"

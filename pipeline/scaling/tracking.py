@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.stage import write_json_atomic
-from pipeline.tracking_store import default_uri, ensure_experiment, ensure_store
+from pipeline.core.stage import write_json_atomic
+from pipeline.io.tracking_store import default_uri, ensure_experiment, ensure_store
 
 PARENT_FILE = "mlflow_parent.json"
 

@@ -1,3 +1,3 @@
 """The ablation tests' fixtures: a session MLflow store (the training tests')."""
 
-from tests.train.conftest import with_mlflow  # noqa: F401 (mlflow_uri is in tests/conftest.py)
+from tests.pretrain.conftest import with_mlflow  # noqa: F401 (mlflow_uri is in tests/conftest.py)

@@ -15,8 +15,8 @@ from flows.ablate import ablate_flow
 from flows.cli import main
 from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
 from pipeline.ablate.variants import RESERVED
+from pipeline.core.stage import read_manifest
 from pipeline.scaling.tracking import PARENT_FILE, child_runs
-from pipeline.stage import read_manifest
 from tests.conftest import REPO, SAMPLE_WARC
 
 # Slow: data stages and proxy training for two variants (minutes).

@@ -11,7 +11,7 @@ from pipeline.ablate.evalset import _windows, bits_per_byte
 from pipeline.ablate.report import PLOT_FILE, REPORT_FILE, RESULTS_FILE
 from pipeline.ablate.variants import RESERVED, plan_ablation, shared_stages
 from pipeline.config import ConfigError
-from pipeline.runlock import LOCK_FILE
+from pipeline.io.runlock import LOCK_FILE
 from pipeline.scaling.tracking import PARENT_FILE
 from tests.conftest import REPO
 

@@ -10,9 +10,9 @@ import pytest
 from warcio.warcwriter import WARCWriter
 
 from pipeline.clean import CleanConfig, run_clean
+from pipeline.core.stage import fingerprint, write_manifest
 from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.events import DOCUMENT_SCHEMA
-from pipeline.stage import fingerprint, write_manifest
 from tests.clean.pages import page
 from tests.conftest import REAL_WARCS, SAMPLE_WARC, http_response_record, shared_dir
 

@@ -3,12 +3,12 @@ config section, `build_filters` and the funnel's step order follow (issue 34, it
 
 from __future__ import annotations
 
-from pipeline.base_config import StrictModel
 from pipeline.clean.config import CleanConfig, clean_config_model
 from pipeline.clean.document import Document
 from pipeline.clean.filters import FILTERS, FilterResult, RuleFilter, build_filters
 from pipeline.clean.funnel import STEPS, funnel_steps
 from pipeline.clean.process import DocumentCleaner, Rejected
+from pipeline.core.base_config import StrictModel
 from tests.clean.pages import PARAGRAPHS
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from flows.cli import main
 from pipeline.clean import CleanConfig, run_clean
-from pipeline.stage import read_manifest
+from pipeline.core.stage import read_manifest
 from tests.clean.conftest import SAMPLE_CFG, record, write_ingest_shard
 from tests.clean.pages import page
 from tests.clean.test_stage import outcomes
@@ -47,7 +47,7 @@ EXECUTORS = ["process", pytest.param("ray", marks=pytest.mark.slow)]
 
 @pytest.fixture
 def parallel(request):
-    from pipeline.parallel import ParallelConfig
+    from pipeline.exec.parallel import ParallelConfig
 
     if request.param == "process":
         yield ParallelConfig()

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.clean import CLEAN_SCHEMA, CleanConfig, run_clean
 from pipeline.clean.funnel import STEPS
-from pipeline.stage import read_manifest
+from pipeline.core.stage import read_manifest
 from tests.clean.conftest import SAMPLE_CFG, ingest, record, write_ingest_shard
 from tests.clean.pages import PARAGRAPHS, page
 from tests.helpers import read_shards

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from flows.data import data_flow
+from flows.report import stage_rows
 from pipeline.config import load_config
-from pipeline.layout import RunLayout
-from pipeline.report import stage_rows
-from pipeline.stage import read_manifest
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import read_manifest
 from tests.conftest import REAL_WARCS, REPO
 from tests.flows.prefect_api import task_states_since
 from tests.helpers import read_shards

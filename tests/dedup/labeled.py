@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.clean.run import CLEAN_SCHEMA  # the shards written here are clean-shaped
+from pipeline.core.stage import fingerprint, write_manifest
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
-from pipeline.stage import fingerprint, write_manifest
 
 """The clean stage's output columns (ARCHITECTURE.md), plus an extra column dedup must pass on."""
 
@@ -195,8 +195,8 @@ def load_pages(warcs: list[str], work_dir: Path, min_words: int = 20) -> list[Do
     """Real pages: ingested with run_ingest, HTML reduced to text with resiliparse html2text."""
     from resiliparse.extract.html2text import extract_plain_text
 
+    from pipeline.core.stage import list_shards
     from pipeline.ingest import IngestConfig, run_ingest
-    from pipeline.stage import list_shards
 
     ingest_dir = Path(work_dir) / "ingest"
     run_ingest(IngestConfig(workers=1), warcs, ingest_dir)
@@ -212,7 +212,7 @@ def load_pages(warcs: list[str], work_dir: Path, min_words: int = 20) -> list[Do
 
 def write_clean_run(clean_dir: Path, docs: list[Doc], shard_rows: int = 200) -> Path:
     """`docs` as clean-stage shards `part-NNNNN.arrow` plus a finished-stage manifest."""
-    from pipeline.stage import ShardWriter
+    from pipeline.core.stage import ShardWriter
 
     clean_dir = Path(clean_dir)
     clean_dir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from pipeline.core.stage import fingerprint, write_manifest
 from pipeline.dedup import DedupConfig, run_dedup
-from pipeline.stage import fingerprint, write_manifest
 from tests.dedup.conftest import clean_dir, read_dir, rejected_by_id
 from tests.dedup.labeled import Doc
 

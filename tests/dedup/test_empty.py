@@ -9,11 +9,11 @@ import pytest
 
 from pipeline.clean import run_clean
 from pipeline.config import load_config
+from pipeline.core.stage import read_manifest
 from pipeline.dedup import run_dedup
 from pipeline.ingest import run_ingest
-from pipeline.stage import read_manifest
-from pipeline.tokens import run_tokenize
-from pipeline.train.launch import NotEnoughTokens, check_enough_tokens
+from pipeline.pretrain.launch import NotEnoughTokens, check_enough_tokens
+from pipeline.tokenize import run_tokenize
 from tests.conftest import REPO
 
 SHORT = [{"id": "a", "text": "Too short."}, {"id": "b", "text": "Also far too short to keep."}]

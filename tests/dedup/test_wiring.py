@@ -8,9 +8,9 @@ import pytest
 
 from flows.cli import main
 from flows.data import DATA_STAGES
+from flows.report import render_markdown
 from pipeline.config import ConfigError, PipelineConfig, describe_fields, load_config
 from pipeline.dedup import DedupConfig
-from pipeline.report import render_markdown
 from tests.dedup.conftest import clean_dir
 from tests.dedup.labeled import Doc
 

@@ -9,12 +9,12 @@ import shutil
 import pytest
 import torch
 
+from pipeline.core.integrity import file_records
+from pipeline.core.stage import read_manifest, write_manifest
 from pipeline.evaluate.config import GateConfig
 from pipeline.evaluate.run import apply_gate, run_evaluate
 from pipeline.finetune.run import run_finetune
-from pipeline.integrity import file_records
 from pipeline.model import DecoderLM, export_state_dict, load_model
-from pipeline.stage import read_manifest, write_manifest
 from tests.finetune.runs import fresh_run, tiny_config
 
 FULL = ["finetune.method=full", "finetune.lr=3e-3", "finetune.min_lr=3e-4"]
@@ -86,8 +86,8 @@ def test_the_gate_compares_with_the_champion_scored_on_the_same_tasks(
 ):
     """The registered version is this very model: scored on this run's tasks it ties, so a
     gate that must beat the champion fails, while the base-model comparison alone passes."""
-    from pipeline.registry.config import RegistryConfig
-    from pipeline.registry.register import run_register
+    from pipeline.register.config import RegistryConfig
+    from pipeline.register.register import run_register
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

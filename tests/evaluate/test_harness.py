@@ -141,7 +141,7 @@ def test_the_adapter_on_a_registered_version_and_lm_eval_hf_on_its_export_agree(
     from lm_eval import simple_evaluate
 
     from pipeline.evaluate.task_scores import flat_metrics, task_manager
-    from pipeline.registry.export_hf import export_hf
+    from pipeline.register.export_hf import export_hf
     from tests.finetune.runs import registered_run
 
     run, version = registered_run(pretrained_run, tmp_path, monkeypatch, "harness")

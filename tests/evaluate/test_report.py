@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.evaluate.report import tasks_markdown, tasks_sentence
-from pipeline.registry.lineage import RunModel, model_card
+from pipeline.register.lineage import RunModel, model_card
 
 METRICS = {
     "sft_val_loss": 4.7,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import PipelineConfig
-from pipeline.train.run import run_pretrain
-from tests.train.helpers import tiny_config as tiny_training_config
-from tests.train.token_shards import build_tokenize_dir
+from pipeline.pretrain.run import run_pretrain
+from tests.pretrain.helpers import tiny_config as tiny_training_config
+from tests.pretrain.token_shards import build_tokenize_dir
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "data" / "sample" / "python-docs-instructions.jsonl"
@@ -73,8 +73,8 @@ def registered_run(base: Path, tmp_path: Path, monkeypatch, name: str) -> tuple[
     """A `fresh_run` of `base` in `tmp_path/run`, registered as `name` in a sqlite MLflow store
     in `tmp_path` (the test's working directory and `MLFLOW_TRACKING_URI`); returns the run and
     the version's URI, `models:/<name>@challenger`."""
-    from pipeline.registry.config import RegistryConfig
-    from pipeline.registry.register import run_register
+    from pipeline.register.config import RegistryConfig
+    from pipeline.register.register import run_register
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

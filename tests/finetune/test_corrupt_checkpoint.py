@@ -1,14 +1,14 @@
 """Fine-tuning shares pretraining's resume check: an unloadable last.ckpt is moved aside and the
-run resumes from the earlier checkpoint (pipeline/train/resume.py)."""
+run resumes from the earlier checkpoint (pipeline/pretrain/resume.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-import pipeline.train.run as training_run  # TrainingJob.attach_trainer builds the trainer
+import pipeline.pretrain.run as training_run  # TrainingJob.attach_trainer builds the trainer
 from pipeline.finetune.run import run_finetune
-from pipeline.train.metrics import read_metrics
-from pipeline.train.resume import resume_candidates
+from pipeline.pretrain.metrics import read_metrics
+from pipeline.pretrain.resume import resume_candidates
 from tests.finetune.runs import fresh_run, tiny_config
 from tests.finetune.test_resume import Crash
 

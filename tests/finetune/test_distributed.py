@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pipeline.core.stage import read_manifest
 from pipeline.finetune.launch import launch_finetune
 from pipeline.model import load_model
-from pipeline.stage import read_manifest
-from pipeline.train.metrics import read_metrics
+from pipeline.pretrain.metrics import read_metrics
 from tests.finetune.runs import fresh_run, tiny_config
-from tests.train.test_multinode import launch_two_nodes, rendezvous_args
+from tests.pretrain.test_multinode import launch_two_nodes, rendezvous_args
 
 TWO_RANKS = [
     "finetune.devices=2",

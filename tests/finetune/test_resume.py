@@ -7,7 +7,7 @@ import lightning as L
 import pytest
 import torch
 
-import pipeline.train.run as training_run  # TrainingJob.attach_trainer builds the trainer
+import pipeline.pretrain.run as training_run  # TrainingJob.attach_trainer builds the trainer
 from pipeline.finetune.run import run_finetune
 from pipeline.model import load_model
 from tests.finetune.runs import fresh_run, tiny_config

@@ -18,9 +18,9 @@ from pipeline.model.chat import (
     render_chat,
     stop_ids,
 )
-from pipeline.tokens.tokenizer import SPECIAL_TOKENS
+from pipeline.tokenize.tokenizer import SPECIAL_TOKENS
 from tests.finetune.runs import BUNDLED
-from tests.train.token_shards import train_tokenizer
+from tests.pretrain.token_shards import train_tokenizer
 
 TEXTS = [json.loads(line) for line in BUNDLED.read_text().splitlines()[:300]]
 

@@ -10,9 +10,9 @@ import pytest
 
 from flows.end_to_end import pipeline_flow
 from pipeline.config import load_config
-from pipeline.stage import read_manifest
+from pipeline.core.stage import read_manifest
+from pipeline.pretrain.config import training_config_hash
 from pipeline.stages import DATA_STAGES, active
-from pipeline.train.config import training_config_hash
 from tests.conftest import REPO
 from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
 from tests.helpers import FAST_DEMO

@@ -1,5 +1,6 @@
-"""Scheduled refreshes that accumulate (flows/refresh.py, pipeline/refresh.py): each refresh adds
-an immutable snapshot of only the new inputs, deduplicated against every earlier snapshot."""
+"""Scheduled refreshes that accumulate (flows/refresh.py, pipeline/refresh/snapshot.py): each
+refresh adds an immutable snapshot of only the new inputs, deduplicated against every
+earlier snapshot."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import pytest
 
 from flows.refresh import refresh_flow
 from pipeline.config import load_config
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import file_sha256
 from pipeline.ingest import sources
-from pipeline.layout import RunLayout
-from pipeline.refresh import (
+from pipeline.refresh.snapshot import (
     LATEST,
     RETAINED,
     SNAPSHOT_FILE,
@@ -31,7 +33,6 @@ from pipeline.refresh import (
     retain_snapshot,
     snapshot_config,
 )
-from pipeline.stage import file_sha256
 from pipeline.stages import CORPUS_STAGES
 from tests.conftest import REPO, SAMPLE_WARC
 

@@ -8,10 +8,10 @@ import sys
 from flows.data import data_flow
 from flows.end_to_end import pipeline_flow
 from pipeline.config import load_config
-from pipeline.runlock import LOCK_FILE
+from pipeline.io.runlock import LOCK_FILE
 
 HOLD = """import sys, time
-from pipeline.runlock import run_lock
+from pipeline.io.runlock import run_lock
 with run_lock(sys.argv[1], "lmpipe run --output elsewhere"):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

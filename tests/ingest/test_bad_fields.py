@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.core.stage import read_manifest
 from pipeline.ingest import IngestConfig, run_ingest
-from pipeline.stage import read_manifest
 from tests.conftest import SAMPLE_WARC
 from tests.helpers import read_shards
 

@@ -8,8 +8,8 @@ import zlib
 
 from warcio.warcwriter import WARCWriter
 
+from pipeline.core.stage import read_manifest
 from pipeline.ingest import IngestConfig, run_ingest
-from pipeline.stage import read_manifest
 from tests.conftest import http_response_record
 from tests.helpers import read_shards
 

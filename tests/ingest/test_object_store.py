@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pipeline.core.stage import read_manifest
 from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.sources import InputError, input_fingerprint, resolve_inputs
-from pipeline.stage import read_manifest
 from tests.conftest import REAL_WARCS, REPO
 from tests.helpers import read_shards, tree_digest
 from tests.s3 import FAKE_CREDENTIALS, REGION, FlakyProxy, moto_server

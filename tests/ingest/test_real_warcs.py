@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from pipeline.core.stage import read_manifest
 from pipeline.ingest import IngestConfig, run_ingest
-from pipeline.stage import read_manifest
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
 from tests.helpers import read_shards
 

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
+from pipeline.core.stage import prepare_stage_dir
 from pipeline.ingest import IngestConfig, run_ingest
 from pipeline.ingest.run import ingest_file
 from pipeline.ingest.sources import InputError, detect_format, file_name, resolve_inputs
-from pipeline.stage import prepare_stage_dir
 from tests.conftest import REAL_WARCS, SAMPLE_WARC
 from tests.helpers import read_shards
 

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from pipeline.core.stage import read_manifest
 from pipeline.ingest import IngestConfig, run_ingest
-from pipeline.stage import read_manifest
 from tests.helpers import read_shards
 
 LINES = [

@@ -41,7 +41,7 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float, every: float = 2.
 
 
 def training_pids(run_dir: Path) -> list[int]:
-    """Processes running `python -m pipeline.train` on `run_dir`."""
+    """Processes running `python -m pipeline.pretrain` on `run_dir`."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -50,7 +50,7 @@ def training_pids(run_dir: Path) -> list[int]:
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"pipeline.train" in cmd and str(run_dir).encode() in cmd:
+        if b"pipeline.pretrain" in cmd and str(run_dir).encode() in cmd:
             pids.append(int(proc.name))
     return pids
 

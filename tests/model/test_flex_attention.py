@@ -15,8 +15,8 @@ from torch.nn.attention.flex_attention import create_mask
 
 from pipeline.model import DecoderLM, ModelConfig, document_positions
 from pipeline.model.attention import build_layout
-from pipeline.train.config import PretrainConfig
-from pipeline.train.module import PretrainModule
+from pipeline.pretrain.config import PretrainConfig
+from pipeline.pretrain.module import PretrainModule
 
 pytestmark = pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 

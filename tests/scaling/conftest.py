@@ -1,3 +1,3 @@
 """The training tests' fixtures: the sample's token shards and a session MLflow store."""
 
-from tests.train.conftest import tokenize_dir, with_mlflow  # noqa: F401
+from tests.pretrain.conftest import tokenize_dir, with_mlflow  # noqa: F401

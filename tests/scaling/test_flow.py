@@ -13,7 +13,7 @@ from pipeline.scaling.ladder import SCALING_DIR
 from pipeline.scaling.tracking import PARENT_FILE, child_runs
 from tests.conftest import REPO
 from tests.flows.prefect_api import artifacts
-from tests.train.helpers import make_run_dir, tiny_config
+from tests.pretrain.helpers import make_run_dir, tiny_config
 
 # 4 sizes (the holdout fit needs 3), ~4-14 steps each on 64-token sequences.
 MICRO_LADDER = [

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.config import ConfigError, load_config
 from pipeline.model import DecoderLM
+from pipeline.pretrain.config import training_config_hash
 from pipeline.scaling.ladder import (
     non_embedding_params,
     plan_ladder,
@@ -13,7 +14,6 @@ from pipeline.scaling.ladder import (
     point_dir,
     tokens_per_step,
 )
-from pipeline.train.config import training_config_hash
 from tests.conftest import REPO
 
 

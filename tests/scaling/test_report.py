@@ -77,9 +77,9 @@ def test_too_few_sizes_report_the_reason_instead_of_failing(tmp_path):
 
 def test_unfinished_and_diverged_points_are_counted_not_fitted(tmp_path):
     from pipeline.config import load_config
+    from pipeline.core.stage import write_manifest
     from pipeline.scaling.analysis import collect_points
     from pipeline.scaling.ladder import plan_ladder, point_dir
-    from pipeline.stage import write_manifest
 
     plan = plan_ladder(load_config(None, [f"run_dir={tmp_path}"]))
     for point, loss in zip(plan[:2], (6.5, float("nan")), strict=True):

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from pipeline.clean import run_clean
 from pipeline.config import load_config
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import StageResult
 from pipeline.dedup import run_dedup
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.ingest import run_ingest
-from pipeline.layout import RunLayout
-from pipeline.parallel import ParallelConfig
-from pipeline.stage import StageResult
-from pipeline.tokens import run_tokenize
+from pipeline.tokenize import run_tokenize
 from tests.conftest import SAMPLE_WARC
 
 # Small units, so a kill during clean finds some finished and some not.
@@ -76,7 +76,7 @@ def sample_dedup_dir(root: Path) -> Path:
 
     from pipeline.ingest import IngestConfig
     from tests.helpers import read_shards
-    from tests.tokens.conftest import write_dedup_dir
+    from tests.tokenize.conftest import write_dedup_dir
 
     run_ingest(IngestConfig(workers=1), [str(SAMPLE_WARC)], root / "ingest")
     table = read_shards(root / "ingest")
@@ -88,7 +88,7 @@ def sample_dedup_dir(root: Path) -> Path:
 
 def tokenize_on_bucket(dedup_dir: Path, run_url: str) -> StageResult:
     """A tokenize stage in the bucket run `run_url`, written by `run_tokenize` from `dedup_dir`."""
-    from pipeline.tokens import TokenizeConfig
+    from pipeline.tokenize import TokenizeConfig
 
     cfg = TokenizeConfig(vocab_size=1024, val_fraction=0.2, workers=1)
     return run_tokenize(cfg, dedup_dir, RunLayout(run_url).tokenize)

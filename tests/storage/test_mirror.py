@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import mirror
-from pipeline.layout import RunLayout
+from pipeline.core.layout import RunLayout
+from pipeline.io import mirror
 from tests.storage.helpers import keys
 
 

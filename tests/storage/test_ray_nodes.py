@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import mirror
-from pipeline.parallel import ParallelConfig
+from pipeline.exec.parallel import ParallelConfig
+from pipeline.io import mirror
 from tests.integration.servers import free_port
 from tests.storage.helpers import bucket_digest, data_stages, local_digest, upload_inputs
 

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from pipeline import mirror
-from pipeline.layout import RunLayout
-from pipeline.stage import read_manifest
+from pipeline.core.layout import RunLayout
+from pipeline.core.stage import read_manifest
+from pipeline.io import mirror
 from tests.conftest import REPO
 from tests.helpers import spawn_lmpipe
 from tests.storage.helpers import (

@@ -15,13 +15,13 @@ import time
 import pytest
 
 from flows.cli import error_line
-from pipeline import mirror
 from pipeline.config import load_config
-from pipeline.layout import RunLayout
-from pipeline.shard_io import MissingFile
-from pipeline.stage import read_manifest
-from pipeline.train.launch import launch_pretrain
-from pipeline.train.local_copy import PUSH_SECONDS_ENV, pull_tokenize
+from pipeline.core.layout import RunLayout
+from pipeline.core.shard_io import MissingFile
+from pipeline.core.stage import read_manifest
+from pipeline.io import mirror
+from pipeline.pretrain.launch import launch_pretrain
+from pipeline.pretrain.local_copy import PUSH_SECONDS_ENV, pull_tokenize
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.storage.helpers import keys, sample_dedup_dir, tokenize_on_bucket
@@ -99,7 +99,7 @@ def test_a_deleted_token_object_is_named_with_the_stage_to_rerun(
     no "not found"); now the object's URL, that it is not there and the stage to rerun."""
     from prefect.settings import PREFECT_API_URL
 
-    from tests.train.helpers import TINY
+    from tests.pretrain.helpers import TINY
 
     run_url = _tokenized_bucket_run(s3, dedup_dir, tmp_path / "node", monkeypatch)
     shard = read_manifest(RunLayout(run_url).tokenize)["train"]["shard_stats"][0]["shard"]

@@ -13,9 +13,9 @@ import re
 
 from pydantic import Field
 
-from pipeline.base_config import StrictModel
 from pipeline.clean.document import Document
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
+from pipeline.core.base_config import StrictModel
 
 END_MARKS = (".", "?", "!", '"')  # TFDS c4_utils._END_MARKS
 ELLIPSIS = "..."

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pipeline.base_config import StrictModel
 from pipeline.clean.document import TERMINAL_PUNCTUATION, Document
 from pipeline.clean.filters.gopher import duplicated
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
+from pipeline.core.base_config import StrictModel
 
 
 class FineWebConfig(StrictModel):

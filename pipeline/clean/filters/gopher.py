@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field
 
-from pipeline.base_config import StrictModel
 from pipeline.clean.document import Document
 from pipeline.clean.filters.rule import FilterResult, RuleFilter
+from pipeline.core.base_config import StrictModel
 
 BULLETS = ("•", "-", "*", "‣", "◦", "▪", "●", "–")
 ELLIPSES = ("...", "…")

@@ -1,0 +1,507 @@
+"""The stage contract (ARCHITECTURE.md): shards written atomically, a rejected ledger, a manifest.
+
+A stage writes `<run_dir>/<stage>/`: output shards, `rejected/` shards (`id, url, stage, reason`,
+plus `detail`), and `manifest.json` (input fingerprints, config hash, code version, counts, drop
+reasons, wall time). Work is split into units (an input file, a shard); each finished unit leaves a
+small JSON in `_progress/`, so a killed run resumes where it stopped and gives the same shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import __version__
+from pipeline.core.columns import record_batch
+from pipeline.core.integrity import (
+    MANIFEST,
+    PROGRESS_DIR,
+    changed_files,
+    changes,
+    file_records,
+    file_sha256,
+)
+from pipeline.io import mirror
+
+REJECTED_DIR = "rejected"
+__all__ = ["MANIFEST", "PROGRESS_DIR", "file_sha256"]  # re-exported: the stage contract's names
+
+REJECTED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+
+
+Progress = Callable[[int, int, dict[str, int]], None]
+"""`progress(done_units, total_units, counts)`, called by a stage as its work units finish."""
+
+
+@dataclass
+class StageResult:
+    """What a stage did: where its output is and what it counted."""
+
+    stage: str
+    output_dir: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False
+    """True when the manifest matched and the stage did nothing."""
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return read_manifest(self.output_dir) or {}
+
+    @classmethod
+    def from_dir(cls, stage: str, output_dir: Path, skipped: bool = False) -> StageResult:
+        """The result of a finished stage, read back from its manifest's counts and reasons."""
+        m = read_manifest(output_dir) or {}
+        return cls(stage, Path(output_dir), m.get("counts", {}), m.get("reasons", {}), skipped)
+
+
+def fingerprint(obj: Any) -> str:
+    """Stable short hash of any JSON-serialisable object."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def read_manifest(stage_dir: Path) -> dict[str, Any] | None:
+    text = mirror.read_text(Path(stage_dir) / MANIFEST)  # from the bucket for a mirror
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None  # a torn manifest means the stage did not finish
+
+
+def manifest_matches(stage_dir: Path, inputs_fp: str, config_hash: str) -> bool:
+    """True when the stage finished before with these inputs, this config and this code, and
+    its files are still the ones it wrote (`damaged_output`)."""
+    m = read_manifest(stage_dir)
+    return bool(m and _same_run(m, inputs_fp, config_hash) and not damaged_output(stage_dir, m))
+
+
+def _same_run(m: dict[str, Any], inputs_fp: str, config_hash: str) -> bool:
+    return (
+        m.get("inputs_fingerprint") == inputs_fp
+        and m.get("config_hash") == config_hash
+        and m.get("code_version") == __version__
+    )
+
+
+def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[Path]:
+    """The files of a finished stage that changed since its manifest recorded them (missing,
+    cut, replaced), reported in one stderr line. [] for a run directory on an object store:
+    its objects are written whole and named by the manifest last (`pipeline/io/mirror.py`)."""
+    if mirror.is_mirrored(stage_dir):
+        return []
+    found = changes(stage_dir, manifest)
+    changed = [f"{path} ({why})" for path, why in found]
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        print(
+            f"lmpipe: {Path(stage_dir).name}: {changed[0]}{more} changed since the stage finished:"
+            " it runs again",
+            file=sys.stderr,
+            flush=True,
+        )
+    return [path for path, _ in found]
+
+
+def temp_path(path: Path) -> Path:
+    """The name a file is written under before it is renamed to `path`.
+
+    A hidden sibling (same directory, so the rename is atomic) ending in `.tmp-<pid>`: two
+    processes never share one, and `prepare_stage_dir` removes those a killed run left behind.
+    """
+    path = Path(path)
+    if mirror.remote_url(path):  # a Ray node may not have the directory yet
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Write to the yielded temporary path; it becomes `path` only if the block finishes.
+
+    A reader never sees a half-written file: on an error the temporary is removed and `path`
+    keeps what it held before. In a mirror (a run directory on a bucket) the file is then
+    uploaded, one PUT: the object is whole or absent.
+    """
+    tmp = temp_path(path)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    mirror.commit(path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def check_input_schema(
+    shards: Sequence[Path], stage: str, required: Sequence[str], strings: Sequence[str]
+) -> None:
+    """A clear error when an upstream shard lacks a column `stage` needs (a contract bug
+    upstream), or when one of the `strings` columns is not a string.
+
+    An unreadable shard is skipped: its unit records it as rejected and the run goes on.
+    """
+    for path in shards:
+        try:
+            schema = pa.ipc.open_file(pa.memory_map(str(path))).schema
+        except (OSError, pa.ArrowException):
+            continue
+        missing = [c for c in required if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"{path}: input shard has no column(s) {missing}; {stage} needs "
+                f"{', '.join(required)}"
+            )
+        for name in strings:
+            kind = schema.field(name).type
+            if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+                raise ValueError(f"{path}: column `{name}` is {kind}, not a string")
+
+
+def write_manifest(stage_dir: Path, **fields: Any) -> dict[str, Any]:
+    manifest = {"code_version": __version__, "written_at": time.time(), **fields}
+    write_json_atomic(Path(stage_dir) / MANIFEST, manifest)
+    return manifest
+
+
+def prepare_stage_dir(
+    stage_dir: Path, inputs_fp: str, config_hash: str, discard: Sequence[str] | None = None
+) -> None:
+    """Start (or resume) a stage directory: keep finished work only if it matches this run.
+
+    With other inputs or config than the last start, the `discard` entries (default: everything)
+    are deleted; the training stages name their checkpoints, metrics and MLflow run there and keep
+    the launch files the launcher wrote before the process started.
+    """
+    stage_dir = Path(stage_dir)
+    if mirror.remote_url(stage_dir):
+        return _prepare_mirrored(stage_dir, inputs_fp, config_hash, discard)
+    (stage_dir / MANIFEST).unlink(missing_ok=True)
+    stamp = stage_dir / PROGRESS_DIR / "_run.json"
+    want = {"inputs_fingerprint": inputs_fp, "config_hash": config_hash, "code": __version__}
+    if stamp.is_file() and json.loads(stamp.read_text()) != want:
+        # Different inputs or config: nothing in here can be reused.
+        if discard is None:
+            shutil.rmtree(stage_dir)
+        for name in discard or ():
+            path = stage_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    (stage_dir / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+    (stage_dir / REJECTED_DIR).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stamp, want)
+    for tmp in list(stage_dir.rglob(".*.tmp-*")):  # half-written shards of a killed run
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def _prepare_mirrored(
+    stage_dir: Path, inputs_fp: str, config_hash: str, discard: Sequence[str] | None
+) -> None:
+    """`prepare_stage_dir` for a stage in a mirror: the bucket's stamp decides what is kept.
+
+    The local mirror is emptied (it is a cache; `mirror.fetch` brings back what a reader needs).
+    Objects a killed unit uploaded before its progress entry stay until the unit is redone and
+    overwrites them (same names, same bytes); no reader takes them, as readers go by ledgers.
+    """
+    mirror.remove(stage_dir / MANIFEST)
+    stamp = stage_dir / PROGRESS_DIR / "_run.json"
+    want = {"inputs_fingerprint": inputs_fp, "config_hash": config_hash, "code": __version__}
+    before = mirror.read_text(stamp)
+    if before is not None and json.loads(before) != want:
+        for name in [""] if discard is None else discard:
+            mirror.remove(stage_dir / name if name else stage_dir)
+    shutil.rmtree(stage_dir, ignore_errors=True)
+    (stage_dir / PROGRESS_DIR).mkdir(parents=True, exist_ok=True)
+    (stage_dir / REJECTED_DIR).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stamp, want)
+
+
+@dataclass
+class StageRun:
+    """One run of a stage, the skeleton every stage follows (ARCHITECTURE.md, "Stage contract"):
+
+        run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+        if run.finished_before():
+            return run.skip()
+        run.prepare()                    # or resume: finished units are kept
+        ...                              # the stage's own work, unit by unit
+        return run.finish(cfg, counts, reasons, shards=..., output_fingerprint=...)
+
+    `finish` writes the manifest with the contract's fields (stage, fingerprints, config, counts,
+    reasons, code version, wall time) plus the stage's own, and returns the `StageResult`.
+    """
+
+    stage: str
+    out_dir: Path
+    inputs_fp: str
+    config_hash: str
+    started: float = field(default_factory=time.time)
+    damaged: list[Path] = field(default_factory=list)
+    """The changed files of a finished output: `prepare` starts the stage over."""
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+
+    def finished_before(self) -> bool:
+        """The stage finished before with these inputs, this config and this code, and its files
+        are the ones it wrote."""
+        m = read_manifest(self.out_dir)
+        if not m or not _same_run(m, self.inputs_fp, self.config_hash):
+            return False
+        self.damaged = damaged_output(self.out_dir, m)
+        return not self.damaged
+
+    def skip(self) -> StageResult:
+        return StageResult.from_dir(self.stage, self.out_dir, skipped=True)
+
+    def prepare(self, resume_key: str | None = None, discard: Sequence[str] | None = None) -> None:
+        """`prepare_stage_dir`; `resume_key` replaces the config hash where a resume may change
+        some settings (training: more steps, another world size). A damaged output is not resumed:
+        its unit ledger would take the damaged shards for done. A stage that names what it
+        discards (training) loses only the changed files and resumes from its checkpoints."""
+        if self.damaged and discard is None:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+        for path in self.damaged if discard is not None else ():
+            path.unlink(missing_ok=True)
+        prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
+
+    def finish(
+        self, config: Any, counts: dict[str, Any], reasons: dict[str, int], **fields: Any
+    ) -> StageResult:
+        """Write the manifest (the last file a stage writes: it marks the stage done), with the
+        size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
+        mirrored = mirror.is_mirrored(self.out_dir)
+        files, mtimes = ({}, {}) if mirrored else file_records(self.out_dir)
+        write_manifest(
+            self.out_dir,
+            stage=self.stage,
+            inputs_fingerprint=self.inputs_fp,
+            config_hash=self.config_hash,
+            config=config.model_dump(mode="json") if hasattr(config, "model_dump") else config,
+            counts=counts,
+            reasons=reasons,
+            wall_seconds=round(time.time() - self.started, 3),
+            files=files,
+            file_mtimes=mtimes,
+            **fields,
+        )
+        return StageResult.from_dir(self.stage, self.out_dir)
+
+
+class UnitLedger:
+    """Remembers which work units of a stage finished, with their counts and output files."""
+
+    def __init__(self, stage_dir: Path):
+        self.dir = Path(stage_dir) / PROGRESS_DIR
+
+    def _path(self, unit: str) -> Path:
+        return self.dir / f"{unit}.json"
+
+    def finished(self, unit: str) -> dict[str, Any] | None:
+        text = mirror.read_text(self._path(unit))  # from the bucket for a mirror
+        return json.loads(text) if text is not None else None
+
+    def mark_finished(self, unit: str, info: dict[str, Any]) -> None:
+        write_json_atomic(self._path(unit), info)
+
+    def all(self) -> list[dict[str, Any]]:
+        if mirror.remote_url(self.dir):
+            names = [n.removesuffix(".json") for n in mirror.list_names(self.dir, ".json")]
+            return [self.finished(n) for n in names if n[0] != "_"]
+        return [
+            json.loads(p.read_text()) for p in sorted(self.dir.glob("*.json")) if p.stem[0] != "_"
+        ]
+
+
+class ShardWriter:
+    """Writes rows into Arrow IPC shards `<prefix>-NNNNN.arrow`, each renamed into place when whole.
+
+    Rows are buffered up to `batch_records` and flushed as one record batch, so memory stays
+    bounded; a shard closes after `max_records` rows or `max_bytes` of buffered payload. A batch
+    is compressed and written by a thread of its own (Arrow releases the GIL) while the next one
+    is filled: compression is a third of ingest's CPU time. So at most two batches are in memory.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        prefix: str,
+        schema: pa.Schema,
+        max_records: int = 10_000,
+        max_bytes: int = 256 * 2**20,
+        batch_records: int = 1_000,
+        compression: str | None = "zstd",
+    ):
+        self.directory, self.prefix, self.schema = Path(directory), prefix, schema
+        self.max_records, self.max_bytes, self.batch_records = max_records, max_bytes, batch_records
+        self.options = pa.ipc.IpcWriteOptions(
+            compression=None if compression == "none" else compression
+        )
+        self.files: list[str] = []
+        self.rows = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._buffer_bytes = 0
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._tmp: Path | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._pending: Future | None = None  # the batch being written
+        self._shard_rows = 0
+        self._shard_bytes = 0
+
+    def write(self, row: dict[str, Any], nbytes: int = 0) -> None:
+        self._buffer.append(row)
+        self._buffer_bytes += nbytes
+        self.rows += 1
+        full_batch = len(self._buffer) >= self.batch_records
+        full_shard = self._shard_rows + len(self._buffer) >= self.max_records
+        if full_batch or full_shard or self._buffer_bytes >= self.max_bytes // 4:
+            self._flush()
+        if self._shard_rows >= self.max_records or self._shard_bytes >= self.max_bytes:
+            self._close_shard()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            name = f"{self.prefix}-{len(self.files):05d}.arrow"
+            self._tmp = temp_path(self.directory / name)
+            self._writer = pa.ipc.new_file(str(self._tmp), self.schema, options=self.options)
+            self.files.append(name)
+        columns = {name: [row.get(name) for row in self._buffer] for name in self.schema.names}
+        batch = record_batch(columns, self.schema)  # not pa.array: see pipeline/core/columns.py
+        self._wait()
+        self._pending = self._thread.submit(self._writer.write_batch, batch)
+        self._shard_rows += len(self._buffer)
+        self._shard_bytes += self._buffer_bytes
+        self._buffer, self._buffer_bytes = [], 0
+
+    def _wait(self) -> None:
+        """Wait for the batch being written; its error (a full disk) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _close_shard(self) -> None:
+        self._flush()
+        if self._writer is None:
+            return
+        self._wait()
+        self._writer.close()
+        os.replace(self._tmp, self.directory / self.files[-1])
+        mirror.commit(self.directory / self.files[-1])
+        self._writer, self._tmp = None, None
+        self._shard_rows = self._shard_bytes = 0
+
+    def close(self) -> list[str]:
+        self._close_shard()
+        self._thread.shutdown()
+        return self.files
+
+    def abort(self) -> None:
+        """Drop everything this writer produced (used when a unit fails half-way)."""
+        with contextlib.suppress(Exception):  # the write failed like the unit did
+            self._wait()
+        self._thread.shutdown()
+        if self._writer is not None:
+            with contextlib.suppress(OSError):  # closing fails like the write did (a full disk)
+                self._writer.close()
+            self._tmp.unlink(missing_ok=True)
+        for name in self.files:
+            (self.directory / name).unlink(missing_ok=True)
+        self._writer, self._buffer, self.files = None, [], []
+
+
+class RejectedLedger(ShardWriter):
+    """The `rejected/` shards of a stage: one row per dropped input record with its reason."""
+
+    def __init__(
+        self, stage_dir: Path, prefix: str, stage: str, schema: pa.Schema = REJECTED_SCHEMA
+    ):
+        super().__init__(Path(stage_dir) / REJECTED_DIR, prefix, schema, max_records=100_000)
+        self.stage = stage
+        self.reasons: Counter[str] = Counter()
+
+    def reject(
+        self, id: str | None, url: str | None, reason: str, detail: str = "", **extra
+    ) -> None:
+        self.reasons[reason] += 1
+        row = {"id": id, "url": url, "stage": self.stage, "reason": reason, "detail": detail[:500]}
+        self.write({k: _storable(v) for k, v in {**row, **extra}.items()})
+
+
+def _storable(value: Any) -> Any:
+    """A ledger value Arrow can write: lone surrogates are shown escaped (`\\ud800`)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def sum_counts(infos: Iterable[dict[str, Any]], key: str) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for info in infos:
+        total.update(info.get(key, {}))
+    return dict(sorted(total.items()))
+
+
+def list_shards(stage_dir: Path) -> list[Path]:
+    """The output shards of a stage (top-level `*.arrow`, name order); `rejected/` is separate.
+
+    In a mirror, the shards the manifest names, downloaded: a bucket's listing may hold objects
+    of a killed unit, so it is never trusted."""
+    if mirror.remote_url(stage_dir):
+        names = sorted((read_manifest(stage_dir) or {}).get("shards", []))
+        return [mirror.fetch(Path(stage_dir) / name) for name in names]
+    return sorted(Path(stage_dir).glob("*.arrow"))
+
+
+class MissingUpstreamError(FileNotFoundError):
+    """A stage was asked to run before the stage it reads from finished."""
+
+
+def upstream_fingerprint(input_dir: Path) -> str:
+    """The `output_fingerprint` of a finished upstream stage; a clear error if it did not finish
+    or if a file it wrote changed since (a stage never builds on a damaged file)."""
+    m = read_manifest(Path(input_dir))
+    if not m or "output_fingerprint" not in m:
+        raise MissingUpstreamError(
+            f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
+        )
+    changed = [] if mirror.is_mirrored(input_dir) else changed_files(input_dir, m)
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise DamagedUpstreamError(
+            f"{changed[0]}{more} changed since `{Path(input_dir).name}` finished: run"
+            f" `lmpipe {Path(input_dir).name}` again to rebuild it (or `lmpipe run`), then retry"
+        )
+    return m["output_fingerprint"]
+
+
+class DamagedUpstreamError(MissingUpstreamError):
+    """The stage a stage reads from finished, but one of its files changed since."""

@@ -1,0 +1,1 @@
+"""How stages spread work: the local process pool and the Ray actor pool."""

@@ -1,0 +1,17 @@
+"""The model registry: MLflow pyfunc packaging, registration with lineage, aliases, HF export.
+
+Light on purpose: this package ships inside every registered model (`code_paths`), and the
+serving process imports it without the rest of the pipeline's dependencies.
+"""
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # `run_register` (the stage table's runner) without importing MLflow with the package: the
+    # serving process imports this package too.
+    if name == "run_register":
+        from pipeline.register.register import run_register
+
+        return run_register
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from flows.params import DATA_STAGES, DataStage, documented
 from flows.report import reason_rows, render_markdown
 from pipeline.config import PipelineConfig
 from pipeline.core.layout import RunLayout
-from pipeline.stages import STAGES, TOKENS, Stage, upstream
+from pipeline.stages import STAGES, TOKENS, Stage, call_args
 
 # Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.
 DATA_TASK = {
@@ -67,11 +67,8 @@ def _stage_task(stage: Stage) -> Any:
 
     @task(name=stage.name, description=stage.help, **DATA_TASK)
     def stage_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
-        run = RunLayout(run_dir)
-        read = upstream(stage.name, config)
-        inputs = config.inputs if read is None else run.stage(read)
-        section = getattr(config, stage.name)
-        return _run(stage.name, stage.runner(), config, section, inputs, run.stage(stage.name))
+        args = call_args(stage.name, config, run_dir)
+        return _run(stage.name, stage.runner(), config, *args)
 
     return stage_task
 

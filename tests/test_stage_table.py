@@ -21,7 +21,7 @@ MOST_FILES = 14  # lower it when a change removes one
 
 
 def files_spelling_stage_names(root: Path) -> dict[str, list[str]]:
-    own = {s.name: (s.package or f"pipeline.{s.name}").replace(".", "/") + "/" for s in STAGES}
+    own = {s.name: s.package.replace(".", "/") + "/" for s in STAGES}
     hits: dict[str, list[str]] = {}
     for path in sorted([*(root / "pipeline").rglob("*.py"), *(root / "flows").rglob("*.py")]):
         rel = path.relative_to(root).as_posix()

@@ -29,11 +29,11 @@ from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init
 from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
 from pipeline.core.base_config import config_hash
 from pipeline.core.stage import (
+    Plan,
     Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
-    StageRun,
     UnitLedger,
     check_input_schema,
     fingerprint,
@@ -294,6 +294,10 @@ def _run_units(
     return keys
 
 
+def plan_clean(cfg: CleanConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    return Plan(STAGE, Path(output_dir), upstream_fingerprint(Path(input_dir)), config_hash(cfg))
+
+
 def run_clean(
     cfg: CleanConfig,
     input_dir: str | Path,
@@ -304,7 +308,7 @@ def run_clean(
 ) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    run = StageRun(STAGE, out_dir, upstream_fingerprint(in_dir), config_hash(cfg))
+    run = plan_clean(cfg, in_dir, out_dir).start()
     if run.finished_before():
         return run.skip()
     check_languages(cfg.languages, "clean.languages")

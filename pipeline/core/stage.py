@@ -315,6 +315,33 @@ class StageRun:
         return StageResult.from_dir(self.stage, self.out_dir)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run of a stage would be, computed without doing any of its work: the one answer
+    to "is this stage done?" (ARCHITECTURE.md, "Plans").
+
+    Every stage package has `plan_<stage>(section, source, output_dir)` returning it; the stage
+    itself (`run_<stage>` starts from `plan.start()`), the Prefect cache key, the CLI's
+    pre-checks and the training launchers all call that one function.
+    """
+
+    stage: str
+    out_dir: Path
+    inputs_fp: str
+    """Fingerprint of everything the stage reads: its upstream output, input files, side data."""
+    config_hash: str
+    """Hash of the settings that decide its output."""
+    detail: Any = None
+    """What planning found and the run reuses (resolved input files, reference runs...)."""
+
+    def done(self) -> bool:
+        """The stage finished with these inputs and this config, and its files are intact."""
+        return manifest_matches(self.out_dir, self.inputs_fp, self.config_hash)
+
+    def start(self) -> StageRun:
+        return StageRun(self.stage, Path(self.out_dir), self.inputs_fp, self.config_hash)
+
+
 class UnitLedger:
     """Remembers which work units of a stage finished, with their counts and output files."""
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from pipeline.core.base_config import config_hash
 from pipeline.core.stage import (
+    Plan,
     Progress,
     StageResult,
     StageRun,
@@ -150,6 +151,15 @@ def _output_jobs(cfg, store, shards, out_dir, ledger) -> list[tuple]:
     return jobs
 
 
+def plan_dedup(cfg: DedupConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The upstream output and the reference runs deduplicated against (`detail`)."""
+    refs, ref_runs = reference_files(cfg, Path(output_dir))
+    inputs_fp = fingerprint(
+        {"upstream": upstream_fingerprint(Path(input_dir)), "references": ref_runs}
+    )
+    return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=(refs, ref_runs))
+
+
 def run_dedup(
     cfg: DedupConfig,
     input_dir: str | Path,
@@ -160,9 +170,9 @@ def run_dedup(
 ) -> StageResult:
     """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    refs, ref_runs = reference_files(cfg, out_dir)
-    inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "references": ref_runs})
-    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    plan = plan_dedup(cfg, in_dir, out_dir)
+    refs, ref_runs = plan.detail
+    run = plan.start()
     if run.finished_before():
         return run.skip()
     shards = list_shards(in_dir)

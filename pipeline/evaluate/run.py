@@ -15,19 +15,17 @@ from typing import Any
 
 import torch
 
-from pipeline.core.base_config import config_hash
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     Progress,
     StageResult,
-    StageRun,
     fingerprint,
     read_manifest,
-    upstream_fingerprint,
     write_json_atomic,
 )
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
+from pipeline.evaluate.plan import evaluate_inputs, plan_evaluate
 from pipeline.evaluate.task_scores import go_offline, task_scores
 from pipeline.evaluate.tasks import build_tasks
 from pipeline.model import load_model
@@ -39,7 +37,6 @@ from pipeline.model.chat import (
 )
 from pipeline.model.generate import generate
 
-STAGE = "evaluate"
 SAMPLES = "samples.json"
 TASK_DIR = "tasks"  # the lm-eval tasks built from the run's held-out data
 
@@ -158,10 +155,6 @@ def task_info(cfg: EvaluateConfig, built: dict[str, int], task_dir: Path) -> dic
     }
 
 
-def evaluate_inputs(run: RunLayout) -> dict[str, str]:
-    return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
-
-
 def run_evaluate(
     cfg: EvaluateConfig,
     run: RunLayout | str | Path,
@@ -171,8 +164,7 @@ def run_evaluate(
     """Evaluate `run`'s fine-tuned model against its pretrained base into `output_dir`
     (default `<run>/evaluate`). `run`: the run whose stages it reads."""
     run = RunLayout.of(run)
-    inputs = evaluate_inputs(run)
-    stage = StageRun(STAGE, Path(output_dir or run.evaluate), fingerprint(inputs), config_hash(cfg))
+    stage = plan_evaluate(cfg, run, output_dir).start()
     if stage.finished_before():
         return stage.skip()
     stage.out_dir.mkdir(parents=True, exist_ok=True)
@@ -209,7 +201,7 @@ def run_evaluate(
         cfg,
         counts,
         {},
-        inputs=inputs,
+        inputs=evaluate_inputs(run),
         metrics=metrics,
         gate=gate,
         tasks=task_info(cfg, built, task_dir),

@@ -13,9 +13,9 @@ from typing import Any
 
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
+    Plan,
     StageResult,
     fingerprint,
-    manifest_matches,
     read_manifest,
     upstream_fingerprint,
     write_json_atomic,
@@ -57,9 +57,14 @@ def finetune_inputs(cfg: FinetuneConfig, run: RunLayout | str | Path) -> dict[st
     }
 
 
-def stage_inputs(config: Any, run_dir: str | Path) -> dict[str, Any]:
-    """The stage table's side inputs of finetune (its cache key): `finetune_inputs`."""
-    return finetune_inputs(config.finetune, run_dir)
+def plan_finetune(
+    cfg: FinetuneConfig, run: RunLayout | str | Path, output_dir: str | Path | None = None
+) -> Plan:
+    """The pretrained weights, the tokenizer and the instruction data (`finetune_inputs`)."""
+    layout = RunLayout.of(run)
+    inputs = finetune_inputs(cfg, layout)
+    out_dir = Path(output_dir or layout.finetune)
+    return Plan(STAGE, out_dir, fingerprint(inputs), training_config_hash(cfg), detail=inputs)
 
 
 def launch_finetune(
@@ -73,10 +78,8 @@ def launch_finetune(
     A run directory on a bucket trains on this node's copy (`pipeline/pretrain/local_copy.py`)."""
     run = run_layout(run_dir)
     stage_dir = run.finetune
-    inputs_fp = fingerprint(finetune_inputs(config.finetune, run))
-    if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.finetune)):
-        # no process, no torch import
-        return StageResult.from_dir(STAGE, stage_dir, skipped=True)
+    if plan_finetune(config.finetune, run, stage_dir).done():
+        return StageResult.from_dir(STAGE, stage_dir, skipped=True)  # no process, no torch
     local_copy.pull_pretrained(run.pretrain, run.tokenize)
     local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,11 @@ from tqdm import tqdm
 
 from pipeline.core.base_config import config_hash
 from pipeline.core.stage import (
+    Plan,
     Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
-    StageRun,
     UnitLedger,
     fingerprint,
     sum_counts,
@@ -160,6 +160,12 @@ def _run_units(
     bar.close()
 
 
+def plan_ingest(cfg: IngestConfig, inputs: list[str], output_dir: str | Path) -> Plan:
+    """The ingest run's plan: the input files' fingerprints (listed and stat'ed, not read)."""
+    fps = fingerprint_inputs(inputs, cfg.network_timeout_seconds, cfg.storage_options)
+    return Plan(STAGE, Path(output_dir), fingerprint(fps), config_hash(cfg), detail=fps)
+
+
 def run_ingest(
     cfg: IngestConfig,
     inputs: list[str],
@@ -171,11 +177,10 @@ def run_ingest(
     """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable).
 
     `parallel`: where the files are read (local worker processes by default, or Ray)."""
-    out_dir = Path(output_dir)
-    net = (cfg.network_timeout_seconds, cfg.storage_options)
-    fps = fingerprint_inputs(inputs, *net)
+    plan = plan_ingest(cfg, inputs, output_dir)
+    out_dir, fps = plan.out_dir, plan.detail
     files = [fp["url"] for fp in fps]
-    run = StageRun(STAGE, out_dir, fingerprint(fps), config_hash(cfg))
+    run = plan.start()
     if run.finished_before():
         return run.skip()
     run.prepare()

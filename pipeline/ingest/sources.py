@@ -220,12 +220,3 @@ def open_input(
     streamed = protocol(url) in ("http", "https") and not seekable
     # block_size 0: stream, bounded memory, works with servers without ranges
     return fs.open(path, "rb", compression=compression, **({"block_size": 0} if streamed else {}))
-
-
-def stage_inputs(config: Any, run_dir: Any) -> str:
-    """The ingest stage's inputs for its cache key: the fingerprint of every input file."""
-    from pipeline.core.stage import fingerprint
-
-    ingest = config.ingest
-    timeout, storage = ingest.network_timeout_seconds, ingest.storage_options
-    return fingerprint(fingerprint_inputs(list(config.inputs), timeout, storage))

@@ -27,14 +27,14 @@ from typing import IO, Any
 from pipeline.core.layout import RunLayout
 from pipeline.core.shard_io import arrow_batches
 from pipeline.core.stage import (
+    Plan,
     StageResult,
-    manifest_matches,
     upstream_fingerprint,
     write_json_atomic,
 )
 from pipeline.io import mirror
 from pipeline.pretrain import local_copy
-from pipeline.pretrain.config import training_config_hash
+from pipeline.pretrain.config import PretrainConfig, training_config_hash
 
 PROGRESS_PREFIX = "lmpipe-progress "
 SHARD = re.compile(r"shard-\d+\.arrow$")  # token shards; `shard-NNNNN.index.arrow` are indexes
@@ -47,6 +47,9 @@ class TrainingFailed(RuntimeError):
 
 class TrainingTimeout(RuntimeError):
     """The training process group outlived `pretrain.time_limit_minutes` and was killed."""
+
+
+STAGE = "pretrain"
 
 
 def training_command(
@@ -209,6 +212,12 @@ def _next_line(lines: queue.Queue, deadline: float | None) -> str | None:
             continue
 
 
+def plan_pretrain(cfg: PretrainConfig, tokenize_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The token shards and the settings that decide the weights (not launch or display)."""
+    inputs_fp = upstream_fingerprint(Path(tokenize_dir))
+    return Plan(STAGE, Path(output_dir), inputs_fp, training_config_hash(cfg))
+
+
 def launch_pretrain(
     config: Any,
     run_dir: str | Path,
@@ -225,10 +234,8 @@ def launch_pretrain(
     run = run_layout(run_dir)
     custom_dir = stage_dir is not None
     stage_dir = Path(stage_dir).resolve() if custom_dir else run.pretrain
-    inputs_fp = upstream_fingerprint(run.tokenize)
-    if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
-        # no process, no torch import
-        return StageResult.from_dir("pretrain", stage_dir, skipped=True)
+    if plan_pretrain(config.pretrain, run.tokenize, stage_dir).done():
+        return StageResult.from_dir(STAGE, stage_dir, skipped=True)  # no process, no torch
     p = config.pretrain
     local_copy.pull_tokenize(run.tokenize)
     check_enough_tokens(run.tokenize, p.model.block_size, p.micro_batch_size)
@@ -240,7 +247,7 @@ def launch_pretrain(
         p.launcher, p.launcher_args, config_path, run.run_dir, stage_dir if custom_dir else None
     )
     run_training_process(cmd, stage_dir, on_line, progress, p.time_limit_minutes * 60, "training")
-    return StageResult.from_dir("pretrain", stage_dir, skipped=False)
+    return StageResult.from_dir(STAGE, stage_dir, skipped=False)
 
 
 def run_layout(run_dir: str | Path) -> RunLayout:
@@ -256,10 +263,9 @@ def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:
     if p.launcher != "python" or p.devices != 1 or p.num_nodes != 1:
         return False
     try:
-        inputs_fp = upstream_fingerprint(run.tokenize)
+        return not plan_pretrain(p, run.tokenize, run.pretrain).done()
     except Exception:  # no tokenize stage yet: the flow reports that
         return False
-    return not manifest_matches(run.pretrain, inputs_fp, training_config_hash(p))
 
 
 def run_training_process(

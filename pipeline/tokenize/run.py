@@ -13,6 +13,7 @@ from tqdm import tqdm
 from pipeline.core.base_config import config_hash
 from pipeline.core.shard_io import UNREADABLE, arrow_batches
 from pipeline.core.stage import (
+    Plan,
     Progress,
     StageResult,
     StageRun,
@@ -136,6 +137,17 @@ def split_totals(infos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return totals
 
 
+def plan_tokenize(cfg: TokenizeConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The curated corpus and, when one is reused, the tokenizer file's bytes."""
+    inputs_fp = fingerprint(
+        {
+            "upstream": upstream_fingerprint(Path(input_dir)),
+            "tokenizer": _reused_tokenizer_sha256(cfg),
+        }
+    )
+    return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg))
+
+
 def run_tokenize(
     cfg: TokenizeConfig,
     input_dir: str | Path,
@@ -146,10 +158,7 @@ def run_tokenize(
 ) -> StageResult:
     """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    inputs_fp = fingerprint(
-        {"upstream": upstream_fingerprint(in_dir), "tokenizer": _reused_tokenizer_sha256(cfg)}
-    )
-    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    run = plan_tokenize(cfg, in_dir, out_dir).start()
     if run.finished_before():
         return run.skip()
     shards = list_shards(in_dir)

@@ -36,7 +36,7 @@ from pipeline.core.stage import fingerprint, read_manifest, write_json_atomic
 from pipeline.io.runlock import run_lock
 from pipeline.pretrain.launch import launch_pretrain
 from pipeline.scaling.ladder import tokens_per_step
-from pipeline.stages import TOKENS, is_active
+from pipeline.stages import TOKENS, StageName, is_active
 
 SCORES_FILE = "eval_scores.json"
 
@@ -62,7 +62,7 @@ def seed_config(cfg: PipelineConfig, seed: int, parent: str) -> PipelineConfig:
             "mlflow_experiment": cfg.ablate.mlflow_experiment,
         }
     )
-    return cfg.model_copy(update={"pretrain": pretrain})
+    return cfg.model_copy(update={StageName.PRETRAIN.value: pretrain})
 
 
 def pretrain_dir(cfg: PipelineConfig, seed: int) -> Path:

@@ -13,6 +13,7 @@ from flows.common import retry_when, summary
 from pipeline.config import PipelineConfig, config_hash
 from pipeline.core.stage import read_manifest
 from pipeline.register.register import is_transient, run_register
+from pipeline.stages import StageName
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui` default, for a local sqlite store
 
@@ -22,7 +23,7 @@ retry_mlflow_io = retry_when(is_transient)
 
 
 @task(
-    name="register",
+    name=StageName.REGISTER.value,
     retries=3,
     retry_delay_seconds=[5, 15, 45],
     retry_condition_fn=retry_mlflow_io,

@@ -22,6 +22,7 @@ from pipeline.core.stage import read_manifest
 from pipeline.evaluate.report import tasks_markdown
 from pipeline.finetune.launch import launch_finetune
 from pipeline.pretrain.launch import launch_pretrain
+from pipeline.stages import StageName
 
 
 def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> dict[str, Any]:
@@ -29,9 +30,11 @@ def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> 
     logger = get_run_logger()
     # The run page shows progress as the `<stage>-progress` artifact and one log line per logged
     # step; a progress bar's redraws would be most of the log's lines.
+    sections = {s: getattr(config, s) for s in TRAINING_STAGES if hasattr(config, s)}
     quiet = {
-        "pretrain": config.pretrain.model_copy(update={"progress_bar": False}),
-        "finetune": config.finetune.model_copy(update={"progress_bar": False}),
+        s: section.model_copy(update={"progress_bar": False})
+        for s, section in sections.items()
+        if "progress_bar" in type(section).model_fields
     }
     config = config.model_copy(update=quiet)
     result = launcher(config, run_dir, logger.info, progress_reporter(stage))
@@ -41,19 +44,19 @@ def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> 
     return summary(result)
 
 
-@task(name="pretrain", retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.PRETRAIN.value, retries=0, cache_key_fn=cache_key_fn)
 def pretrain_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Pretrain on `<run_dir>/tokenize/` into `<run_dir>/pretrain/`; its output goes to the log."""
-    return _launch("pretrain", launch_pretrain, config, run_dir)
+    return _launch(StageName.PRETRAIN, launch_pretrain, config, run_dir)
 
 
-@task(name="finetune", retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.FINETUNE.value, retries=0, cache_key_fn=cache_key_fn)
 def finetune_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Fine-tune `<run_dir>/pretrain/` on `finetune.data` into `<run_dir>/finetune/`."""
-    return _launch("finetune", launch_finetune, config, run_dir)
+    return _launch(StageName.FINETUNE, launch_finetune, config, run_dir)
 
 
-@task(name="evaluate", retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.EVALUATE.value, retries=0, cache_key_fn=cache_key_fn)
 def evaluate_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Score base and fine-tuned model, answer the prompts, decide the gate (`<run>/evaluate`)."""
     from pipeline.evaluate.run import run_evaluate  # torch only when evaluating

@@ -17,7 +17,7 @@ from pipeline.core.layout import RunLayout
 from pipeline.stages import STAGE_ORDER, STAGES, TOKENS, active, corpus_stage, upstream
 from tests.conftest import REPO
 
-MOST_FILES = 14  # lower it when a change removes one
+MOST_FILES = 0  # lower it when a change removes one
 
 
 def files_spelling_stage_names(root: Path) -> dict[str, list[str]]:

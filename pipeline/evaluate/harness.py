@@ -27,6 +27,7 @@ from lm_eval.models.utils import Collator
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tokenizers import Tokenizer
 
+from pipeline.core.layout import RunLayout
 from pipeline.model import load_model
 from pipeline.model.chat import EOD
 from pipeline.model.generate import generate
@@ -49,7 +50,7 @@ def load_lmpipe(pretrained: str | Path, tokenizer: str | Path | None = None):
     directory = Path(source)
     if not (directory / "model.safetensors").is_file():
         raise FileNotFoundError(f"{directory} has no model.safetensors (a pretrain/ or finetune/)")
-    tok = Path(tokenizer) if tokenizer else directory.parent / "tokenize" / "tokenizer.json"
+    tok = Path(tokenizer) if tokenizer else RunLayout(directory.parent).tokenize / "tokenizer.json"
     if not tok.is_file():
         raise FileNotFoundError(f"{tok} is missing: pass tokenizer=PATH/tokenizer.json")
     return load_model(directory).eval(), Tokenizer.from_file(str(tok))

@@ -8,12 +8,14 @@ from pipeline.core.base_config import config_hash
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import Plan, fingerprint, upstream_fingerprint
 from pipeline.evaluate.config import EvaluateConfig
+from pipeline.stages import StageName
 
 STAGE = "evaluate"
 
 
 def evaluate_inputs(run: RunLayout) -> dict[str, str]:
-    return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
+    read = (StageName.TOKENIZE, StageName.PRETRAIN, StageName.FINETUNE)
+    return {s.value: upstream_fingerprint(run.stage(s)) for s in read}
 
 
 def plan_evaluate(

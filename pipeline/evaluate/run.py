@@ -36,6 +36,7 @@ from pipeline.model.chat import (
     stop_ids,
 )
 from pipeline.model.generate import generate
+from pipeline.stages import StageName
 
 SAMPLES = "samples.json"
 TASK_DIR = "tasks"  # the lm-eval tasks built from the run's held-out data
@@ -180,7 +181,8 @@ def run_evaluate(
     task_dir = stage.out_dir / TASK_DIR
     built = build_tasks(run.run_dir, task_dir, cfg.tasks, cfg) if cfg.tasks else {}
     metrics, samples = {}, {}
-    models = (("base_", "pretrain"), ("", "finetune"))
+    base, final = StageName.PRETRAIN.value, StageName.FINETUNE.value
+    models = (("base_", base), ("", final))
     for done, (prefix, name) in enumerate(models):
         model = load_model(run.stage(name)).eval()
         scores = score(model, run, cfg, eod, tok_info["pad_id"])
@@ -191,7 +193,7 @@ def run_evaluate(
             progress(done + 1, len(models), {"models": done + 1})
     metrics |= {f"champion_{k}": v for k, v in champion_scores(cfg, task_dir).items()}
     gate = apply_gate(cfg.gate, metrics)
-    write_json_atomic(stage.out_dir / SAMPLES, samples["finetune"])
+    write_json_atomic(stage.out_dir / SAMPLES, samples[final])
     counts = {
         "prompts": len(cfg.prompts),
         **{f"{task}_examples": n for task, n in built.items()},
@@ -205,7 +207,7 @@ def run_evaluate(
         metrics=metrics,
         gate=gate,
         tasks=task_info(cfg, built, task_dir),
-        samples={"finetune": samples["finetune"], "base": samples["pretrain"]},
+        samples={final: samples[final], "base": samples[base]},
         mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),
     )

@@ -25,10 +25,12 @@ from pipeline.pretrain import local_copy
 from pipeline.pretrain.config import training_config_hash
 from pipeline.pretrain.launch import (
     LAUNCH_CONFIG,
+    launch_record,
     run_layout,
     run_training_process,
     training_command,
 )
+from pipeline.stages import StageName
 from pipeline.tokenize.tokenizer import file_sha256
 
 STAGE = "finetune"
@@ -51,7 +53,7 @@ def finetune_inputs(cfg: FinetuneConfig, run: RunLayout | str | Path) -> dict[st
     pretrain = upstream_fingerprint(run.pretrain)
     tok = (read_manifest(run.tokenize) or {}).get("tokenizer") or {}
     return {
-        "pretrain": pretrain,
+        StageName.PRETRAIN.value: pretrain,
         "data_sha256": file_sha256(resolve_data_path(cfg.data)),
         "tokenizer": tok.get("fingerprint"),
     }
@@ -84,7 +86,7 @@ def launch_finetune(
     local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
-    write_json_atomic(config_path, config.model_dump(mode="json"))
+    write_json_atomic(config_path, launch_record(config, STAGE))
     f = config.finetune
     # The launchers of pretraining: torchrun or srun start every rank of every node.
     cmd = training_command(

@@ -49,6 +49,7 @@ from pipeline.pretrain.trainer import (
     full_state_dict,
     log_training_artifacts,
 )
+from pipeline.stages import StageName
 
 
 class FinetuneJob(TrainingJob):
@@ -118,7 +119,7 @@ class FinetuneJob(TrainingJob):
             # The served (merged) model's size: adapters fold into the weights they adapt.
             "parameters": sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n),
             "inputs_fingerprint": self.inputs_fp,
-            "pretrain_fingerprint": self.inputs["pretrain"],
+            "pretrain_fingerprint": self.inputs[StageName.PRETRAIN],
             "data_sha256": self.inputs["data_sha256"],
         }
 

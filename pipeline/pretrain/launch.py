@@ -35,6 +35,7 @@ from pipeline.core.stage import (
 from pipeline.io import mirror
 from pipeline.pretrain import local_copy
 from pipeline.pretrain.config import PretrainConfig, training_config_hash
+from pipeline.stages import stage as stage_entry
 
 PROGRESS_PREFIX = "lmpipe-progress "
 SHARD = re.compile(r"shard-\d+\.arrow$")  # token shards; `shard-NNNNN.index.arrow` are indexes
@@ -52,6 +53,14 @@ class TrainingTimeout(RuntimeError):
 STAGE = "pretrain"
 
 
+def launch_record(config: Any, stage: str) -> dict[str, Any]:
+    """What a training process gets (`--launch-config`): its stage's section and the run
+    directory, not the whole pipeline config."""
+    section = stage_entry(stage).config_section
+    dumped = config.model_dump(mode="json", include={"run_dir", section})
+    return {"stage": stage, **dumped}
+
+
 def training_command(
     launcher: str,
     launcher_args: list[str],
@@ -61,7 +70,7 @@ def training_command(
     entry: str = "pipeline.pretrain",
 ):
     """The command line that starts `entry` (pretraining or fine-tuning) with the launcher."""
-    module = ["-m", entry, "--run-dir", str(run_dir), "--config", str(config)]
+    module = ["-m", entry, "--run-dir", str(run_dir), "--launch-config", str(config)]
     if output_dir is not None:
         module += ["--output-dir", str(output_dir)]
     if launcher == "torchrun":
@@ -242,7 +251,7 @@ def launch_pretrain(
     local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
-    write_json_atomic(config_path, config.model_dump(mode="json"))
+    write_json_atomic(config_path, launch_record(config, STAGE))
     cmd = training_command(
         p.launcher, p.launcher_args, config_path, run.run_dir, stage_dir if custom_dir else None
     )

@@ -53,7 +53,9 @@ from pipeline.core.stage import (
     read_manifest,
     write_json_atomic,
 )
-from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, last_present
+from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, StageName, last_present
+
+DEDUP, TOKENIZE = StageName.DEDUP.value, StageName.TOKENIZE.value
 
 SNAPSHOT_FILE = "snapshot.json"
 LATEST = "latest"
@@ -213,15 +215,13 @@ def snapshot_config(config: Any, snap: Snapshot, shared_tokenizer: bool = True) 
     data["run_dir"] = str(snap.dir)
     data["inputs"] = [fp["url"] for fp in snap.new_inputs]
     earlier = sorted([*snap.previous, *snap.retained], key=lambda p: p.name)
-    data["dedup"]["reference_dirs"] = list(
-        dict.fromkeys(
-            [*data["dedup"]["reference_dirs"], *(str(RunLayout(p).dedup) for p in earlier)]
-        )
+    data[DEDUP]["reference_dirs"] = list(
+        dict.fromkeys([*data[DEDUP]["reference_dirs"], *(str(RunLayout(p).dedup) for p in earlier)])
     )
-    if shared_tokenizer and snap.previous and not data["tokenize"].get("tokenizer_path"):
+    if shared_tokenizer and snap.previous and not data[TOKENIZE].get("tokenizer_path"):
         path = shared_tokenizer_path(snap.dir.parent, snap.previous)
         if path is not None:
-            data["tokenize"]["tokenizer_path"] = str(path)
+            data[TOKENIZE]["tokenizer_path"] = str(path)
     return type(config).model_validate(data)
 
 

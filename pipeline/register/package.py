@@ -20,6 +20,7 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 from pipeline.register.config import RegistryConfig
 from pipeline.register.lineage import RunModel
 from pipeline.register.pyfunc import GENERATION, MODEL_CONFIG, PROMPT_COLUMN, TOKENIZER, WEIGHTS
+from pipeline.stages import StageName
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../pipeline
 MODEL_CODE = Path(__file__).with_name("model_code.py")
@@ -59,7 +60,7 @@ def generation_config(rm: RunModel, cfg: RegistryConfig) -> dict[str, Any]:
     """How prompts become token ids and when generation stops (the `generation` artifact)."""
     tok = rm.tokenizer_info
     eod = int(tok.get("eod_id", 0))
-    chat = rm.source_stage == "finetune"
+    chat = rm.source_stage == StageName.FINETUNE
     stop = [eod]
     if chat:
         from pipeline.model.chat import stop_ids

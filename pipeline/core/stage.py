@@ -34,6 +34,7 @@ from pipeline.core.integrity import (
     file_records,
     file_sha256,
 )
+from pipeline.exec.parallel import ParallelConfig, map_units
 from pipeline.io import mirror
 
 REJECTED_DIR = "rejected"
@@ -152,8 +153,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    place(tmp, path)
+
+
+def place(tmp: Path, path: Path) -> None:
+    """Rename a whole temporary file (`temp_path`) to `path`, then publish it: in a run directory
+    on a bucket it is uploaded, one PUT, so the object is whole or absent. Every file a stage
+    hands on goes through here (`atomic_path`, `ShardWriter`), before the ledger names it."""
     os.replace(tmp, path)
     mirror.commit(path)
+
+
+def local_file(path: str | os.PathLike) -> Path:
+    """A file of a run directory (a stage's own working file, an upstream shard) readable on
+    local disk, for a worker to open. On a bucket it is downloaded unless this node holds the
+    object's current version; an object the bucket lacks raises `shard_io.MissingFile` naming
+    its URL and the stage to rerun. A local path is returned as it is."""
+    return mirror.fetch(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -292,6 +308,34 @@ class StageRun:
             path.unlink(missing_ok=True)
         prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
 
+    # Storage: the run directory may be local or on a bucket (`pipeline/io/mirror.py`); a stage
+    # goes through these and `place`/`local_file`, and never asks which it is.
+
+    def map_units(
+        self,
+        fn: Callable[..., Any],
+        items: list[tuple],
+        workers: int,
+        parallel: ParallelConfig | None = None,
+        *,
+        threads: bool = False,
+    ) -> Iterator[tuple[int, Any]]:
+        """`pipeline.exec.parallel.map_units` for this stage's units. A Ray task on another node
+        gets this run directory's paths in its own scratch copy of the bucket, so `fn` takes the
+        paths it would take locally."""
+        executor = (parallel or ParallelConfig()).executor
+        fn = mirror.on_workers(fn, self.out_dir, executor)
+        return map_units(fn, items, workers, parallel, threads=threads)
+
+    def has_file(self, name: str) -> bool:
+        """A file of this stage's directory exists (in the bucket, for a run on one)."""
+        return mirror.exists(self.out_dir / name)
+
+    def remove(self, name: str) -> None:
+        """Delete a file or directory of this stage (a working directory once the stage is done),
+        here and in the bucket."""
+        mirror.remove(self.out_dir / name)
+
     def finish(
         self, config: Any, counts: dict[str, Any], reasons: dict[str, int], **fields: Any
     ) -> StageResult:
@@ -414,8 +458,7 @@ class ShardWriter:
             return
         self._wait()
         self._writer.close()
-        os.replace(self._tmp, self.directory / self.files[-1])
-        mirror.commit(self.directory / self.files[-1])
+        place(self._tmp, self.directory / self.files[-1])
         self._writer, self._tmp = None, None
         self._shard_rows = self._shard_bytes = 0
 

@@ -17,11 +17,11 @@ import pytest
 from flows.cli import error_line
 from pipeline.config import load_config
 from pipeline.core.layout import RunLayout
+from pipeline.core.local_copy import PUSH_SECONDS_ENV, pull_tokenize
 from pipeline.core.shard_io import MissingFile
 from pipeline.core.stage import read_manifest
 from pipeline.io import mirror
 from pipeline.pretrain.launch import launch_pretrain
-from pipeline.pretrain.local_copy import PUSH_SECONDS_ENV, pull_tokenize
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.storage.helpers import keys, sample_dedup_dir, tokenize_on_bucket

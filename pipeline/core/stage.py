@@ -110,12 +110,9 @@ def _same_run(m: dict[str, Any], inputs_fp: str, config_hash: str) -> bool:
 
 def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[Path]:
     """The files of a finished stage that changed since its manifest recorded them (missing,
-    cut, replaced), reported in one stderr line. [] for a run directory on an object store:
-    its objects are written whole and named by the manifest last (`pipeline/io/mirror.py`)."""
-    if mirror.is_mirrored(stage_dir):
-        return []
+    cut, replaced), reported in one stderr line; on a bucket its objects (by size and ETag)."""
     found = changes(stage_dir, manifest)
-    changed = [f"{path} ({why})" for path, why in found]
+    changed = [f"{mirror.location(path)} ({why})" for path, why in found]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         print(
@@ -303,9 +300,9 @@ class StageRun:
         its unit ledger would take the damaged shards for done. A stage that names what it
         discards (training) loses only the changed files and resumes from its checkpoints."""
         if self.damaged and discard is None:
-            shutil.rmtree(self.out_dir, ignore_errors=True)
+            mirror.remove(self.out_dir)  # the bucket's objects too: its ledger is not kept
         for path in self.damaged if discard is not None else ():
-            path.unlink(missing_ok=True)
+            mirror.remove(path)
         prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
 
     # Storage: the run directory may be local or on a bucket (`pipeline/io/mirror.py`); a stage
@@ -341,8 +338,7 @@ class StageRun:
     ) -> StageResult:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
-        mirrored = mirror.is_mirrored(self.out_dir)
-        files, mtimes = ({}, {}) if mirrored else file_records(self.out_dir)
+        files, mtimes = file_records(self.out_dir)  # on a bucket: its objects' sizes and ETags
         write_manifest(
             self.out_dir,
             stage=self.stage,
@@ -536,7 +532,7 @@ def upstream_fingerprint(input_dir: Path) -> str:
         raise MissingUpstreamError(
             f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
         )
-    changed = [] if mirror.is_mirrored(input_dir) else changed_files(input_dir, m)
+    changed = changed_files(input_dir, m)
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         raise DamagedUpstreamError(

@@ -535,9 +535,11 @@ def upstream_fingerprint(input_dir: Path) -> str:
     changed = changed_files(input_dir, m)
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        name, run = Path(input_dir).name, mirror.remote_url(Path(input_dir).parent)
+        command = f"lmpipe {name} --output {run}" if run else f"lmpipe {name}"
         raise DamagedUpstreamError(
-            f"{changed[0]}{more} changed since `{Path(input_dir).name}` finished: run"
-            f" `lmpipe {Path(input_dir).name}` again to rebuild it (or `lmpipe run`), then retry"
+            f"{changed[0]}{more} changed since `{name}` finished: run `{command}` again to"
+            " rebuild it (or `lmpipe run`), then retry"
         )
     return m["output_fingerprint"]
 

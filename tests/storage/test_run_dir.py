@@ -144,10 +144,10 @@ def test_a_deleted_upstream_object_is_named_once_not_retried(
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
+    # Found by the listing of the stage's objects, before any download (integrity on a bucket).
     assert ours == [
-        f"lmpipe: error: {run_url}/ingest/{shard} not found (deleted after its stage finished?):"
-        f" rerun the ingest stage, which wrote it: delete {run_url}/ingest and run `lmpipe ingest"
-        f" --output {run_url}` again (with the run's --config and --input)"
+        f"lmpipe: error: {run_url}/ingest/{shard} (missing) changed since `ingest` finished: run"
+        f" `lmpipe ingest --output {run_url}` again to rebuild it (or `lmpipe run`), then retry"
     ]
     body = {"sort": "EXPECTED_START_TIME_DESC", "limit": 200}
     runs = [

@@ -61,7 +61,7 @@ def test_a_cut_upstream_object_on_a_bucket_is_rebuilt_or_named(s3, tmp_path, mon
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{run_url}/ingest/{shard} (")
-    assert "`lmpipe ingest` again" in message
+    assert f"`lmpipe ingest --output {run_url}` again" in message
 
     # A rerun of the stages rebuilds ingest from whole files: the documents of a fresh run.
     again = _ingest_clean_dedup(inputs, run_url)

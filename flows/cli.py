@@ -263,7 +263,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 
 # Training stages that run on a bucket's run directory, on a local copy their launcher pulls and
-# pushes (`pipeline/pretrain/local_copy.py`), in pipeline order; the others need a local run
+# pushes (`pipeline/core/local_copy.py`), in pipeline order; the others need a local run
 # directory.
 BUCKET_TRAINING = tuple(s.name for s in STAGES if s.kind == "training" and s.on_bucket)
 

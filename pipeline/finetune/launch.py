@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import local_copy
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     Plan,
@@ -21,7 +22,6 @@ from pipeline.core.stage import (
     write_json_atomic,
 )
 from pipeline.finetune.config import FinetuneConfig
-from pipeline.pretrain import local_copy
 from pipeline.pretrain.config import training_config_hash
 from pipeline.pretrain.launch import (
     LAUNCH_CONFIG,
@@ -77,7 +77,7 @@ def launch_finetune(
 ) -> StageResult:
     """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group.
 
-    A run directory on a bucket trains on this node's copy (`pipeline/pretrain/local_copy.py`)."""
+    A run directory on a bucket trains on this node's copy (`pipeline/core/local_copy.py`)."""
     run = run_layout(run_dir)
     stage_dir = run.finetune
     if plan_finetune(config.finetune, run, stage_dir).done():

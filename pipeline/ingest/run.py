@@ -18,11 +18,12 @@ from pipeline.core.stage import (
     RejectedLedger,
     ShardWriter,
     StageResult,
+    StageRun,
     UnitLedger,
     fingerprint,
     sum_counts,
 )
-from pipeline.exec.parallel import ParallelConfig, map_units
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
 from pipeline.ingest.sources import (
@@ -34,7 +35,6 @@ from pipeline.ingest.sources import (
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import DamagedWarc, WarcReader, WholeFileGzip
-from pipeline.io import mirror
 
 STAGE = "ingest"
 
@@ -139,7 +139,7 @@ def _ingest_file(cfg: IngestConfig, url: str, out_dir: Path, fast: bool) -> dict
 def _run_units(
     cfg: IngestConfig,
     todo: list[dict],
-    out_dir: Path,
+    run: StageRun,
     progress: Progress | None,
     parallel: ParallelConfig | None,
 ) -> None:
@@ -153,9 +153,8 @@ def _run_units(
         if progress:
             progress(done["files"], len(todo), dict(done))
 
-    items = [(cfg, fp["url"], out_dir) for fp in todo]
-    fn = mirror.on_workers(ingest_file, out_dir, (parallel or ParallelConfig()).executor)
-    for i, info in map_units(fn, items, cfg.workers, parallel):
+    items = [(cfg, fp["url"], run.out_dir) for fp in todo]
+    for i, info in run.map_units(ingest_file, items, cfg.workers, parallel):
         finished(todo[i], info)
     bar.close()
 
@@ -186,7 +185,7 @@ def run_ingest(
     run.prepare()
     ledger = UnitLedger(out_dir)
     todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
-    _run_units(cfg, todo, out_dir, progress, parallel)
+    _run_units(cfg, todo, run, progress, parallel)
     infos = [ledger.finished(unit_key(url)) for url in files]
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
     return run.finish(

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.core import local_copy
 from pipeline.core.layout import RunLayout
 from pipeline.core.shard_io import arrow_batches
 from pipeline.core.stage import (
@@ -32,8 +33,6 @@ from pipeline.core.stage import (
     upstream_fingerprint,
     write_json_atomic,
 )
-from pipeline.io import mirror
-from pipeline.pretrain import local_copy
 from pipeline.pretrain.config import PretrainConfig, training_config_hash
 from pipeline.stages import stage as stage_entry
 
@@ -115,7 +114,7 @@ _prestarted: dict[str, tuple[subprocess.Popen, dict[str, str]]] = {}
 # Variables that may change between a prestart and its launch (the Prefect API the CLI started,
 # MLflow's telemetry session) without mattering to what the process imported: it gets the
 # launch's environment. Any other change discards the prestarted process.
-PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_", mirror.LOCAL_COPY_ENV)
+PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_", local_copy.LOCAL_COPY_ENV)
 
 
 def prestart(entry: str = "pipeline.pretrain") -> None:
@@ -238,7 +237,7 @@ def launch_pretrain(
 
     `config` is the whole `PipelineConfig`; it is handed to the process as a JSON file.
     `stage_dir` puts the output elsewhere (a scaling point: `<run>/scaling/<point>/pretrain`).
-    A run directory on a bucket trains on this node's copy (`pipeline/pretrain/local_copy.py`).
+    A run directory on a bucket trains on this node's copy (`pipeline/core/local_copy.py`).
     """
     run = run_layout(run_dir)
     custom_dir = stage_dir is not None
@@ -262,7 +261,7 @@ def launch_pretrain(
 def run_layout(run_dir: str | Path) -> RunLayout:
     """The layout of a run directory: a local one made absolute (the training process may start
     elsewhere), a bucket's its mirror in this node's scratch directory."""
-    return RunLayout(run_dir if mirror.is_url(run_dir) else Path(run_dir).resolve())
+    return RunLayout.absolute(run_dir)
 
 
 def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:

@@ -22,11 +22,11 @@ from pipeline.core.stage import (
     file_sha256,
     fingerprint,
     list_shards,
+    local_file,
     sum_counts,
     upstream_fingerprint,
 )
-from pipeline.exec.parallel import ParallelConfig, map_units
-from pipeline.io import mirror
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.encode import STAGE, EncodeJob, encode_shard, encoder_choice
 from pipeline.tokenize.shards import SPLITS, id_fraction, shard_name
@@ -66,10 +66,10 @@ def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
         return  # unreadable: its encode unit records the rejection
 
 
-def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) -> dict[str, Any]:
+def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], run: StageRun) -> dict[str, Any]:
     """`<stage>/tokenizer.json` (kept from a killed attempt at this run) and its manifest facts."""
-    path = stage_dir / TOKENIZER_FILE
-    if not (path.is_file() if mirror.remote_url(path) is None else mirror.exists(path)):
+    stage_dir = run.out_dir
+    if not run.has_file(TOKENIZER_FILE):
         if cfg.tokenizer_path:
             tokenizer = reuse_tokenizer(cfg.tokenizer_path)
         else:
@@ -78,11 +78,12 @@ def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) 
             texts = training_texts(cfg, shards)
             tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tokenizer, stage_dir)
-    return tokenizer_info(mirror.fetch(path))
+    return tokenizer_info(local_file(stage_dir / TOKENIZER_FILE))
 
 
 def _run_units(
     cfg: TokenizeConfig,
+    run: StageRun,
     todo: list[EncodeJob],
     progress: Progress | None,
     parallel: ParallelConfig | None,
@@ -102,9 +103,8 @@ def _run_units(
     # Threads of this process, or Ray tasks, as `parallel` says. Both engines encode in Rust with
     # the GIL released, so threads run in parallel as processes would, without the process
     # starts (about a second of a small run) and with one copy of the vocabulary.
-    executor = (parallel or ParallelConfig()).executor
-    fn = mirror.on_workers(encode_shard, todo[0].stage_dir if todo else "", executor)
-    for _, info in map_units(fn, [(job,) for job in todo], cfg.workers, parallel, threads=True):
+    jobs = [(job,) for job in todo]
+    for _, info in run.map_units(encode_shard, jobs, cfg.workers, parallel, threads=True):
         finished(info)
     bar.close()
 
@@ -166,10 +166,10 @@ def run_tokenize(
     run.prepare()
     for split in SPLITS:
         (out_dir / split).mkdir(exist_ok=True)
-    tok = prepare_tokenizer(cfg, shards, out_dir)
+    tok = prepare_tokenizer(cfg, shards, run)
     jobs = _jobs(cfg, shards, out_dir, tok)
     ledger = UnitLedger(out_dir)
-    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
+    _run_units(cfg, run, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
     return _finish(run, cfg, [ledger.finished(j.unit) for j in jobs], tok)
 
 

@@ -93,12 +93,15 @@ def stage_artifacts(rm: RunModel, cfg: RegistryConfig, tmp: Path) -> dict[str, s
 
 
 def signature(cfg: RegistryConfig) -> ModelSignature:
-    """Prompts in (a `prompt` column), text out; generation settings are request params.
+    """Prompts in (one string column), text out; generation settings are request params.
 
-    Requests name the column: a DataFrame or records with `prompt`, or `{"prompt": [...]}`.
+    The column is unnamed, so MLflow's schema enforcement takes what the REST server takes: a
+    list of strings or one string (`{"inputs": ["..."]}`), a DataFrame or records with a `prompt`
+    column (or any one column), or `{"prompt": [...]}`. A named column would refuse
+    `predict(["hello"])` with "Model is missing inputs ['prompt']".
     """
     return ModelSignature(
-        inputs=Schema([ColSpec("string", PROMPT_COLUMN)]),
+        inputs=Schema([ColSpec("string")]),
         outputs=Schema([ColSpec("string")]),
         params=ParamSchema(
             [

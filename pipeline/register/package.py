@@ -95,10 +95,11 @@ def stage_artifacts(rm: RunModel, cfg: RegistryConfig, tmp: Path) -> dict[str, s
 def signature(cfg: RegistryConfig) -> ModelSignature:
     """Prompts in (one string column), text out; generation settings are request params.
 
-    The column is unnamed, so MLflow's schema enforcement takes what the REST server takes: a
-    list of strings or one string (`{"inputs": ["..."]}`), a DataFrame or records with a `prompt`
-    column (or any one column), or `{"prompt": [...]}`. A named column would refuse
-    `predict(["hello"])` with "Model is missing inputs ['prompt']".
+    The column is unnamed, so `predict` takes what the REST server takes: a list of strings or
+    one string (REST: `{"inputs": ["..."]}`, `{"inputs": "..."}`), a DataFrame or records with a
+    `prompt` column (or any single column); in-process also `{"prompt": [...]}`. A named column
+    refused `predict(["hello"])` ("Model is missing inputs ['prompt']"); its one gain, REST's
+    `{"inputs": {"prompt": [...]}}`, is refused by MLflow for an unnamed column.
     """
     return ModelSignature(
         inputs=Schema([ColSpec("string")]),

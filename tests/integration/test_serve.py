@@ -241,6 +241,13 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         assert not errors, [entry["message"] for entry in errors]
         last = api(f"{url}/logs/filter", {"logs": of_run, "sort": "TIMESTAMP_DESC", "limit": 50})
         assert any("cancelled with its flow run" in entry["message"] for entry in last), last
+        # The serve console (every run's output, the end-to-end's training and evaluation too)
+        # has no progress-bar redraws, no Lightning tips or device summary (issue 32).
+        console = server.log.read_text(errors="replace")
+        assert "\r" not in console
+        noise = ("%|", "it/s]", "💡 Tip", "GPU available:", "TPU available:")
+        assert not [line for line in console.splitlines() if any(n in line for n in noise)]
+        assert "Task run 'pretrain-" in console  # the training's output did reach it
         # ... and the default run directory kept its own (short) training.
         default_run = json.loads((run_dir / "pretrain" / "launch_config.json").read_text())
         assert default_run["run_dir"] == str(run_dir)

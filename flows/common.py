@@ -18,7 +18,7 @@ from prefect._internal.control_listener import get_intent
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.exceptions import TerminationSignal
 from prefect.logging.handlers import PrefectConsoleHandler
-from prefect.states import Cancelled, Failed
+from prefect.states import Cancelled, Completed
 
 from flows.ephemeral import adopt_early
 from flows.ephemeral import install as _install_server_watch
@@ -230,9 +230,11 @@ def holds_run_dir(
     run directory that is a symlink (a refresh root's `latest`) is resolved first: the run stays
     on that snapshot when a newer one becomes `latest` meanwhile.
 
-    `nothing_to_do(config, stages)`: a one-line reason the flow cannot start (e.g. no upstream
-    output yet), checked before the lock (which would create the run directory); the run then
-    ends Failed with that line as its message, no traceback.
+    `nothing_to_do(config, stages)`: a one-line reason the flow has nothing to work on (e.g. no
+    upstream output yet), checked before the lock (which would create the run directory): the
+    run logs that line as a WARNING and ends Completed with it as its message, having done
+    nothing. (A Failed or Cancelled end would add Prefect's "Engine execution exited with
+    unexpected exception" ERROR and its traceback to the run's log.)
     """
     if fn is None:
         return functools.partial(holds_run_dir, nothing_to_do=nothing_to_do)
@@ -249,7 +251,8 @@ def holds_run_dir(
             config = config.model_copy(update={"run_dir": str(Path(config.run_dir).resolve())})
         given.update(config=config, config_path=None, overrides=None)
         if nothing_to_do and (reason := nothing_to_do(config, given.get("stages"))):
-            return Failed(message=reason)
+            get_run_logger().warning(reason)
+            return Completed(message=reason)
         with flow_lock(config.run_dir, f"flow {fn.__name__}"):
             return fn(*bound.args, **bound.kwargs)
 

@@ -96,9 +96,9 @@ def pretrain_markdown(stage_dir: Path) -> str:
 
 
 def no_tokens_yet(config: PipelineConfig, stages: list[str] | None) -> str | None:
-    """Why the training flow cannot start, in one line: its first stage's upstream (the token
-    shards, for pretrain) has not finished in `run_dir` (e.g. the deployment's default, the
-    corpus refresh's `latest` snapshot, before any refresh ran)."""
+    """Why the training flow has nothing to train on, in one line: its first stage's upstream
+    (the token shards, for pretrain) has not finished in `run_dir` (e.g. the deployment's
+    default, the corpus refresh's `latest` snapshot, before any refresh ran)."""
     first = wanted_stages(stages, TRAINING_STAGES)
     reads = upstream(first[0], config) if first else None
     if reads is None or mirror.is_url(config.run_dir):

@@ -132,12 +132,13 @@ def test_train_on_demand_defaults_to_the_latest_snapshot(tmp_path):
 
 
 def test_training_without_a_snapshot_says_so_in_one_line(tmp_path, prefect_harness):
-    """The Quick run of train-on-demand before any corpus refresh: Failed with one line (no
-    traceback), and no `latest` directory made where the refresh's symlink belongs."""
+    """The Quick run of train-on-demand before any corpus refresh: one line says so and the run
+    ends having done nothing (no traceback), and no `latest` directory is made where the
+    refresh's symlink belongs."""
     root = tmp_path / "snaps"
     cfg = {"run_dir": str(root / "latest"), "refresh": {"root": str(root)}}
     state = training_flow(config=cfg, return_state=True)
-    assert state.is_failed()
+    assert state.is_completed() and state.result() is None
     assert state.message == (
         f"no corpus snapshot to train on yet: {root / 'latest'} does not exist; run the "
         "corpus-refresh deployment first (a completed refresh starts this training itself), or "
@@ -148,8 +149,36 @@ def test_training_without_a_snapshot_says_so_in_one_line(tmp_path, prefect_harne
     (root / "20261206T000000Z").mkdir(parents=True)
     (root / "latest").symlink_to("20261206T000000Z")
     state = training_flow(config=cfg, return_state=True)
-    assert state.is_failed() and state.message == (
+    assert state.is_completed() and state.message == (
         f"nothing to train on: {root / '20261206T000000Z' / 'tokenize'} has no finished "
         f"tokenize stage; run the data flow on {root / '20261206T000000Z'} first, or set "
         "`run_dir` to a run directory that has one"
     )
+
+
+def test_a_form_without_some_sections_gets_them_from_the_deployment(
+    tmp_path, prefect_harness, monkeypatch
+):
+    """A custom run whose form sent only the sections the flow reads (`form_schema`) gets the
+    others from the deployment's default config, not the built-in defaults."""
+    from prefect.client.orchestration import get_client
+
+    from flows.params import FLOW_SECTIONS, _with_deployment_defaults
+    from pipeline.config import PipelineConfig
+
+    train = served(**{"run_dir": str(tmp_path / "run"), "ingest.workers": "3"})["train-on-demand"]
+    deployment_id = train.apply()
+    form = {
+        k: v for k, v in train.parameters["config"].items() if k in FLOW_SECTIONS[train.flow_name]
+    }
+    form["pretrain"]["max_steps"] = 7  # edited in the form
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"config": form})
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", str(run.id))  # as inside that flow run
+    given = PipelineConfig.model_validate(form)
+    assert given.ingest.workers != 3  # the built-in default
+    config = _with_deployment_defaults(given)
+    assert config.ingest.workers == 3  # the deployment's
+    assert config.pretrain.max_steps == 7 and config.run_dir == form["run_dir"]  # the form's
+    monkeypatch.delenv("PREFECT__FLOW_RUN_ID")
+    assert _with_deployment_defaults(given) is given  # no deployment run: unchanged

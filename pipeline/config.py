@@ -98,12 +98,16 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
     return f"invalid config ({origin}): " + "; ".join(problems)
 
 
+class YamlSyntaxError(ConfigError):
+    """Text that is not YAML (the message names the line and column)."""
+
+
 def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
     """One line naming the file (or override) and the line/column of a YAML syntax error."""
     mark = getattr(err, "problem_mark", None)
     at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return ConfigError(f"{where}: invalid YAML{at}: {problem}")
+    return YamlSyntaxError(f"{where}: invalid YAML{at}: {problem}")
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -208,7 +212,7 @@ def override_value(raw: str, dotted: str) -> Any:
     text = raw.strip()
     try:
         value = load_yaml(raw, where, prefix=dotted)
-    except ConfigError as err:
+    except YamlSyntaxError as err:
         if text.startswith(_STRUCTURED) or "\n" in raw:
             raise ConfigError(
                 f"{err}; to pass it as text, quote it for YAML inside the shell's quotes, "

@@ -198,8 +198,16 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         assert message.startswith("no corpus snapshot to train on yet: "), message
         assert "\n" not in message
         of_quick = {"logs": {"flow_run_id": {"any_": [quick["id"]]}}}
-        quick_logs = api(f"{url}/logs/filter", of_quick)
-        assert [e["level"] for e in quick_logs if e["message"] == message] == [30]  # WARNING
+        # The run's logs reach the API in batches: wait for that line, a WARNING.
+        quick_logs = wait_for(
+            "the Quick run's log line",
+            lambda: (
+                [e for e in api(f"{url}/logs/filter", of_quick) if e["message"] == message]
+                and api(f"{url}/logs/filter", of_quick)
+            ),
+            60,
+        )
+        assert [e["level"] for e in quick_logs if e["message"] == message] == [30]
         assert not any(e["level"] >= 40 or "Traceback" in e["message"] for e in quick_logs)
         earlier = server.runs_of(train_id)
 
@@ -241,8 +249,15 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         of_run = {"flow_run_id": {"any_": [run_id]}}
         errors = api(f"{url}/logs/filter", {"logs": {**of_run, "level": {"ge_": 40}}})
         assert not errors, [entry["message"] for entry in errors]
-        last = api(f"{url}/logs/filter", {"logs": of_run, "sort": "TIMESTAMP_DESC", "limit": 50})
-        assert any("cancelled with its flow run" in entry["message"] for entry in last), last
+        newest = {"logs": of_run, "sort": "TIMESTAMP_DESC", "limit": 50}
+        wait_for(
+            "the task's cancel line",
+            lambda: any(
+                "cancelled with its flow run" in e["message"]
+                for e in api(f"{url}/logs/filter", newest)
+            ),
+            60,
+        )
         # The serve console (every run's output, the end-to-end's training and evaluation too)
         # has no progress-bar redraws, no Lightning tips or device summary (issue 32).
         console = server.log.read_text(errors="replace")

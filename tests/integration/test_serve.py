@@ -247,8 +247,6 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         assert states.get("pretrain") == "CANCELLED", states
         assert set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
         of_run = {"flow_run_id": {"any_": [run_id]}}
-        errors = api(f"{url}/logs/filter", {"logs": {**of_run, "level": {"ge_": 40}}})
-        assert not errors, [entry["message"] for entry in errors]
         newest = {"logs": of_run, "sort": "TIMESTAMP_DESC", "limit": 50}
         wait_for(
             "the task's cancel line",
@@ -258,6 +256,8 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
             ),
             60,
         )
+        errors = api(f"{url}/logs/filter", {"logs": {**of_run, "level": {"ge_": 40}}})
+        assert not errors, [entry["message"] for entry in errors]
         # The serve console (every run's output, the end-to-end's training and evaluation too)
         # has no progress-bar redraws, no Lightning tips or device summary (issue 32).
         console = server.log.read_text(errors="replace")

@@ -82,16 +82,20 @@ def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:
 
 def run_stage(stage_task: Any, config: Any, run_dir: str) -> Any:
     """Call a stage task: from Prefect's cache when the stage directory still holds its output."""
+    from flows.common import raise_if_cancelled
+
     try:
         key = stage_key(stage_task.name, config, run_dir)
     except Exception:
-        return stage_task(config, run_dir)  # e.g. missing inputs: the task fails with the reason
+        # e.g. missing inputs: the task fails with the reason
+        return raise_if_cancelled(stage_task(config, run_dir, return_state=True))
     fresh = not stage_on_disk_matches(run_dir, stage_task.name, key)
     # The key just computed, not `cache_key_fn` again: for ingest that lists and stats every
     # input file (remote ones too).
-    result = stage_task.with_options(cache_key_fn=lambda *_: key, refresh_cache=fresh)(
-        config, run_dir
+    state = stage_task.with_options(cache_key_fn=lambda *_: key, refresh_cache=fresh)(
+        config, run_dir, return_state=True
     )
+    result = raise_if_cancelled(state)  # a cancelled flow run stops here, Cancelled
     mark_stage(run_dir, stage_task.name, key)
     return result
 

@@ -10,7 +10,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from flows.caching import cache_key_fn, run_stages
-from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
+from flows.common import (
+    ends_cancelled,
+    holds_run_dir,
+    progress_reporter,
+    retry_io_only,
+    summary,
+)
 from flows.params import DATA_STAGES, DataStage, documented
 from flows.report import reason_rows, render_markdown
 from pipeline.config import PipelineConfig
@@ -66,6 +72,7 @@ def _stage_task(stage: Stage) -> Any:
     run's inputs (the first stage) or its upstream stage's directory."""
 
     @task(name=stage.name, description=stage.help, **DATA_TASK)
+    @ends_cancelled
     def stage_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
         args = call_args(stage.name, config, run_dir)
         return _run(stage.name, stage.runner(), config, *args)

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact
 
 from flows.caching import cache_key_fn
-from flows.common import retry_when, summary
+from flows.common import ends_cancelled, retry_when, summary
 from pipeline.config import PipelineConfig, config_hash
 from pipeline.core.stage import read_manifest
 from pipeline.register.register import is_transient, run_register
@@ -29,6 +29,7 @@ retry_mlflow_io = retry_when(is_transient)
     retry_condition_fn=retry_mlflow_io,
     cache_key_fn=cache_key_fn,
 )
+@ends_cancelled
 def register_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Register `<run_dir>`'s final model; link the MLflow run and version in the Prefect UI."""
     logger = get_run_logger()

@@ -252,7 +252,9 @@ class _Tally:
 
     def __init__(self, total: int, progress: Progress | None):
         self.total, self.progress, self.done = total, progress, Counter()
-        self.bar = tqdm(total=total, unit="doc", desc=STAGE)
+        # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+        # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+        self.bar = tqdm(total=total, unit="doc", desc=STAGE, disable=None)
 
     def add(self, info: dict[str, Any]) -> None:
         self.bar.update(info["records_in"])

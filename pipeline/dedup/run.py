@@ -76,7 +76,9 @@ class PhaseRunner:
         """`jobs`: (unit name, job) pairs; a unit already in the ledger is not run again."""
         todo = [(job,) for unit, job in jobs if self.ledger.finished(unit) is None]
         self._advance(phase, len(jobs) - len(todo))
-        bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=not todo)
+        # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+        # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+        bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=True if not todo else None)
         for _ in self.stage_run.map_units(fn, todo, self.workers, self.parallel):
             bar.update(1)
             self._advance(phase, 1)

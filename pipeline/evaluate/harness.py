@@ -137,6 +137,11 @@ class LmpipeLM(TemplateLM):
     def tok_decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
         return self.tok.decode(tokens, skip_special_tokens=skip_special_tokens)
 
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """lm-eval's, with its "Tokenizing inputs" bar on a terminal only (`None`: tqdm's TTY
+        check); in a Prefect run's log its redraws would be lines."""
+        return super().loglikelihood(requests, disable_tqdm=True if disable_tqdm else None)
+
     @torch.no_grad()
     def _loglikelihood_tokens(
         self, requests: list[Request], disable_tqdm: bool = False, **kwargs: Any

@@ -144,7 +144,11 @@ def _run_units(
     parallel: ParallelConfig | None,
 ) -> None:
     total_bytes = sum(fp.get("size") or 0 for fp in todo)
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=not todo)
+    # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+    # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+    bar = tqdm(
+        total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=True if not todo else None
+    )
     done: Counter[str] = Counter()
 
     def finished(fp: dict, info: dict) -> None:

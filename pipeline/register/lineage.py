@@ -173,8 +173,9 @@ def describe_registered_model(client: Any, name: str) -> None:
         description=(
             f"Decoder-only language model trained by lmpipe (raw web text -> curated corpus -> "
             f"pretraining -> fine-tuning). Load `models:/{name}@champion` with "
-            "`mlflow.pyfunc.load_model` and predict on a `prompt` column "
-            '(`{"prompt": ["..."]}`); params: max_new_tokens, temperature, top_k. `champion` '
+            '`mlflow.pyfunc.load_model` and predict on a list of prompts (`["..."]`) '
+            'or a `prompt` column (`{"prompt": ["..."]}`); params: max_new_tokens, '
+            "temperature, top_k. `champion` "
             "moves only when a version passes the evaluation gate; new versions are `challenger`."
         ),
     )

@@ -94,12 +94,16 @@ def stage_artifacts(rm: RunModel, cfg: RegistryConfig, tmp: Path) -> dict[str, s
 
 
 def signature(cfg: RegistryConfig) -> ModelSignature:
-    """Prompts in (a `prompt` column), text out; generation settings are request params.
+    """Prompts in (one string column), text out; generation settings are request params.
 
-    Requests name the column: a DataFrame or records with `prompt`, or `{"prompt": [...]}`.
+    The column is unnamed, so `predict` takes what the REST server takes: a list of strings or
+    one string (REST: `{"inputs": ["..."]}`, `{"inputs": "..."}`), a DataFrame or records with a
+    `prompt` column (or any single column); in-process also `{"prompt": [...]}`. A named column
+    refused `predict(["hello"])` ("Model is missing inputs ['prompt']"); its one gain, REST's
+    `{"inputs": {"prompt": [...]}}`, is refused by MLflow for an unnamed column.
     """
     return ModelSignature(
-        inputs=Schema([ColSpec("string", PROMPT_COLUMN)]),
+        inputs=Schema([ColSpec("string")]),
         outputs=Schema([ColSpec("string")]),
         params=ParamSchema(
             [

@@ -88,7 +88,9 @@ def _run_units(
     progress: Progress | None,
     parallel: ParallelConfig | None,
 ) -> None:
-    bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=not todo)
+    # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+    # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+    bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=True if not todo else None)
     done: Counter[str] = Counter()
 
     def finished(info: dict[str, Any]) -> None:

@@ -2,8 +2,8 @@
 
 Work is cut into units of `unit_documents` input rows (the resume granularity; each writes its
 own output and rejected shards). The parent reads a unit, rejects oversized records itself, and
-sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each holding a
-one-process pebble pool). Each batch has a hard time limit: a worker stuck in C code is killed
+sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each running
+the batches in its own process, `pipeline/exec/actor_pool.py`). Each batch has a hard time limit: a worker stuck in C code is killed
 and replaced, the batch is retried one document at a time, and the document that stalls again is
 rejected as `extraction_timeout`. The parent writes every shard, whichever executor ran the batches.
 """
@@ -222,8 +222,9 @@ class _LazyPool:
     """The worker pool, started only when a unit needs work (a finished run starts none).
 
     `process`: a pebble pool of `cfg.workers` local processes. `ray`: as many long-lived Ray
-    actors, each holding a one-process pebble pool (`pipeline.exec.actor_pool`); both load the model
-    once per worker and take the same batches, so the shards are the same.
+    actors, each one process that runs the batches itself (`pipeline.exec.actor_pool`, with
+    pebble's hard time limit kept by the driver); both load the model once per worker and take
+    the same batches, so the shards are the same.
     """
 
     def __init__(self, cfg: CleanConfig, parallel: ParallelConfig | None = None):

@@ -62,13 +62,11 @@ def score_proxy(cfg: PipelineConfig, base_dir: str | Path, seed: int, tokenizer:
 
 
 def ablation_results(
-    base: PipelineConfig,
-    output: str,
-    configs: dict[str, PipelineConfig],
-    scores: dict[str, list[str]],
-    parent: str,
+    base: PipelineConfig, configs: dict[str, PipelineConfig], scores: dict, parent: str
 ) -> dict[str, Any]:
-    """Every variant against the base: paired bootstrap of the seeds' scores, data counts."""
+    """Every variant against the base: paired bootstrap of the seeds' scores (`scores`: per
+    variant the seeds' score files), data counts. The ablation's directory holds the variants."""
+    output = str(Path(configs[BASE].run_dir).parent)
     from pipeline.ablate.report import data_counts
 
     a = base.ablate

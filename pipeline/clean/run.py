@@ -3,9 +3,10 @@
 Work is cut into units of `unit_documents` input rows (the resume granularity; each writes its
 own output and rejected shards). The parent reads a unit, rejects oversized records itself, and
 sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each running
-the batches in its own process, `pipeline/exec/actor_pool.py`). Each batch has a hard time limit: a worker stuck in C code is killed
-and replaced, the batch is retried one document at a time, and the document that stalls again is
-rejected as `extraction_timeout`. The parent writes every shard, whichever executor ran the batches.
+the batches in its own process, `pipeline/exec/actor_pool.py`). Each batch has a hard time
+limit: a worker stuck in C code is killed and replaced, the batch is retried one document at a
+time, and the document that stalls again is rejected as `extraction_timeout`. The parent writes
+every shard, whichever executor ran the batches.
 """
 
 from __future__ import annotations

@@ -308,21 +308,13 @@ class StageRun:
     # Storage: the run directory may be local or on a bucket (`pipeline/io/mirror.py`); a stage
     # goes through these and `place`/`local_file`, and never asks which it is.
 
-    def map_units(
-        self,
-        fn: Callable[..., Any],
-        items: list[tuple],
-        workers: int,
-        parallel: ParallelConfig | None = None,
-        *,
-        threads: bool = False,
-    ) -> Iterator[tuple[int, Any]]:
-        """`pipeline.exec.parallel.map_units` for this stage's units. A Ray task on another node
-        gets this run directory's paths in its own scratch copy of the bucket, so `fn` takes the
-        paths it would take locally."""
+    def map_units(self, fn: Callable[..., Any], items: list[tuple], *args: Any, **kw: Any):
+        """`pipeline.exec.parallel.map_units(fn, items, workers, parallel, threads=...)` for this
+        stage's units. A Ray task on another node gets this run directory's paths in its own
+        scratch copy of the bucket, so `fn` takes the paths it would take locally."""
+        parallel = args[1] if len(args) > 1 else kw.get("parallel")
         executor = (parallel or ParallelConfig()).executor
-        fn = mirror.on_workers(fn, self.out_dir, executor)
-        return map_units(fn, items, workers, parallel, threads=threads)
+        return map_units(mirror.on_workers(fn, self.out_dir, executor), items, *args, **kw)
 
     def has_file(self, name: str) -> bool:
         """A file of this stage's directory exists (in the bucket, for a run on one)."""

@@ -36,10 +36,10 @@ from pipeline.core.stage import (
     ShardWriter,
     StageResult,
     UnitLedger,
-    check_input_schema,
+    Upstream,
     fingerprint,
-    list_shards,
     read_manifest,
+    shard_stage,
     sum_counts,
     upstream_fingerprint,
 )
@@ -302,25 +302,16 @@ def plan_clean(cfg: CleanConfig, input_dir: str | Path, output_dir: str | Path) 
     return Plan(STAGE, Path(output_dir), upstream_fingerprint(Path(input_dir)), config_hash(cfg))
 
 
-def run_clean(
-    cfg: CleanConfig,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    progress: Progress | None = None,
-    *,
-    parallel: ParallelConfig | None = None,
-) -> StageResult:
-    """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
-    in_dir, out_dir = Path(input_dir), Path(output_dir)
-    run = plan_clean(cfg, in_dir, out_dir).start()
-    if run.finished_before():
-        return run.skip()
+def _check_languages(cfg: CleanConfig) -> None:
     check_languages(cfg.languages, "clean.languages")
     check_languages(cfg.filter_languages, "clean.filter_languages")
-    shards = list_shards(in_dir)
-    check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
-    run.prepare()
-    total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
+
+
+@shard_stage(plan_clean, REQUIRED_COLUMNS, strings=("raw",), check=_check_languages)
+def run_clean(cfg: CleanConfig, up: Upstream, progress: Progress | None, parallel) -> StageResult:
+    """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
+    run, shards, out_dir = up.run, up.shards, up.run.out_dir
+    total = (read_manifest(up.in_dir) or {}).get("counts", {}).get("documents", 0)
     parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
     try:
         keys = _run_units(cfg, shards, out_dir, tally, parallel)

@@ -9,6 +9,7 @@ small JSON in `_progress/`, so a killed run resumes where it stopped and gives t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -372,6 +373,48 @@ class Plan:
 
     def start(self) -> StageRun:
         return StageRun(self.stage, Path(self.out_dir), self.inputs_fp, self.config_hash)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What a stage over its upstream's document shards starts its work with (`shard_stage`)."""
+
+    run: StageRun
+    plan: Plan
+    in_dir: Path
+    shards: list[Path]
+
+
+def shard_stage(
+    plan: Callable[..., Plan],
+    columns: Sequence[str],
+    strings: Sequence[str] = (),
+    check: Callable[[Any], None] | None = None,
+) -> Callable[..., Callable[..., StageResult]]:
+    """The opening every stage over an upstream's document shards shares, as a decorator:
+    `work(cfg, up: Upstream, progress, parallel)` becomes `run_<stage>(cfg, input_dir,
+    output_dir, progress=None, *, parallel=None)`, which plans, returns at once when the stage
+    is done, runs `check(cfg)`, lists the upstream shards and checks their `columns`, prepares
+    the stage directory and calls `work`."""
+
+    def wrap(work: Callable[..., StageResult]) -> Callable[..., StageResult]:
+        @functools.wraps(work)
+        def run_stage(cfg, input_dir, output_dir, progress=None, *, parallel=None):
+            planned = plan(cfg, input_dir, output_dir)
+            run = planned.start()
+            if run.finished_before():
+                return run.skip()
+            if check is not None:
+                check(cfg)
+            shards = list_shards(Path(input_dir))
+            check_input_schema(shards, run.stage, columns, strings=strings)
+            run.prepare()
+            return work(cfg, Upstream(run, planned, Path(input_dir), shards), progress, parallel)
+
+        del run_stage.__wrapped__  # its signature is the stage's, not the work's
+        return run_stage
+
+    return wrap
 
 
 class UnitLedger:

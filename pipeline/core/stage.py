@@ -539,6 +539,18 @@ class ShardWriter:
         self._writer, self._buffer, self.files = None, [], []
 
 
+@contextlib.contextmanager
+def aborting(*writers: ShardWriter) -> Iterator[None]:
+    """A unit's writing: on any error (a failed write is the unit's failure, not an input
+    problem to record) every writer is closed and what it wrote dropped, then the error goes on."""
+    try:
+        yield
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+
+
 class RejectedLedger(ShardWriter):
     """The `rejected/` shards of a stage: one row per dropped input record with its reason."""
 

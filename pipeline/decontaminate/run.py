@@ -22,6 +22,7 @@ from pipeline.core.stage import (
     StageRun,
     UnitLedger,
     Upstream,
+    aborting,
     file_sha256,
     fingerprint,
     shard_stage,
@@ -48,7 +49,7 @@ def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, inde
     table = read_arrow(shard)
     docs = ShardWriter(Path(out_dir), unit, table.schema, compression=cfg.compression)
     rejected = RejectedLedger(Path(out_dir), unit, STAGE)
-    try:
+    with aborting(docs, rejected):
         for row in table.to_pylist():
             hit = eval_index.first_hit(row["text"] or "")
             if hit is None:
@@ -57,10 +58,6 @@ def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, inde
                 item, matched = hit
                 rejected.reject(row["id"], row.get("url"), "contaminated", f"{item}: {matched}")
         shards, rejected_shards = docs.close(), rejected.close()
-    except BaseException:
-        docs.abort()
-        rejected.abort()
-        raise
     info = {
         "input": Path(shard).name,
         "records_in": table.num_rows,

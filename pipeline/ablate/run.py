@@ -29,7 +29,7 @@ def seed_config(cfg: PipelineConfig, seed: int, parent: str) -> PipelineConfig:
             "mlflow_experiment": cfg.ablate.mlflow_experiment,
         }
     )
-    return cfg.model_copy(update={StageName.PRETRAIN.value: pretrain})
+    return cfg.model_copy(update={StageName.PRETRAIN: pretrain})
 
 
 def pretrain_dir(cfg: PipelineConfig, seed: int) -> Path:

@@ -56,7 +56,7 @@ from pipeline.core.stage import (
 )
 from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, StageName, last_present
 
-DEDUP, TOKENIZE = StageName.DEDUP.value, StageName.TOKENIZE.value
+DEDUP, TOKENIZE = StageName.DEDUP, StageName.TOKENIZE
 
 SNAPSHOT_FILE = "snapshot.json"
 LATEST = "latest"

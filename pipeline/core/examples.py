@@ -1,14 +1,14 @@
 """A bounded, deterministic sample of what a stage dropped, per reason, and of what it kept.
 
-Issue 32: `StageRun.finish` writes `examples.json` into a data stage's directory (recorded in
-the manifest's `files` like every other file) before the manifest: per drop reason up to `PER_REASON` rows of the
-`rejected/` ledger, and up to `PER_REASON` kept documents from the stage's output shards. Which rows
-is decided by the sha256 of the row's id (its URL when it has none), smallest first: the same run
-gives the same sample, a bigger run keeps the examples a smaller one chose when they are still
-there. Each example holds the ledger's `id`, `url` and `detail` (the measured value where the rule
-records one) and, where the text is found, its first `PREVIEW_CHARS` characters and its length:
-from the stage's own shards for kept documents, from the upstream stage's shards (the document as
-it came in) for dropped ones. The shards themselves are only read.
+Issue 32: `StageRun.finish` writes `examples.json` into a data stage's directory (recorded in the
+manifest's `files` like every other file) before the manifest: per drop reason up to `PER_REASON`
+rows of the `rejected/` ledger, and up to `PER_REASON` kept documents from the stage's output
+shards. Which rows is decided by the sha256 of the row's id (its URL when it has none), smallest
+first: the same run gives the same sample, a bigger run keeps the examples a smaller one chose when
+they are still there. Each example holds the ledger's `id`, `url` and `detail` (the measured value
+where the rule records one) and, where the text is found, its first `PREVIEW_CHARS` characters and
+its length: from the stage's own shards for kept documents, from the upstream stage's shards (the
+document as it came in) for dropped ones. The shards themselves are only read.
 """
 
 from __future__ import annotations

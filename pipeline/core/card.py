@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import atomic_path, fingerprint, list_shards, read_manifest
+from pipeline.io import mirror
 from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, last_present
 
 CARD = "card.md"
@@ -163,3 +164,62 @@ def write_card(run_dir: Path) -> Path | None:
     with atomic_path(path) as tmp:
         tmp.write_text(render_card(run_dir))
     return path
+
+
+def corpus_dataset(run_dir: Path) -> Any | None:
+    """The run's curated corpus as an `mlflow.data` dataset: named after the run, its digest the
+    corpus stage's `output_fingerprint`, its source the corpus directory, its profile the card
+    (what the MLflow UI's dataset panel shows) with the document and token counts. None when the
+    run has no finished corpus."""
+    import json
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    stage = corpus_of(run_dir)
+    if stage is None:
+        return None
+    run = RunLayout(run_dir)
+    corpus = read_manifest(run.stage(stage)) or {}
+    tokens = (read_manifest(run.stage(TOKENS)) or {}).get("counts", {})
+    profile = {
+        "corpus_stage": stage,
+        "documents": corpus.get("counts", {}).get("documents", 0),
+        "train_tokens": tokens.get("train_tokens"),
+        "val_tokens": tokens.get("val_tokens"),
+        "card": render_card(run_dir),
+    }
+
+    class CorpusDataset(MetaDataset):
+        @property
+        def profile(self) -> Any:
+            return profile
+
+        def to_dict(self) -> dict[str, str]:
+            return {**super().to_dict(), "profile": json.dumps(profile)}
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local path
+        warnings.simplefilter("ignore")
+        source = resolve_dataset_source(mirror.location(run.stage(stage)))
+    name = f"corpus-{Path(str(run_dir)).name}"
+    return CorpusDataset(source=source, name=name, digest=corpus.get("output_fingerprint"))
+
+
+def log_corpus_input(tracking_uri: str, run_id: str, run_dir: Path) -> dict[str, Any]:
+    """Log the run's corpus as the MLflow run's dataset input (context `training`) and its card
+    as an artifact; {name, digest} of what was logged ({} without a finished corpus)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    dataset = corpus_dataset(run_dir)
+    if dataset is None:
+        return {}
+    client = MlflowClient(tracking_uri=tracking_uri)
+    tags = [InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")]
+    client.log_inputs(run_id, [DatasetInput(dataset=dataset._to_mlflow_entity(), tags=tags)])
+    card = Path(run_dir) / CARD
+    if card.is_file():
+        client.log_artifact(run_id, str(card))
+    return {"name": dataset.name, "digest": dataset.digest}

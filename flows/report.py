@@ -195,7 +195,8 @@ def print_report(run_dir: Path) -> None:
 
 def example_rows(run_dir: Path) -> list[dict]:
     """The sampled dropped documents of every data stage, one row each (stage, reason, url, id,
-    detail, first characters), from the stages' `examples.json`."""
+    what the rule measured (else the ledger's detail), first characters), from the stages'
+    `examples.json`."""
     from pipeline.core.examples import read_examples
 
     rows = []
@@ -204,7 +205,8 @@ def example_rows(run_dir: Path) -> list[dict]:
         for reason, items in examples.get("rejected", {}).items():
             for ex in items:
                 preview = " ".join((ex.get("preview") or "").split())[:160]
+                measured = ex.get("measured") or ex.get("detail", "")
                 rows.append({"stage": stage, "reason": reason, "url": ex.get("url"),
-                             "id": ex.get("id"), "detail": ex.get("detail", ""),
+                             "id": ex.get("id"), "measured": measured,
                              "chars": ex.get("chars"), "preview": preview})  # fmt: skip
     return rows

@@ -121,10 +121,14 @@ def loss_chart(pretrain_dir: Path) -> str:
 
 def _examples_table(stage: str, reason: str, items: list[dict], kept: bool = False) -> str:
     kind = "kept" if kept else "rejected"
-    head = "<tr><th>url</th><th>id</th><th>detail</th><th>chars</th><th>first characters</th></tr>"
+    head = (
+        "<tr><th>url</th><th>id</th><th>measured / detail</th><th>chars</th>"
+        "<th>first characters</th></tr>"
+    )
     rows = [
         f"<tr class='example'><td class='url'>{_e(x.get('url'))}</td>"
-        f"<td class='id'>{_e(x.get('id'))}</td><td class='detail'>{_e(x.get('detail'))}</td>"
+        f"<td class='id'>{_e(x.get('id'))}</td>"
+        f"<td class='detail'>{_e(x.get('measured') or x.get('detail'))}</td>"
         f"<td class='n'>{_e(x.get('chars', ''))}</td>"
         f"<td class='preview'>{_e(x.get('preview', ''))}</td></tr>"
         for x in items

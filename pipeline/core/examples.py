@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,15 +136,22 @@ def _kept(stage_dir: Path, per_reason: int) -> list[dict[str, Any]]:
     return [_example({"id": i, "url": u}, texts.get(i)) for _, i, u in ranked]
 
 
-def write_examples(stage_dir: Path, upstream: Path | None = None) -> None:
-    """`examples.json` of a stage directory (atomically); a sample that cannot be built is
-    reported on stderr and left out: it never fails the stage."""
+def write_examples(
+    stage_dir: Path,
+    upstream: Path | None = None,
+    explain: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """`examples.json` of a stage directory (atomically), with what `explain` adds (the rules'
+    measurements); a sample that cannot be built is reported on stderr and left out: it never
+    fails the stage."""
     import sys
 
     from pipeline.core.stage import write_json_atomic
 
     try:
         examples = build_examples(stage_dir, upstream)
+        if explain is not None:
+            explain(examples)
     except (OSError, pa.ArrowException, ValueError) as exc:
         print(f"lmpipe: {Path(stage_dir).name}: no examples.json: {exc}", file=sys.stderr)
         return

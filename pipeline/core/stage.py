@@ -284,6 +284,8 @@ class StageRun:
     upstream: Path | None = None
     """The stage directory it reads, if any: where `examples.json` finds a dropped document's
     text (`pipeline/core/examples.py`)."""
+    explain: Callable[[dict[str, Any]], None] | None = None
+    """Adds to the examples what the stage's rules measured (clean: `pipeline/clean/explain.py`)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -337,7 +339,7 @@ class StageRun:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
         if self.stage in DATA_STAGES and not mirror.is_mirrored(self.out_dir):
-            write_examples(self.out_dir, self.upstream)  # before `files` records it
+            write_examples(self.out_dir, self.upstream, self.explain)  # before `files` records it
         files, mtimes = file_records(self.out_dir)  # on a bucket: its objects' sizes and ETags
         write_manifest(
             self.out_dir,

@@ -60,6 +60,14 @@ def test_examples_are_the_ledgers_smallest_hashes(data_run):
     # A dropped page's first characters come from the document as clean got it.
     shown = [e for items in examples["rejected"].values() for e in items]
     assert all(e["chars"] > 0 and e["preview"] for e in shown)
+    # ... and what the rule measured against its threshold (all clean's drops here are rules).
+    assert all(e.get("measured") for e in shown), [e for e in shown if not e.get("measured")]
+    min_words = data_run["cfg"].clean.gopher_quality.min_words
+    for e in examples["rejected"]["gopher_word_count"]:
+        words = int(e["measured"].split()[1])  # `words 41 not in [min_words 50, 100000]`
+        assert words < min_words and f"min_words {min_words}" in e["measured"]
+    for e in examples["rejected"].get("too_short", []):
+        assert e["chars"] < data_run["cfg"].clean.length.min_chars  # the text the rule saw
     # The kept sample: documents of clean's output, with their text.
     kept = read_shards(clean).to_pylist()
     by_id = {r["id"]: r for r in kept}

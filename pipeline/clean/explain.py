@@ -4,8 +4,9 @@ The rejected ledger of clean keeps the reason of a filter drop, not the measurem
 what they were). For the few dropped documents `examples.json` shows (up to 20 per reason), the
 stage runs its steps again on the ingested page, in this process, and records what the rule that
 dropped it measured against its threshold (`RuleFilter.measured`: `words 23 not in [min_words 50,
-100000]`) as the example's `measured`, and the text that rule saw as its `preview`. A page that does
-not drop the same way again (a timeout, an unreadable row) gets no `measured`.
+100000]`) as the example's `measured`, and the text that rule saw as its `preview`. Drops that are
+no rule's (timeouts, crashes, errors, oversized or empty pages) are not run again; a page that
+does not drop the same way again gets no `measured`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,26 @@ from pipeline.clean.funnel import Funnel
 from pipeline.clean.process import DocumentCleaner, Rejected
 from pipeline.core.examples import PREVIEW_CHARS
 
+# Drops that are no rule's verdict: nothing was measured, and a page that timed out or crashed a
+# worker must not run again in the stage's own process.
+NOT_RULES = frozenset(
+    {
+        "extraction_timeout",
+        "processing_timeout",
+        "worker_crashed",
+        "processing_error",
+        "too_large",
+        "empty_text",
+        "unreadable_shard",
+    }
+)
+
 
 class _Explainer(DocumentCleaner):
-    """The clean steps, with the dropping rule's measurement as the rejection's detail. No
-    SIGALRM budget in the stage's own process: these pages finished the steps once already."""
+    """The clean steps, with the dropping rule's measurement as the rejection's detail."""
 
     def __init__(self, cfg: CleanConfig):
         super().__init__(cfg)
-        self.budget = None
         self.seen = ""  # the text the last rule checked
 
     def _check(self, rule: Any, doc: Document) -> None:
@@ -63,12 +76,13 @@ def _records(ingest_dir: Path, ids: set[str]) -> dict[str, tuple[bytes, str | No
 
 def explain_examples(cfg: CleanConfig, ingest_dir: Path, examples: dict[str, Any]) -> None:
     """Add `measured` to the dropped examples of `examples` (clean's `examples.json`)."""
-    shown = [ex for items in examples.get("rejected", {}).values() for ex in items]
+    rules = {r: items for r, items in examples.get("rejected", {}).items() if r not in NOT_RULES}
+    shown = [ex for items in rules.values() for ex in items]
     records = _records(ingest_dir, {ex["id"] for ex in shown if ex.get("id")})
     if not records:
         return
     cleaner = _Explainer(cfg)
-    for reason, items in examples["rejected"].items():
+    for reason, items in rules.items():
         for ex in items:
             record = records.get(ex.get("id"))
             if record is None or not record[0]:

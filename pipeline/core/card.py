@@ -206,9 +206,12 @@ def corpus_dataset(run_dir: Path) -> Any | None:
     return CorpusDataset(source=source, name=name, digest=corpus.get("output_fingerprint"))
 
 
-def log_corpus_input(tracking_uri: str, run_id: str, run_dir: Path) -> dict[str, Any]:
-    """Log the run's corpus as the MLflow run's dataset input (context `training`) and its card
-    as an artifact; {name, digest} of what was logged ({} without a finished corpus)."""
+def log_corpus_input(
+    tracking_uri: str, run_id: str, run_dir: Path, context: str = "training"
+) -> dict[str, Any]:
+    """Log the run's corpus as the MLflow run's dataset input (`context`: `training` for the
+    pretraining run, `pretraining` for a fine-tuning run of the model trained on it) and its
+    card as an artifact; {name, digest} of what was logged ({} without a finished corpus)."""
     from mlflow import MlflowClient
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -217,7 +220,7 @@ def log_corpus_input(tracking_uri: str, run_id: str, run_dir: Path) -> dict[str,
     if dataset is None:
         return {}
     client = MlflowClient(tracking_uri=tracking_uri)
-    tags = [InputTag(key=MLFLOW_DATASET_CONTEXT, value="training")]
+    tags = [InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)]
     client.log_inputs(run_id, [DatasetInput(dataset=dataset._to_mlflow_entity(), tags=tags)])
     card = Path(run_dir) / CARD
     if card.is_file():

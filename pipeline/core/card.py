@@ -37,10 +37,13 @@ def corpus_digest(run_dir: Path) -> str | None:
 
 
 def languages(stage_dir: Path) -> dict[str, int]:
-    """Documents per `language` in a stage's shards (one column read)."""
+    """Documents per `language` in a stage's shards (one column read); {} for a run on an object
+    store (counting would download the whole corpus)."""
     import pyarrow as pa
 
     counts: Counter[str] = Counter()
+    if mirror.is_mirrored(stage_dir):
+        return {}
     for path in list_shards(stage_dir):
         try:
             reader = pa.ipc.open_file(pa.memory_map(str(path)))
@@ -152,7 +155,7 @@ def render_card(run_dir: Path) -> str:
     if langs:
         lines += [f"- {lang}: {n:,} documents" for lang, n in langs.items()]
     else:
-        lines.append("Not recorded (no `language` column in the corpus).")
+        lines.append("Not counted (no `language` column, or a run on an object store).")
     return "\n".join(lines) + "\n"
 
 

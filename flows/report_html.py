@@ -77,21 +77,22 @@ def histogram(values: list[float], xlabel: str, bins: int = 40) -> str:
 
 
 def corpus_columns(stage_dir: Path) -> dict[str, list[float]]:
-    """Per document of the corpus: its length in characters, and its language score."""
+    """Per document of the corpus: its length in characters (`chars`) and every score column
+    (`language_score`; a quality classifier's `*_score` column as well, when a stage adds one)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    out: dict[str, list[float]] = {"chars": [], "language_score": []}
+    out: dict[str, list[float]] = {"chars": []}
     for path in list_shards(stage_dir):
         try:
-            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
         except (OSError, pa.ArrowException):
             continue
-        table = reader.read_all()
         if "text" in table.column_names:
             out["chars"] += pc.utf8_length(table["text"]).to_pylist()
-        if "language_score" in table.column_names:
-            out["language_score"] += table["language_score"].to_pylist()
+        for field in table.schema:
+            if field.name.endswith("score") and pa.types.is_floating(field.type):
+                out.setdefault(field.name, []).extend(table[field.name].to_pylist())
     return {k: [v for v in vs if v is not None] for k, vs in out.items()}
 
 
@@ -203,11 +204,11 @@ def render_html(run_dir: Path) -> str:
         parts.append(f"<h2 id='corpus'>Curated corpus (<code>{_e(corpus)}/</code>)</h2>")
         if cols["chars"]:
             parts += ["<h3>Document length</h3>", histogram(cols["chars"], "characters")]
-        if cols["language_score"]:
-            parts += [
-                "<h3>Quality: language score</h3>",
-                histogram(cols["language_score"], "language-ID score of the document's language"),
-            ]
+        for name, values in cols.items():
+            if name != "chars" and values:
+                label = "language-ID score of the document's language"
+                label = label if name == "language_score" else name
+                parts += [f"<h3>Score: {_e(name)}</h3>", histogram(values, label)]
     if tokens := token_lines(run_dir):
         parts.append("<h2 id='tokens'>Tokens</h2><ul>")
         parts += [f"<li>{_e(line)}</li>" for line in tokens]

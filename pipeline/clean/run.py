@@ -11,6 +11,7 @@ every shard, whichever executor ran the batches.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from collections import Counter, deque
 from concurrent.futures import Future
@@ -24,6 +25,7 @@ from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
 from pipeline.clean.config import CleanConfig
+from pipeline.clean.explain import explain_examples
 from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
@@ -311,6 +313,7 @@ def _check_languages(cfg: CleanConfig) -> None:
 def run_clean(cfg: CleanConfig, up: Upstream, progress: Progress | None, parallel) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
     run, shards, out_dir = up.run, up.shards, up.run.out_dir
+    run.explain = functools.partial(explain_examples, cfg, up.in_dir)  # what the rules measured
     total = (read_manifest(up.in_dir) or {}).get("counts", {}).get("documents", 0)
     parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
     try:

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.core.columns import record_batch
+from pipeline.core.examples import write_examples
 from pipeline.core.integrity import (
     MANIFEST,
     PROGRESS_DIR,
@@ -37,6 +38,7 @@ from pipeline.core.integrity import (
 )
 from pipeline.exec.parallel import ParallelConfig, map_units
 from pipeline.io import mirror
+from pipeline.stages import DATA_STAGES
 
 REJECTED_DIR = "rejected"
 __all__ = ["MANIFEST", "PROGRESS_DIR", "file_sha256"]  # re-exported: the stage contract's names
@@ -279,6 +281,11 @@ class StageRun:
     started: float = field(default_factory=time.time)
     damaged: list[Path] = field(default_factory=list)
     """The changed files of a finished output: `prepare` starts the stage over."""
+    upstream: Path | None = None
+    """The stage directory it reads, if any: where `examples.json` finds a dropped document's
+    text (`pipeline/core/examples.py`)."""
+    explain: Callable[[dict[str, Any]], None] | None = None
+    """Adds to the examples what the stage's rules measured (clean: `pipeline/clean/explain.py`)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -331,6 +338,8 @@ class StageRun:
     ) -> StageResult:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
+        if self.stage in DATA_STAGES and not mirror.is_mirrored(self.out_dir):
+            write_examples(self.out_dir, self.upstream, self.explain)  # before `files` records it
         files, mtimes = file_records(self.out_dir)  # on a bucket: its objects' sizes and ETags
         write_manifest(
             self.out_dir,
@@ -402,6 +411,7 @@ def shard_stage(
         def run_stage(cfg, input_dir, output_dir, progress=None, *, parallel=None):
             planned = plan(cfg, input_dir, output_dir)
             run = planned.start()
+            run.upstream = Path(input_dir)  # where examples.json finds a dropped document's text
             if run.finished_before():
                 return run.skip()
             if check is not None:

@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import atomic_path, fingerprint, list_shards, read_manifest
 from pipeline.io import mirror
-from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, last_present
+from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, StageName, last_present
 
 CARD = "card.md"
 
@@ -106,7 +106,7 @@ def render_card(run_dir: Path) -> str:
             f"| {c.get('rejected', 0):,} | {reasons or '-'} | `{m.get('output_fingerprint')}` |"
         )
     lines += ["", "## Quality settings", ""]
-    clean = (manifests.get("clean") or {}).get("config")
+    clean = (manifests.get(StageName.CLEAN) or {}).get("config")
     if clean:
         lines.append(
             "- clean: "
@@ -121,12 +121,12 @@ def render_card(run_dir: Path) -> str:
             lines.append(f"- pii: {_settings(clean['pii'], tuple(clean['pii']))}")
     else:
         lines.append("No clean stage.")
-    dedup = (manifests.get("dedup") or {}).get("config")
+    dedup = (manifests.get(StageName.DEDUP) or {}).get("config")
     if dedup:
         keys = ("ngram_size", "bands", "rows_per_band", "threshold", "verify_threshold")
         lines.append(f"- dedup: {_settings(dedup, keys)}")
     lines += ["", "## Decontamination", ""]
-    decon = manifests.get("decontaminate")
+    decon = manifests.get(StageName.DECONTAMINATE)
     if decon:
         lines.append(f"- {_settings(decon.get('config', {}), tuple(decon.get('config', {})))}")
         lines.append(f"- contaminated documents removed: {decon['counts'].get('rejected', 0):,}")

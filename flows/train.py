@@ -98,9 +98,9 @@ def pretrain_markdown(stage_dir: Path) -> str:
 
 
 def no_tokens_yet(config: PipelineConfig, stages: list[str] | None) -> str | None:
-    """Why the training flow has nothing to train on, in one line: its first stage's upstream
-    (the token shards, for pretrain) has not finished in `run_dir` (e.g. the deployment's
-    default, the corpus refresh's `latest` snapshot, before any refresh ran)."""
+    """Why the training flow has nothing to do, in one line: `run_dir` is the corpus refresh's
+    `latest` snapshot (train-on-demand's default) and no refresh has made one yet. Any other run
+    directory without its first stage's upstream is an error the stage itself raises."""
     first = wanted_stages(stages, TRAINING_STAGES)
     reads = upstream(first[0], config) if first else None
     if reads is None or mirror.is_url(config.run_dir):
@@ -109,15 +109,12 @@ def no_tokens_yet(config: PipelineConfig, stages: list[str] | None) -> str | Non
     if read_manifest(where) is not None:
         return None
     refresh_latest = Path(config.refresh.root) / LATEST
-    if Path(config.run_dir).absolute() == refresh_latest.absolute():
-        return (
-            f"no corpus snapshot to train on yet: {refresh_latest} does not exist; run the "
-            "corpus-refresh deployment first (a completed refresh starts this training itself), "
-            "or set `run_dir` to a run directory with a finished tokenize stage"
-        )
+    if Path(config.run_dir).absolute() != refresh_latest.absolute():
+        return None  # another run directory: the first stage fails, naming what to run first
     return (
-        f"nothing to train on: {where} has no finished {reads} stage; run the data flow on "
-        f"{config.run_dir} first, or set `run_dir` to a run directory that has one"
+        f"no corpus snapshot to train on yet: {refresh_latest} does not exist; run the "
+        "corpus-refresh deployment first (a completed refresh starts this training itself), "
+        "or set `run_dir` to a run directory with a finished tokenize stage"
     )
 
 

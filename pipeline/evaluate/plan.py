@@ -15,7 +15,7 @@ STAGE = "evaluate"
 
 def evaluate_inputs(run: RunLayout) -> dict[str, str]:
     read = (StageName.TOKENIZE, StageName.PRETRAIN, StageName.FINETUNE)
-    return {s.value: upstream_fingerprint(run.stage(s)) for s in read}
+    return {s: upstream_fingerprint(run.stage(s)) for s in read}
 
 
 def plan_evaluate(

@@ -58,23 +58,27 @@ def parallel(request):
     ray.shutdown()
 
 
-def _stall_input(tmp_path):
+def _clean_a_stalling_page(tmp_path, parallel, seconds: float, **settings) -> None:
+    """Clean a good page and one that stalls trafilatura: within `seconds`, the good page is a
+    document and the stalling one an `extraction_timeout`."""
     rows = [record("good", page("en")), record("stall", PATHOLOGICAL)]
-    return write_ingest_shard(tmp_path / "ingest", rows)
-
-
-@pytest.mark.parametrize("parallel", EXECUTORS, indirect=True)
-def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path, parallel):
+    shard_dir = write_ingest_shard(tmp_path / "ingest", rows)
     cfg = CleanConfig(
         extractor="trafilatura",
         doc_timeout_seconds=DOC_TIMEOUT,
         max_raw_bytes=MAX_RAW_BYTES,
         workers=1,
+        **settings,
     )
     started = time.monotonic()
-    run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean", parallel=parallel)
-    assert time.monotonic() - started < 30
+    run_clean(cfg, shard_dir, tmp_path / "clean", parallel=parallel)
+    assert time.monotonic() - started < seconds
     assert outcomes(tmp_path / "clean") == {"good": "document", "stall": "extraction_timeout"}
+
+
+@pytest.mark.parametrize("parallel", EXECUTORS, indirect=True)
+def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path, parallel):
+    _clean_a_stalling_page(tmp_path, parallel, 30)
 
 
 @pytest.mark.slow  # the 10 s batch limit, then the pages one by one: 17 s
@@ -82,17 +86,7 @@ def test_soft_time_limit_interrupts_a_slow_extraction(tmp_path, parallel):
 def test_hard_time_limit_kills_the_worker_and_the_run_goes_on(tmp_path, parallel):
     # Without the in-process signal only the parent's limit can stop the page: the worker is
     # killed (2 x 1.5 + 2 s), the batch is redone one page at a time, and the page is rejected.
-    cfg = CleanConfig(
-        extractor="trafilatura",
-        doc_timeout_seconds=DOC_TIMEOUT,
-        max_raw_bytes=MAX_RAW_BYTES,
-        soft_timeout=False,
-        workers=1,
-    )
-    started = time.monotonic()
-    run_clean(cfg, _stall_input(tmp_path), tmp_path / "clean", parallel=parallel)
-    assert time.monotonic() - started < 60
-    assert outcomes(tmp_path / "clean") == {"good": "document", "stall": "extraction_timeout"}
+    _clean_a_stalling_page(tmp_path, parallel, 60, soft_timeout=False)
     manifest = read_manifest(tmp_path / "clean")
     extract = next(r for r in manifest["filters"] if r["step"] == "extract")
     assert extract["reasons"] == {"extraction_timeout": 1}

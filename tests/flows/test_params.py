@@ -3,6 +3,8 @@ the real names; a misspelled stage is refused before anything runs, in the flows
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from prefect.exceptions import ParameterTypeError
 from prefect.utilities.callables import parameter_schema
@@ -145,15 +147,13 @@ def test_training_without_a_snapshot_says_so_in_one_line(tmp_path, prefect_harne
         "set `run_dir` to a run directory with a finished tokenize stage"
     )
     assert not root.exists()
-    # `latest` pointing at a snapshot without token shards: that snapshot is named, resolved.
+    # `latest` pointing at a snapshot without token shards is an error naming that snapshot
+    # (resolved), as for any run directory without them (`lmpipe pretrain` exits 1 on it).
     (root / "20261206T000000Z").mkdir(parents=True)
     (root / "latest").symlink_to("20261206T000000Z")
-    state = training_flow(config=cfg, return_state=True)
-    assert state.is_completed() and state.message == (
-        f"nothing to train on: {root / '20261206T000000Z' / 'tokenize'} has no finished "
-        f"tokenize stage; run the data flow on {root / '20261206T000000Z'} first, or set "
-        "`run_dir` to a run directory that has one"
-    )
+    missing = f"{root / '20261206T000000Z' / 'tokenize'} has no finished stage"
+    with pytest.raises(FileNotFoundError, match=re.escape(missing)):
+        training_flow(config=cfg)
 
 
 def test_a_form_without_some_sections_gets_them_from_the_deployment(

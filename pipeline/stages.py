@@ -81,6 +81,14 @@ STAGES: tuple[Stage, ...] = (
         optional=True,
     ),
     Stage(
+        "quality",
+        "data",
+        "score documents with a model of a reference set (learned or registered), keep the best",
+        corpus=True,
+        inputs="pipeline.quality.run:stage_inputs",
+        optional=True,
+    ),
+    Stage(
         "tokenize",
         "data",
         "train the BPE tokenizer on the curated corpus and write token shards",

@@ -48,6 +48,9 @@ class QualityConfig(StrictModel):
     register_as: str = "lmpipe-quality"
     """Registered model name of a trained classifier in MLflow (MLFLOW_TRACKING_URI, else
     sqlite:///mlflow.db); empty: not logged."""
+    tracking_uri: str = ""
+    """MLflow tracking/registry URI of the classifier; empty: MLFLOW_TRACKING_URI, else
+    sqlite:///mlflow.db (as `registry.tracking_uri`)."""
     alias: str = "current"
     """Alias the newly registered version gets (`models:/<register_as>@<alias>`)."""
     histogram_bins: int = Field(20, ge=2, le=200)

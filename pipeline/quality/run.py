@@ -98,7 +98,7 @@ def model_source(cfg: QualityConfig) -> dict[str, Any]:
     if cfg.model.startswith("models:/"):
         from pipeline.quality.tracking import resolve
 
-        version_uri, sha = resolve(cfg.model)
+        version_uri, sha = resolve(cfg.model, cfg.tracking_uri)
         return {"model": version_uri, "model_sha256": sha}
     path = Path(cfg.model)
     if not path.is_file():
@@ -128,7 +128,7 @@ def prepare_model(cfg: QualityConfig, shards: list[Path], out_dir: Path, source:
         if cfg.model.startswith("models:/"):
             from pipeline.quality.tracking import download
 
-            found = download(source["model"], out_dir / "_work" / "download")
+            found = download(source["model"], out_dir / "_work" / "download", cfg.tracking_uri)
         else:
             found = Path(cfg.model)
         model = QualityModel.load(found)
@@ -152,7 +152,7 @@ def prepare_model(cfg: QualityConfig, shards: list[Path], out_dir: Path, source:
 
         tags = {TAG + "reference_sha256": found["reference_sha256"], TAG + "kind": cfg.kind,
                 TAG + "model_sha256": found["sha256"]}  # fmt: skip
-        found["registered"] = register(path, cfg.register_as, cfg.alias, tags)
+        found["registered"] = register(path, cfg.register_as, cfg.alias, tags, cfg.tracking_uri)
     return found
 
 

@@ -20,10 +20,10 @@ RUNTIME_FILES = ("__init__.py", "quality/ngram_lm.py", "quality/scorer.py", "qua
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _client():
+def _client(uri: str = ""):
     from mlflow.tracking import MlflowClient
 
-    uri = ensure_store(default_uri())
+    uri = ensure_store(uri or default_uri())
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -36,12 +36,14 @@ def _runtime_code(tmp: Path) -> Path:
     return dest
 
 
-def register(model_file: Path, name: str, alias: str, tags: dict[str, str]) -> dict[str, Any]:
-    """Log `model_file` as a pyfunc with its metrics, register it as `name` with `alias`; an
-    identical model (same sha256) already registered is reused. Returns where it is."""
+def register(
+    model_file: Path, name: str, alias: str, tags: dict[str, str], uri: str = ""
+) -> dict[str, Any]:
+    """Log `model_file` as a pyfunc with its metrics, register it as `name` with `alias` in
+    `uri`'s registry; an identical model (same sha256) already registered is reused."""
     import mlflow
 
-    client = _client()
+    client = _client(uri)
     sha = tags[TAG + "model_sha256"]
     for mv in client.search_model_versions(f"name = '{name}'"):
         if mv.tags.get(TAG + "model_sha256") == sha:
@@ -77,10 +79,10 @@ def _requirements() -> list[str]:
     return [f"{p}=={metadata.version(p)}" for p in ("mlflow", "numpy", "pandas", "scikit-learn")]
 
 
-def resolve(uri: str) -> tuple[str, str]:
+def resolve(uri: str, tracking_uri: str = "") -> tuple[str, str]:
     """(`models:/NAME/VERSION`, its model sha256) of a `models:/NAME@ALIAS` or `/VERSION` URI;
     an unknown name, alias or version is an error naming the key."""
-    client = _client()
+    client = _client(tracking_uri)
     rest = uri.removeprefix("models:/")
     try:
         if "@" in rest:
@@ -94,11 +96,11 @@ def resolve(uri: str) -> tuple[str, str]:
     return f"models:/{name}/{mv.version}", mv.tags.get(TAG + "model_sha256", "")
 
 
-def download(uri: str, dest: Path) -> Path:
+def download(uri: str, dest: Path, tracking_uri: str = "") -> Path:
     """The `quality_model.npz` of a registered version, downloaded under `dest`."""
     import mlflow
 
-    client = _client()
+    client = _client(tracking_uri)
     with using_tracking_uri(client.tracking_uri):
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
     found = sorted(Path(local).rglob(f"{ARTIFACT}*"))

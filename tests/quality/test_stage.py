@@ -123,10 +123,10 @@ def test_the_registered_model_scores_the_same_in_a_fresh_process(mixed, register
 def test_a_later_run_applies_the_registered_model_by_its_uri(mixed, registered, tmp_path):
     run, _ = mixed
     _, uri = registered
-    cfg = QualityConfig(enabled=True, model="models:/test-quality@current", workers=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        result = run_quality(cfg, run / "dedup", tmp_path / "quality")
+    cfg = QualityConfig(
+        enabled=True, model="models:/test-quality@current", tracking_uri=uri, workers=1
+    )
+    result = run_quality(cfg, run / "dedup", tmp_path / "quality")
     assert result.manifest["model"]["model"] == "models:/test-quality/1"
     ours = read_shards(tmp_path / "quality")
     trained = read_shards(run / "quality")

@@ -174,3 +174,32 @@ def test_a_missing_reference_or_model_names_the_key(tmp_path):
     cfg = QualityConfig(enabled=True, model=str(tmp_path / "nope.npz"))
     with pytest.raises(FileNotFoundError, match=r"`quality\.model`: .*nope\.npz"):
         run_quality(cfg, tmp_path / "dedup", tmp_path / "out")
+
+
+def test_a_killed_run_resumes_to_the_same_output(mixed, reference_a, tmp_path):
+    run, _ = mixed
+    cfg = QualityConfig(enabled=True, reference=[str(reference_a)], register_as="", workers=1)
+    run_quality(cfg, run / "dedup", tmp_path / "whole")
+    run_quality(cfg, run / "dedup", tmp_path / "killed")
+    killed = tmp_path / "killed"
+    # As if killed after the first shard's selection: no manifest, later units undone.
+    (killed / "manifest.json").unlink()
+    undone = sorted((killed / "_progress").glob("part-*.json"))[1:]
+    assert len(undone) == 2
+    for progress in undone:
+        stem = progress.stem
+        progress.unlink()
+        for shard in [*killed.glob(f"{stem}-*.arrow"), *killed.glob(f"rejected/{stem}-*.arrow")]:
+            shard.unlink()
+    (killed / "_work" / "scores" / "part-00002.npy").unlink()
+    result = run_quality(cfg, run / "dedup", killed)
+    assert not result.skipped
+    assert tree_digest(killed) == tree_digest(tmp_path / "whole")
+
+
+def test_a_reference_line_that_is_not_json_names_the_file_and_line(tmp_path):
+    write_dedup_dir(tmp_path / "dedup", [{"id": "a", "url": None, "text": "x y z"}], 1)
+    (tmp_path / "ref.jsonl").write_text('{"text": "good text here"}\n{"text": broken\n')
+    cfg = QualityConfig(enabled=True, reference=[str(tmp_path / "ref.jsonl")])
+    with pytest.raises(ValueError, match=r"`quality\.reference`: .*ref\.jsonl:2: not JSON"):
+        run_quality(cfg, tmp_path / "dedup", tmp_path / "out")

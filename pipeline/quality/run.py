@@ -11,6 +11,7 @@ rows (`low_quality`, with the score). The manifest holds the score histogram.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +36,7 @@ from pipeline.core.stage import (
     fingerprint,
     list_shards,
     sum_counts,
+    temp_path,
     upstream_fingerprint,
 )
 from pipeline.exec.parallel import ParallelConfig, map_units
@@ -58,8 +60,10 @@ def score_shard(shard: str, model: str, out: str) -> int:
     """Save the scores of one input shard's documents (`_work/scores/<stem>.npy`)."""
     texts = read_arrow(shard, columns=["text"]).column("text").to_pylist()
     scores = _model(model).score([t or "" for t in texts])
-    with atomic_path(Path(out)) as tmp, open(tmp, "wb") as fh:
+    tmp = temp_path(Path(out))  # a local cache, never uploaded to a run's bucket (`_work/`)
+    with open(tmp, "wb") as fh:
         np.save(fh, scores)
+    os.replace(tmp, out)
     return len(texts)
 
 

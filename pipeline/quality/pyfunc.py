@@ -6,8 +6,6 @@ arrays are its one artifact (`quality_model.npz`, loaded with `allow_pickle=Fals
 
 from __future__ import annotations
 
-from typing import Any
-
 import mlflow
 
 ARTIFACT = "quality_model"
@@ -22,7 +20,7 @@ class QualityScorer(mlflow.pyfunc.PythonModel):
 
         self.model = QualityModel.load(context.artifacts[ARTIFACT])
 
-    def predict(self, context, model_input: Any, params: dict | None = None) -> list[float]:
+    def predict(self, context, model_input, params=None):  # no hints: MLflow reads them as a schema
         if hasattr(model_input, "columns"):
             column = TEXT_COLUMN if TEXT_COLUMN in model_input.columns else model_input.columns[0]
             texts = model_input[column].tolist()

@@ -16,7 +16,7 @@ import pytest
 from pipeline.core.stage import read_manifest
 from pipeline.quality import QualityConfig, run_quality
 from pipeline.quality.reference import reference_texts
-from tests.conftest import REPO
+from tests.conftest import REAL_WARCS, REPO
 from tests.helpers import read_shards, tree_digest
 from tests.quality.conftest import write_dedup_dir
 from tests.quality.junk import JUNK_KINDS, junk_pages, vocabulary
@@ -203,3 +203,24 @@ def test_a_reference_line_that_is_not_json_names_the_file_and_line(tmp_path):
     cfg = QualityConfig(enabled=True, reference=[str(tmp_path / "ref.jsonl")])
     with pytest.raises(ValueError, match=r"`quality\.reference`: .*ref\.jsonl:2: not JSON"):
         run_quality(cfg, tmp_path / "dedup", tmp_path / "out")
+
+
+def test_a_reference_may_be_warc_pages_parquet_or_chat_records(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.quality.reference import reference_files
+
+    warc = next(p for p in REAL_WARCS if p.name.startswith("dolma-sample-0001"))
+    pq.write_table(
+        pa.Table.from_pylist([{"question": "Q?", "answer": "A."}]), tmp_path / "r.parquet"
+    )
+    turns = [("system", "SYSTEM"), ("user", "hi"), ("assistant", "yo")]
+    chat = {"messages": [{"role": r, "content": c} for r, c in turns]}
+    (tmp_path / "chat.jsonl").write_text(json.dumps(chat) + "\n")
+    files = reference_files([str(warc), str(tmp_path / "*.parquet"), str(tmp_path / "chat.jsonl")])
+    texts = reference_texts(files, QualityConfig().text_fields)
+    assert "Q?\nA." in texts and "hi\nyo" in texts  # the system turn left out
+    pages = [t for t in texts if t not in ("Q?\nA.", "hi\nyo")]
+    assert len(pages) >= 10 and any("Creative Commons" in t for t in pages)
+    assert not any("<html" in t.lower() for t in pages)  # main content, as clean extracts it

@@ -224,3 +224,17 @@ def test_a_reference_may_be_warc_pages_parquet_or_chat_records(tmp_path):
     pages = [t for t in texts if t not in ("Q?\nA.", "hi\nyo")]
     assert len(pages) >= 10 and any("Creative Commons" in t for t in pages)
     assert not any("<html" in t.lower() for t in pages)  # main content, as clean extracts it
+
+
+def test_the_cache_key_follows_the_reference_contents(tmp_path):
+    from flows.caching import stage_key
+    from pipeline.config import PipelineConfig
+
+    (tmp_path / "ref.jsonl").write_text('{"text": "Good text."}\n')
+    cfg = PipelineConfig.model_validate(
+        {"quality": {"enabled": True, "reference": [str(tmp_path / "ref.jsonl")]}}
+    )
+    before = stage_key("quality", cfg, tmp_path / "run")
+    assert stage_key("quality", cfg, tmp_path / "run") == before
+    (tmp_path / "ref.jsonl").write_text('{"text": "Other good text."}\n')
+    assert stage_key("quality", cfg, tmp_path / "run") != before

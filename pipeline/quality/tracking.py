@@ -3,12 +3,15 @@ fingerprint, registered under its own name, and found again by a `models:/` URI.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.io.tracking_store import default_uri, ensure_store
+from pipeline.io.tracking_store import default_uri, ensure_store, sqlite_path
 from pipeline.quality.pyfunc import ARTIFACT
 from pipeline.quality.scorer import QualityModel
 from pipeline.register.register import using_tracking_uri
@@ -36,14 +39,32 @@ def _runtime_code(tmp: Path) -> Path:
     return dest
 
 
+@contextlib.contextmanager
+def _one_writer(uri: str) -> Iterator[None]:
+    """Registrations into one sqlite store, one at a time: two runs (two test workers, two
+    refreshes) registering at once would otherwise meet sqlite's "database is locked"."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    with open(path.with_name(path.name + ".quality-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def register(
     model_file: Path, name: str, alias: str, tags: dict[str, str], uri: str = ""
 ) -> dict[str, Any]:
     """Log `model_file` as a pyfunc with its metrics, register it as `name` with `alias` in
     `uri`'s registry; an identical model (same sha256) already registered is reused."""
+    client = _client(uri)
+    with _one_writer(client.tracking_uri):
+        return _register(client, model_file, name, alias, tags)
+
+
+def _register(client, model_file: Path, name: str, alias: str, tags: dict[str, str]) -> dict:
     import mlflow
 
-    client = _client(uri)
     sha = tags[TAG + "model_sha256"]
     for mv in client.search_model_versions(f"name = '{name}'"):
         if mv.tags.get(TAG + "model_sha256") == sha:

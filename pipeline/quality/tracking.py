@@ -47,7 +47,7 @@ def _one_writer(uri: str) -> Iterator[None]:
     if path is None:
         yield
         return
-    with open(path.with_name(path.name + ".quality-lock"), "w") as lock:
+    with open(path, "ab") as lock:  # the store itself, as ensure_store (sqlite's locks differ)
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield
 

@@ -1,9 +1,10 @@
 """Prefect caching of stage tasks, tied to what is on disk.
 
-A stage task's cache key is a hash of: the stage, the run directory, the stage's config section,
-what it reads (the upstream stage's manifest; for ingest, the input files' fingerprints) and the
-code version. An unchanged stage therefore completes from Prefect's cache (state `Cached`) without
-being called at all, and a changed config or upstream output misses the cache.
+A stage task's cache key is a hash of: the stage, the run directory, the stage's plan (the
+fingerprint of what it reads and the hash of its settings: `pipeline.stages.plan`, which the stage
+itself calls too) and the code version. An unchanged stage therefore completes from Prefect's
+cache (state `Cached`) without being called at all, and a changed config or upstream output
+misses the cache.
 
 Prefect's cache lives in its result store, not in the run directory, so a cached result could
 outlive the files it describes (a deleted or overwritten stage directory). Each finished stage
@@ -19,48 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.core.base_config import config_hash
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import damaged_output, fingerprint, read_manifest, write_json_atomic
 from pipeline.io import mirror
-from pipeline.stages import is_active, side_inputs, upstream
-from pipeline.stages import stage as table_entry
+from pipeline.stages import is_active, plan
 
 MARKER = ".prefect_cache.json"
-# Manifest fields that change on every run without changing what the stage produced.
-VOLATILE = {"written_at", "wall_seconds", "seconds"}
-
-
-def _upstream_digest(run_dir: Path, stage: str, config: Any) -> Any:
-    """What the stage reads: the upstream manifest (None for the first stage: its inputs are
-    `side_inputs`)."""
-    read = upstream(stage, config)
-    if read is None:
-        return None
-    m = read_manifest(RunLayout(run_dir).stage(read))
-    if m is None:
-        return "absent"
-    if "output_fingerprint" in m:
-        return m["output_fingerprint"]
-    return fingerprint({k: v for k, v in m.items() if k not in VOLATILE})
 
 
 def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
-    """The Prefect cache key of `stage` run with `config` in `run_dir`."""
+    """The Prefect cache key of `stage` run with `config` in `run_dir`: from the stage's plan
+    (`pipeline.stages.plan`), the same answer the stage itself gives to "am I done?"."""
     run = RunLayout(run_dir).run_dir.resolve()  # a bucket's run: its mirror path
-    values = {}
-    for name in table_entry(stage).config_sections:
-        value = getattr(config, name, None)
-        values[name] = config_hash(value) if hasattr(value, "model_dump") else value
+    p = plan(stage, config, run)
     parts = {
         "stage": stage,
         "run_dir": mirror.location(run),
-        "config": values,
-        "upstream": _upstream_digest(run, stage, config),
+        "inputs": p.inputs_fp,
+        "config": p.config_hash,
         "code": __version__,
     }
-    if (inputs := side_inputs(stage, config, run)) is not None:
-        parts["inputs"] = inputs  # input files, the instruction data: read besides upstream
     return f"lmpipe-{stage}-{fingerprint(parts)}"
 
 
@@ -103,16 +82,20 @@ def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:
 
 def run_stage(stage_task: Any, config: Any, run_dir: str) -> Any:
     """Call a stage task: from Prefect's cache when the stage directory still holds its output."""
+    from flows.common import raise_if_cancelled
+
     try:
         key = stage_key(stage_task.name, config, run_dir)
     except Exception:
-        return stage_task(config, run_dir)  # e.g. missing inputs: the task fails with the reason
+        # e.g. missing inputs: the task fails with the reason
+        return raise_if_cancelled(stage_task(config, run_dir, return_state=True))
     fresh = not stage_on_disk_matches(run_dir, stage_task.name, key)
     # The key just computed, not `cache_key_fn` again: for ingest that lists and stats every
     # input file (remote ones too).
-    result = stage_task.with_options(cache_key_fn=lambda *_: key, refresh_cache=fresh)(
-        config, run_dir
+    state = stage_task.with_options(cache_key_fn=lambda *_: key, refresh_cache=fresh)(
+        config, run_dir, return_state=True
     )
+    result = raise_if_cancelled(state)  # a cancelled flow run stops here, Cancelled
     mark_stage(run_dir, stage_task.name, key)
     return result
 

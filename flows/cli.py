@@ -21,7 +21,15 @@ from pipeline.ingest.sources import InputError, resolve_inputs
 from pipeline.io.mirror import ChecksumError, is_url
 from pipeline.io.runlock import RunDirError, describe, run_lock
 from pipeline.pretrain.launch import NotEnoughTokens
-from pipeline.stages import DATA_STAGES, STAGE_ORDER, STAGES, TRAINING_STAGES, active, upstream
+from pipeline.stages import (
+    DATA_STAGES,
+    STAGE_ORDER,
+    STAGES,
+    TRAINING_STAGES,
+    StageName,
+    active,
+    upstream,
+)
 
 # Errors whose message alone tells the user what to fix: shown as is, without the type name.
 USER_ERRORS = (
@@ -81,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
             _config_args(parser_, io=False)
             reads = upstream(stage.name)
             parser_.add_argument("--output", help=f"run directory (reads <output>/{reads})")
-    evaluate = sub.choices["evaluate"]
+    evaluate = sub.choices[StageName.EVALUATE]
     evaluate.add_argument(
         "--model",
         help="score only this model on lm-eval tasks: models:/NAME@ALIAS, models:/NAME/N or a dir",
@@ -139,7 +147,7 @@ def resolve(args: argparse.Namespace) -> PipelineConfig:
 
 def _check_inputs(cfg: PipelineConfig, stages: list[str] | None) -> None:
     """A missing input or upstream stage is an error before any flow (and Prefect's API) starts."""
-    if not stages or "ingest" in stages:
+    if not stages or STAGE_ORDER[0] in stages:  # the first stage reads the inputs
         resolve_inputs(cfg.inputs, cfg.ingest.network_timeout_seconds, cfg.ingest.storage_options)
         return
     first = min(STAGE_ORDER.index(s) for s in stages if s in STAGE_ORDER)
@@ -184,7 +192,7 @@ def started_early(cfg: PipelineConfig, stages: list[str] | None) -> Iterator[Non
 
     start_early()
     first = next((s for s in STAGE_ORDER if not stages or s in stages), None)
-    if first == "pretrain" and launch.pretrain_would_start(cfg, cfg.run_dir):
+    if first == StageName.PRETRAIN and launch.pretrain_would_start(cfg, cfg.run_dir):
         launch.prestart("pipeline.pretrain")
     try:
         yield
@@ -255,7 +263,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
 
 
 # Training stages that run on a bucket's run directory, on a local copy their launcher pulls and
-# pushes (`pipeline/pretrain/local_copy.py`), in pipeline order; the others need a local run
+# pushes (`pipeline/core/local_copy.py`), in pipeline order; the others need a local run
 # directory.
 BUCKET_TRAINING = tuple(s.name for s in STAGES if s.kind == "training" and s.on_bucket)
 
@@ -368,10 +376,10 @@ def main(argv: list[str] | None = None) -> int:
             # loop (never awaited, then exits as it should): not worth a warning to the user.
             warnings.filterwarnings("ignore", "coroutine 'Runner.astop' was never awaited")
             serve_deployments(resolve(args), limit=args.limit)
-        elif args.command == "evaluate" and args.model:
+        elif args.command == StageName.EVALUATE and args.model:
             return _evaluate_model(resolve(args), args.model, args.tasks)
         elif args.command in TRAINING_STAGES:
-            if args.command == "register":
+            if args.command == StageName.REGISTER:
                 args.overrides += registry_cli.register_overrides(args)
             return _run_training(resolve(args), [args.command])
         elif args.command in ("promote", "generate", "export-hf"):

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
+from prefect._internal.control_listener import get_intent
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.exceptions import TerminationSignal
 from prefect.logging.handlers import PrefectConsoleHandler
+from prefect.states import Cancelled, Completed
 
 from flows.ephemeral import adopt_early
 from flows.ephemeral import install as _install_server_watch
@@ -43,6 +46,58 @@ DETERMINISTIC_ERRORS = (
 )
 # OS errors that a retry a few seconds later meets again: no permission, read-only, disk full.
 PERMANENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
+
+# Cancelling a flow run from the UI: the runner marks the run's intent "cancel" and sends the
+# flow-run process SIGTERM, which Prefect raises as `TerminationSignal` in the main thread, inside
+# whichever task runs. Prefect's task engine turns that into a Crashed task with an ERROR line
+# (and the dashboard counts it as a failure); the flow engine itself ends the run Cancelled.
+# `ends_cancelled` tasks return a Cancelled state instead, and `raise_if_cancelled` hands the
+# signal on to the flow engine once the task has ended, so the run and the task end Cancelled.
+_pending_cancel: list[TerminationSignal] = []
+
+
+def ends_cancelled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A task body that, when its flow run is cancelled, stops (its `finally` blocks kill what it
+    started) and ends the task Cancelled with one INFO line; any other SIGTERM stays a crash."""
+
+    @functools.wraps(fn)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TerminationSignal as signal:
+            if get_intent() != "cancel":
+                raise
+            _pending_cancel.append(signal)
+            message = "cancelled with its flow run; the work it started was stopped"
+            get_run_logger().info(message)
+            return Cancelled(message=message)
+
+    return body
+
+
+def raise_if_cancelled(state: Any) -> Any:
+    """The flow side of `ends_cancelled`: a task that ended Cancelled by the flow run's
+    cancellation raises that signal again here, so the flow engine ends the run Cancelled; other
+    states give their result (raising a failure) as a direct task call does."""
+    if state.is_cancelled() and _pending_cancel:
+        raise _pending_cancel.pop()
+    return state.result()
+
+
+class _CancelIsNotAnError(logging.Filter):
+    """Prefect's task engine logs "Finished in state ..." at ERROR for every state but Completed;
+    a Cancelled task (a cancel from the UI) is not an error: that line is INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.getMessage().startswith(
+            "Finished in state Cancelled"
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+logging.getLogger("prefect.task_runs").addFilter(_CancelIsNotAnError())
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -159,7 +214,11 @@ def flow_lock(path: str | Path, owner: str, wait: float = FLOW_LOCK_WAIT_SECONDS
         yield lock
 
 
-def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
+def holds_run_dir(
+    fn: Callable[..., Any] | None = None,
+    *,
+    nothing_to_do: Callable[[Any, list[str] | None], str | None] | None = None,
+) -> Any:
     """Flow decorator (below `@flow`): the run directory's lock for the whole flow run.
 
     Flows started from the UI or a deployment take the same lock as the CLI, so a second run on
@@ -167,8 +226,18 @@ def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
     end-to-end flow's subflows (and a flow called by the CLI, which already holds it) go on.
 
     It resolves the flow's `config` / `config_path` / `overrides` parameters once (the YAML is
-    read once) and calls the body with the resolved `config` (and no path or overrides).
+    read once) and calls the body with the resolved `config` (and no path or overrides). A local
+    run directory that is a symlink (a refresh root's `latest`) is resolved first: the run stays
+    on that snapshot when a newer one becomes `latest` meanwhile.
+
+    `nothing_to_do(config, stages)`: a one-line reason the flow has nothing to work on (e.g. no
+    upstream output yet), checked before the lock (which would create the run directory): the
+    run logs that line as a WARNING and ends Completed with it as its message, having done
+    nothing. (A Failed or Cancelled end would add Prefect's "Engine execution exited with
+    unexpected exception" ERROR and its traceback to the run's log.)
     """
+    if fn is None:
+        return functools.partial(holds_run_dir, nothing_to_do=nothing_to_do)
     signature = inspect.signature(fn)
 
     @functools.wraps(fn)
@@ -178,7 +247,12 @@ def holds_run_dir(fn: Callable[..., Any]) -> Callable[..., Any]:
         config = resolve_config(
             given.get("config"), given.get("config_path"), given.get("overrides")
         )
+        if not mirror.is_url(config.run_dir) and Path(config.run_dir).is_symlink():
+            config = config.model_copy(update={"run_dir": str(Path(config.run_dir).resolve())})
         given.update(config=config, config_path=None, overrides=None)
+        if nothing_to_do and (reason := nothing_to_do(config, given.get("stages"))):
+            get_run_logger().warning(reason)
+            return Completed(message=reason)
         with flow_lock(config.run_dir, f"flow {fn.__name__}"):
             return fn(*bound.args, **bound.kwargs)
 

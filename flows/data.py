@@ -10,12 +10,18 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 
 from flows.caching import cache_key_fn, run_stages
-from flows.common import holds_run_dir, progress_reporter, retry_io_only, summary
+from flows.common import (
+    ends_cancelled,
+    holds_run_dir,
+    progress_reporter,
+    retry_io_only,
+    summary,
+)
 from flows.params import DATA_STAGES, DataStage, documented
 from flows.report import reason_rows, render_markdown
 from pipeline.config import PipelineConfig
 from pipeline.core.layout import RunLayout
-from pipeline.stages import STAGES, TOKENS, Stage, upstream
+from pipeline.stages import STAGES, TOKENS, Stage, call_args
 
 # Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.
 DATA_TASK = {
@@ -66,12 +72,10 @@ def _stage_task(stage: Stage) -> Any:
     run's inputs (the first stage) or its upstream stage's directory."""
 
     @task(name=stage.name, description=stage.help, **DATA_TASK)
+    @ends_cancelled
     def stage_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
-        run = RunLayout(run_dir)
-        read = upstream(stage.name, config)
-        inputs = config.inputs if read is None else run.stage(read)
-        section = getattr(config, stage.name)
-        return _run(stage.name, stage.runner(), config, section, inputs, run.stage(stage.name))
+        args = call_args(stage.name, config, run_dir)
+        return _run(stage.name, stage.runner(), config, *args)
 
     return stage_task
 

@@ -3,10 +3,11 @@
 - `corpus-refresh`: the refresh flow on a cron schedule (`deploy.corpus_refresh_cron`, weekly by
   default): each run writes a new immutable snapshot of the inputs that are new since the last
   one, under `refresh.root` (flows/refresh.py).
-- `train-on-demand`: the training flow, runnable from the UI, and triggered whenever a
-  corpus-refresh run has completed its snapshot (`deploy.train_on_data_completion`): the refresh
-  flow emits `lmpipe.corpus.ready` with the snapshot's resolved config, which becomes the
-  training run's `config`, so it trains on that snapshot.
+- `train-on-demand`: the training flow, triggered whenever a corpus-refresh run has completed its
+  snapshot (`deploy.train_on_data_completion`): the refresh flow emits `lmpipe.corpus.ready` with
+  the snapshot's resolved config, which becomes the training run's `config`, so it trains on that
+  snapshot. Run from the UI ("Quick run"), its default `run_dir` is `<refresh.root>/latest`, the
+  latest snapshot; with none yet, the run ends Failed with one line saying so.
 - `end-to-end`: everything, from raw web text to a registered model, on demand.
 
 `serve` runs them in this process (a Prefect runner): it polls the API for scheduled and triggered
@@ -26,9 +27,11 @@ from prefect.schedules import Cron
 
 from flows.data import CORPUS_READY
 from flows.end_to_end import pipeline_flow
+from flows.params import form_schema
 from flows.refresh import refresh_flow
 from flows.train import training_flow
 from pipeline.config import PipelineConfig, load_yaml
+from pipeline.refresh.snapshot import LATEST
 
 REFRESH_FLOW_NAME = "lmpipe-refresh"
 REFRESH = "corpus-refresh"
@@ -39,8 +42,12 @@ FROM_REFRESH_RUN = {"config": "{{ event.payload.config }}", "config_path": None,
 
 
 def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
-    """The three deployments, each defaulting to `config` (editable per run in the UI)."""
+    """The three deployments, each defaulting to `config` (editable per run in the UI; the form
+    shows `stages` first and the config sections the flow reads, flows/params.py)."""
     params = {"config": config.model_dump(mode="json")}
+    # Training runs on the corpus refresh's snapshots: by default on the latest one.
+    latest = str(Path(config.refresh.root) / LATEST)
+    train_params = {"config": config.model_copy(update={"run_dir": latest}).model_dump(mode="json")}
     tags = ["lmpipe"]
     refresh = refresh_flow.to_deployment(
         name=REFRESH,
@@ -67,10 +74,12 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
         )
     train = training_flow.to_deployment(
         name="train-on-demand",
-        parameters=params,
+        parameters=train_params,
         triggers=triggers,
         tags=tags,
-        description="Pretrain -> finetune -> evaluate -> register; runs after each data flow run.",
+        description="Pretrain -> finetune -> evaluate -> register on a corpus snapshot: runs after"
+        " each corpus-refresh run that completes a snapshot, on it; a run from here trains on the"
+        f" latest snapshot (`{latest}`; set `run_dir` for another run directory).",
     )
     e2e = pipeline_flow.to_deployment(
         name="end-to-end",
@@ -78,7 +87,12 @@ def build_deployments(config: PipelineConfig) -> list[RunnerDeployment]:
         tags=tags,
         description="Raw web text to a registered model.",
     )
-    return [refresh, train, e2e]
+    deployments = [refresh, train, e2e]
+    for deployment in deployments:
+        deployment._parameter_openapi_schema = form_schema(
+            deployment._parameter_openapi_schema, deployment.flow_name
+        )
+    return deployments
 
 
 def deploy_prefect_yaml(path: str | Path) -> list[str]:
@@ -110,6 +124,9 @@ def deploy_prefect_yaml(path: str | Path) -> list[str]:
             work_pool_name=pool.get("name"),
             job_variables=pool.get("job_variables") or {},
             entrypoint_type=EntrypointType.FILE_PATH,
+        )
+        deployment._parameter_openapi_schema = form_schema(
+            deployment._parameter_openapi_schema, deployment.flow_name
         )
         ids.append(str(deployment.apply()))
     return ids

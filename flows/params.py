@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pipeline.config import PipelineConfig, load_config
-from pipeline.stages import DATA_STAGES, TRAINING_STAGES
+from pipeline.stages import BY_NAME, DATA_STAGES, TRAINING_STAGES
 
 # Spelled from the stage table: the UI's multi-select offers exactly the table's names.
 DataStage = Literal[DATA_STAGES]  # type: ignore[valid-type]
@@ -49,13 +49,102 @@ def documented(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _sections(stages: tuple[str, ...], *more: str) -> tuple[str, ...]:
+    """The top-level config keys that `stages` read (the stage table's), `run_dir`, and `more`,
+    in the config's own order."""
+    used = {"run_dir", *more, *(s for name in stages for s in BY_NAME[name].config_sections)}
+    if set(stages) & set(DATA_STAGES):
+        used.add("parallel")  # where the data stages' work units run
+    return tuple(k for k in PipelineConfig.model_fields if k in used)
+
+
+# The config sections each served flow reads: the run form shows these (`form_schema`).
+FLOW_SECTIONS: dict[str, tuple[str, ...]] = {
+    "lmpipe-data": _sections(DATA_STAGES),
+    "lmpipe-refresh": _sections(DATA_STAGES, "refresh"),
+    "lmpipe-train": _sections(TRAINING_STAGES),
+    "lmpipe-pipeline": _sections(DATA_STAGES + TRAINING_STAGES),
+}
+# The run form's order: what a user picks most first, the whole config last.
+FORM_ORDER = ("stages", "overrides", "config_path", "config")
+
+
+def form_schema(schema: Any, flow_name: str) -> Any:
+    """A flow's parameter schema (Prefect's `ParameterSchema`) as the deployment's run form:
+    `stages` first, then `overrides`, `config_path` and `config`; `config` holds only the
+    sections `flow_name` reads (`FLOW_SECTIONS`). Other keys are still accepted (a triggered
+    run's full config, the deployment's defaults), and a run given none of them gets the
+    deployment's (`resolve_config`)."""
+    data = schema.model_dump()
+    props = data["properties"]
+    order = [n for n in FORM_ORDER if n in props] + [n for n in props if n not in FORM_ORDER]
+    for position, name in enumerate(order):
+        props[name]["position"] = position
+    data["properties"] = {name: props[name] for name in order}
+    shown = FLOW_SECTIONS.get(flow_name)
+    config_def = data.get("definitions", {}).get(PipelineConfig.__name__)
+    if shown and config_def:
+        config_def = {**config_def, "additionalProperties": True}
+        config_def["properties"] = {k: v for k, v in config_def["properties"].items() if k in shown}
+        config_def["required"] = [k for k in config_def.get("required", []) if k in shown]
+        config_def["description"] = (
+            f"The config sections this flow reads ({', '.join(shown)}); the others keep the"
+            " deployment's values."
+        )
+        data["definitions"][PipelineConfig.__name__] = config_def
+        used = _referenced(config_def, data["definitions"])
+        data["definitions"] = {k: v for k, v in data["definitions"].items() if k in used}
+    return type(schema).model_validate(data)
+
+
+def _referenced(node: Any, definitions: dict[str, Any], found: set[str] | None = None) -> set[str]:
+    """The definitions `node` refers to (`$ref`), transitively, and PipelineConfig itself."""
+    found = found if found is not None else {PipelineConfig.__name__}
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/definitions/"):
+            name = ref.removeprefix("#/definitions/")
+            if name not in found:
+                found.add(name)
+                _referenced(definitions.get(name), definitions, found)
+        for value in node.values():
+            _referenced(value, definitions, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, definitions, found)
+    return found
+
+
+def _with_deployment_defaults(config: PipelineConfig) -> PipelineConfig:
+    """In a run of a deployment whose form sent only some sections (`form_schema`), the others
+    from the deployment's default `config` (the one `lmpipe serve` was started with), not the
+    built-in defaults. Outside a deployment run, or with every section given: `config`."""
+    missing = [k for k in PipelineConfig.model_fields if k not in config.model_fields_set]
+    if not missing:
+        return config
+    from prefect.runtime import deployment
+
+    if deployment.id is None:
+        return config
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        default = (client.read_deployment(deployment.id).parameters or {}).get("config")
+    if not isinstance(default, dict):
+        return config
+    given = config.model_dump(mode="json", include=config.model_fields_set)
+    filled = {k: default[k] for k in missing if k in default}
+    return PipelineConfig.model_validate({**filled, **given})
+
+
 def resolve_config(
     config: PipelineConfig | None, config_path: str | None, overrides: list[str] | None
 ) -> PipelineConfig:
-    """The config a flow run uses: `config_path` when given, else `config`; then `overrides`."""
+    """The config a flow run uses: `config_path` when given, else `config` (its sections the run
+    form did not send from the deployment's defaults); then `overrides`."""
     if config_path:
         return load_config(config_path, overrides)
-    config = config or PipelineConfig()
+    config = _with_deployment_defaults(config) if config is not None else PipelineConfig()
     if overrides:
         return load_config(None, overrides, base=config.model_dump(mode="json"))
     return config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -10,11 +9,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact
 
 from flows.caching import cache_key_fn
-from flows.common import retry_when, summary
+from flows.common import ends_cancelled, retry_when, summary
 from pipeline.config import PipelineConfig, config_hash
-from pipeline.core.stage import fingerprint, read_manifest
-from pipeline.register.lineage import locate
-from pipeline.register.register import is_transient, run_register, tracking_uri
+from pipeline.core.stage import read_manifest
+from pipeline.register.register import is_transient, run_register
+from pipeline.stages import StageName
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui` default, for a local sqlite store
 
@@ -23,28 +22,14 @@ MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui` default, for a local sqlite s
 retry_mlflow_io = retry_when(is_transient)
 
 
-def register_cache_key(context: Any, parameters: dict[str, Any]) -> str | None:
-    """The stage key plus what registration packages (weights, tokenizer, gate) and where to.
-
-    The upstream manifest alone is not enough here: without an evaluate stage, new weights
-    would leave the key unchanged; and the same run registered into another registry is new.
-    """
-    base = cache_key_fn(context, parameters)
-    try:
-        model = locate(Path(parameters["run_dir"]))
-        where = tracking_uri(parameters["config"].registry)
-        return f"{base}-{fingerprint([model.inputs_fingerprint(), where])}" if base else None
-    except Exception:
-        return None  # no cache: the task runs and reports the problem itself
-
-
 @task(
-    name="register",
+    name=StageName.REGISTER.value,
     retries=3,
     retry_delay_seconds=[5, 15, 45],
     retry_condition_fn=retry_mlflow_io,
-    cache_key_fn=register_cache_key,
+    cache_key_fn=cache_key_fn,
 )
+@ends_cancelled
 def register_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Register `<run_dir>`'s final model; link the MLflow run and version in the Prefect UI."""
     logger = get_run_logger()

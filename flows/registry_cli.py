@@ -13,11 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import PipelineConfig
+from pipeline.stages import StageName
 
 
 def add_commands(sub: Any, config_args: Callable[..., None]) -> None:
     """Add the registry subcommands to the `lmpipe` parser."""
-    reg = sub.choices["register"]  # the stage's subcommand (flows/cli.py, from the stage table)
+    reg = sub.choices[
+        StageName.REGISTER
+    ]  # the stage's subcommand (flows/cli.py, from the stage table)
     reg.add_argument(
         "run_dir", nargs="?", help="run directory with finetune/ or pretrain/ weights (or --output)"
     )

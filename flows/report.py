@@ -7,7 +7,7 @@ from pathlib import Path
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest
 from pipeline.io import mirror
-from pipeline.stages import DATA_STAGES
+from pipeline.stages import DATA_STAGES, STAGE_ORDER, last_present
 
 
 def stage_rows(run_dir: Path) -> list[dict]:
@@ -50,9 +50,19 @@ def token_lines(run_dir: Path) -> list[str]:
     ]
 
 
+def filter_stage(run_dir: Path) -> str | None:
+    """The stage whose manifest records a funnel of filter steps (`filters`), if any ran."""
+    return last_present(STAGE_ORDER, lambda s: "filters" in (_manifest(run_dir, s) or {}))
+
+
+def _manifest(run_dir: Path, stage: str) -> dict | None:
+    return read_manifest(RunLayout(run_dir).stage(stage))
+
+
 def clean_steps(run_dir: Path) -> list[dict]:
-    """The clean stage's funnel: per step (extraction, language, each filter) in/kept/dropped."""
-    m = read_manifest(RunLayout(run_dir).clean) or {}
+    """The filtering stage's funnel: per step (extraction, language, filters) in/kept/dropped."""
+    stage = filter_stage(run_dir)
+    m = (_manifest(run_dir, stage) if stage else None) or {}
     rows = [dict(r) for r in m.get("filters", []) if r.get("in") or r.get("skipped")]
     for r in rows:
         top = sorted(r.get("reasons", {}).items(), key=lambda x: -x[1])
@@ -62,13 +72,14 @@ def clean_steps(run_dir: Path) -> list[dict]:
 
 def reason_rows(run_dir: Path) -> list[dict]:
     """Per-filter counts as table rows: every step of clean, then each stage's drop reasons."""
+    funnel = filter_stage(run_dir)
     rows = [
-        {"stage": "clean", "step": r["step"], "in": r["in"], "kept": r["kept"],
+        {"stage": funnel, "step": r["step"], "in": r["in"], "kept": r["kept"],
          "dropped": r["dropped"], "reasons": r["top"]}
         for r in clean_steps(run_dir)
     ]  # fmt: skip
     for r in stage_rows(run_dir):
-        if r["stage"] == "clean":
+        if r["stage"] == funnel:
             continue
         for reason, n in sorted(r["reasons"].items(), key=lambda x: -x[1]):
             rows.append({"stage": r["stage"], "step": reason, "in": r["in"], "kept": None,
@@ -118,7 +129,8 @@ def render_markdown(run_dir: Path) -> str:
                 f"- `{k}`: {v:,}" for k, v in sorted(r["reasons"].items(), key=lambda x: -x[1])
             ]
     if steps := clean_steps(run_dir):
-        lines += ["", "**clean** funnel:", "", "| step | in | kept | dropped | skipped | reasons |"]
+        title = f"**{filter_stage(run_dir)}** funnel:"
+        lines += ["", title, "", "| step | in | kept | dropped | skipped | reasons |"]
         lines.append("|---|---:|---:|---:|---:|---|")
         lines += [
             f"| {r['step']} | {r['in']:,} | {r['kept']:,} | {r['dropped']:,} | {r['skipped']:,} "
@@ -189,7 +201,7 @@ def print_report(run_dir: Path) -> None:
         for reason, n in sorted(r["reasons"].items(), key=lambda x: -x[1]):
             console.print(f"  {r['stage']}: dropped {n:,} as [bold]{reason}[/bold]")
     if steps := clean_steps(run_dir):
-        funnel = Table(title="clean funnel")
+        funnel = Table(title=f"{filter_stage(run_dir)} funnel")
         for col in ("step", "in", "kept", "dropped", "skipped", "reasons"):
             funnel.add_column(col, justify="left" if col in ("step", "reasons") else "right")
         for r in steps:

@@ -13,15 +13,18 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.caching import cache_key_fn, run_stages
-from flows.common import holds_run_dir, progress_reporter, summary
-from flows.params import TRAINING_STAGES, TrainingStage, documented
+from flows.common import ends_cancelled, holds_run_dir, progress_reporter, summary
+from flows.params import TRAINING_STAGES, TrainingStage, documented, wanted_stages
 from flows.register import mlflow_run_link, register_task
 from pipeline.config import PipelineConfig
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest
 from pipeline.evaluate.report import tasks_markdown
 from pipeline.finetune.launch import launch_finetune
+from pipeline.io import mirror
 from pipeline.pretrain.launch import launch_pretrain
+from pipeline.refresh.snapshot import LATEST
+from pipeline.stages import StageName, upstream
 
 
 def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> dict[str, Any]:
@@ -29,9 +32,11 @@ def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> 
     logger = get_run_logger()
     # The run page shows progress as the `<stage>-progress` artifact and one log line per logged
     # step; a progress bar's redraws would be most of the log's lines.
+    sections = {s: getattr(config, s) for s in TRAINING_STAGES if hasattr(config, s)}
     quiet = {
-        "pretrain": config.pretrain.model_copy(update={"progress_bar": False}),
-        "finetune": config.finetune.model_copy(update={"progress_bar": False}),
+        s: section.model_copy(update={"progress_bar": False})
+        for s, section in sections.items()
+        if "progress_bar" in type(section).model_fields
     }
     config = config.model_copy(update=quiet)
     result = launcher(config, run_dir, logger.info, progress_reporter(stage))
@@ -41,19 +46,22 @@ def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> 
     return summary(result)
 
 
-@task(name="pretrain", retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.PRETRAIN.value, retries=0, cache_key_fn=cache_key_fn)
+@ends_cancelled
 def pretrain_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Pretrain on `<run_dir>/tokenize/` into `<run_dir>/pretrain/`; its output goes to the log."""
-    return _launch("pretrain", launch_pretrain, config, run_dir)
+    return _launch(StageName.PRETRAIN, launch_pretrain, config, run_dir)
 
 
-@task(name="finetune", retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.FINETUNE.value, retries=0, cache_key_fn=cache_key_fn)
+@ends_cancelled
 def finetune_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Fine-tune `<run_dir>/pretrain/` on `finetune.data` into `<run_dir>/finetune/`."""
-    return _launch("finetune", launch_finetune, config, run_dir)
+    return _launch(StageName.FINETUNE, launch_finetune, config, run_dir)
 
 
-@task(name="evaluate", retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.EVALUATE.value, retries=0, cache_key_fn=cache_key_fn)
+@ends_cancelled
 def evaluate_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Score base and fine-tuned model, answer the prompts, decide the gate (`<run>/evaluate`)."""
     from pipeline.evaluate.run import run_evaluate  # torch only when evaluating
@@ -89,9 +97,33 @@ def pretrain_markdown(stage_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def no_tokens_yet(config: PipelineConfig, stages: list[str] | None) -> str | None:
+    """Why the training flow has nothing to train on, in one line: its first stage's upstream
+    (the token shards, for pretrain) has not finished in `run_dir` (e.g. the deployment's
+    default, the corpus refresh's `latest` snapshot, before any refresh ran)."""
+    first = wanted_stages(stages, TRAINING_STAGES)
+    reads = upstream(first[0], config) if first else None
+    if reads is None or mirror.is_url(config.run_dir):
+        return None  # a bucket's run: the task checks it on its mirror
+    where = RunLayout(config.run_dir).stage(reads)
+    if read_manifest(where) is not None:
+        return None
+    refresh_latest = Path(config.refresh.root) / LATEST
+    if Path(config.run_dir).absolute() == refresh_latest.absolute():
+        return (
+            f"no corpus snapshot to train on yet: {refresh_latest} does not exist; run the "
+            "corpus-refresh deployment first (a completed refresh starts this training itself), "
+            "or set `run_dir` to a run directory with a finished tokenize stage"
+        )
+    return (
+        f"nothing to train on: {where} has no finished {reads} stage; run the data flow on "
+        f"{config.run_dir} first, or set `run_dir` to a run directory that has one"
+    )
+
+
 @flow(name="lmpipe-train", log_prints=True)
 @documented
-@holds_run_dir
+@holds_run_dir(nothing_to_do=no_tokens_yet)
 def training_flow(
     config: PipelineConfig | None = None,
     stages: list[TrainingStage] | None = None,

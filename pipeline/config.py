@@ -101,12 +101,16 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
     return f"invalid config ({origin}): " + "; ".join(problems)
 
 
+class YamlSyntaxError(ConfigError):
+    """Text that is not YAML (the message names the line and column)."""
+
+
 def _yaml_error(where: str, err: yaml.YAMLError) -> ConfigError:
     """One line naming the file (or override) and the line/column of a YAML syntax error."""
     mark = getattr(err, "problem_mark", None)
     at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return ConfigError(f"{where}: invalid YAML{at}: {problem}")
+    return YamlSyntaxError(f"{where}: invalid YAML{at}: {problem}")
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -193,7 +197,34 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"override `{dotted}`: `{key}` is not a section")
         node = child
-    node[keys[-1]] = load_yaml(raw, f"override `{dotted}` (value {raw!r})", prefix=dotted)
+    node[keys[-1]] = override_value(raw, dotted)
+
+
+# A value starting with one of these is YAML structure or a quoted string the user meant as such.
+_STRUCTURED = ("[", "{", '"', "'")
+
+
+def override_value(raw: str, dotted: str) -> Any:
+    """The value of `dotted=raw`, parsed as YAML (`3`, `true`, `[en, de]`), except that text YAML
+    cannot read or reads as a one-line block mapping/sequence is taken as the string typed:
+    `--set deploy.corpus_refresh_cron='* * * * *'` (YAML reads `*` as an alias) and
+    `--set x='note: y'` give those strings, with one level of shell quoting. A value that starts
+    like a YAML list, mapping or quoted string and does not parse is an error saying how to
+    pass it as text."""
+    where = f"override `{dotted}` (value {raw!r})"
+    text = raw.strip()
+    try:
+        value = load_yaml(raw, where, prefix=dotted)
+    except YamlSyntaxError as err:
+        if text.startswith(_STRUCTURED) or "\n" in raw:
+            raise ConfigError(
+                f"{err}; to pass it as text, quote it for YAML inside the shell's quotes, "
+                f"e.g. --set {dotted}='\"{text}\"'"
+            ) from None
+        return text
+    if isinstance(value, dict | list) and not text.startswith(_STRUCTURED) and "\n" not in raw:
+        return text
+    return value
 
 
 def load_config(

@@ -11,12 +11,14 @@ This module imports nothing of lmpipe at import time: every layer may read it.
 
 from __future__ import annotations
 
+import enum
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["data", "training"]
+Reads = Literal["upstream", "run"]
 
 
 @dataclass(frozen=True)
@@ -27,29 +29,42 @@ class Stage:
     """`data` stages run in the data flow over shards; `training` stages in the training flow."""
     help: str
     """One line for `lmpipe <name> --help` and the docs."""
+    section: str = ""
+    """Its config section, handed to `run_<stage>` and `plan_<stage>` (default: its name)."""
     sections: tuple[str, ...] = ()
-    """The config sections that decide its output (default: the section named like the stage)."""
+    """The config sections that decide its output (default: its section)."""
     corpus: bool = False
     """Its output is documents: the curated corpus is the last such stage's output."""
     on_bucket: bool = True
     """It runs on a run directory on an object store (else it needs a local one)."""
-    package: str = ""
-    """The package holding `run_<stage>` (default: `pipeline.<name>`)."""
-    inputs: str = ""
-    """`module:function(config, run_dir)` giving what the stage reads besides its upstream
-    stage (input files, a data file), for its cache key; empty if nothing."""
+    reads: Reads = "upstream"
+    """What `run_<stage>` and `plan_<stage>` get as their source: the upstream stage's directory
+    (the first stage: the config's `inputs`), or the whole run's layout (a stage reading
+    several stages)."""
     optional: bool = False
     """Off unless its section says `enabled: true`; when off, the next stage reads the one
     before it."""
 
     @property
+    def config_section(self) -> str:
+        return self.section or self.name
+
+    @property
     def config_sections(self) -> tuple[str, ...]:
-        return self.sections or (self.name,)
+        return self.sections or (self.config_section,)
+
+    @property
+    def package(self) -> str:
+        return f"pipeline.{self.name}"
 
     def runner(self) -> Callable[..., Any]:
-        """`run_<name>` of the stage's package: `(cfg, inputs, output_dir, progress, ...)`."""
-        module = importlib.import_module(self.package or f"pipeline.{self.name}")
-        return getattr(module, f"run_{self.name}")
+        """`run_<name>` of the stage's package: `(section, source, output_dir, progress, ...)`."""
+        return getattr(importlib.import_module(self.package), f"run_{self.name}")
+
+    def planner(self) -> Callable[..., Any]:
+        """`plan_<name>` of the stage's package: `(section, source, output_dir) -> Plan`, what a
+        run would be, computed without doing its work (`pipeline.core.stage.Plan`)."""
+        return getattr(importlib.import_module(self.package), f"plan_{self.name}")
 
 
 STAGES: tuple[Stage, ...] = (
@@ -59,7 +74,6 @@ STAGES: tuple[Stage, ...] = (
         "raw WARC/WET/JSONL/Parquet files to Arrow document shards",
         sections=("inputs", "ingest"),
         corpus=True,
-        inputs="pipeline.ingest.sources:stage_inputs",
     ),
     Stage(
         "clean",
@@ -85,7 +99,6 @@ STAGES: tuple[Stage, ...] = (
         "data",
         "score documents with a model of a reference set (learned or registered), keep the best",
         corpus=True,
-        inputs="pipeline.quality.run:stage_inputs",
         optional=True,
     ),
     Stage(
@@ -102,24 +115,29 @@ STAGES: tuple[Stage, ...] = (
         "finetune",
         "training",
         "fine-tune <run>/pretrain on instruction data (full or LoRA)",
-        inputs="pipeline.finetune.launch:stage_inputs",
+        reads="run",
     ),
     Stage(
         "evaluate",
         "training",
         "score base vs fine-tuned model, sample answers, decide the gate",
+        reads="run",
         on_bucket=False,
     ),
     Stage(
         "register",
         "training",
         "register <run>'s model in MLflow (aliases, lineage)",
-        sections=("registry",),
+        section="registry",
+        reads="run",
         on_bucket=False,
     ),
 )
 
 BY_NAME = {s.name: s for s in STAGES}
+# Code outside a stage's package names a stage as `StageName.PRETRAIN`, never as a string: a
+# renamed or removed stage is then an AttributeError at import, not a silent miss.
+StageName = enum.StrEnum("StageName", {s.name.upper(): s.name for s in STAGES})
 STAGE_ORDER: tuple[str, ...] = tuple(BY_NAME)
 DATA_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.kind == "data")
 TRAINING_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.kind == "training")
@@ -129,13 +147,25 @@ CORPUS_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.corpus)
 TOKENS = next(s.name for s in STAGES if s.kind == "data" and not s.corpus)
 
 
-def side_inputs(name: str, config: Any, run_dir: Any) -> Any:
-    """What stage `name` reads besides its upstream stage (`Stage.inputs`); None if nothing."""
-    target = stage(name).inputs
-    if not target:
-        return None
-    module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)(config, run_dir)
+def call_args(name: str, config: Any, run_dir: Any, output_dir: Any = None) -> tuple[Any, ...]:
+    """`(section, source, output_dir)`: what `run_<name>` and `plan_<name>` get in `run_dir` with
+    `config` (`Stage.reads`); `output_dir` defaults to `<run_dir>/<name>`."""
+    from pipeline.core.layout import RunLayout
+
+    entry, run = stage(name), RunLayout(run_dir)
+    read = upstream(name, config)
+    if entry.reads == "run":
+        source: Any = run
+    else:
+        source = config.inputs if read is None else run.stage(read)
+    section = getattr(config, entry.config_section)
+    return section, source, output_dir or run.stage(name)
+
+
+def plan(name: str, config: Any, run_dir: Any, output_dir: Any = None) -> Any:
+    """The `Plan` of stage `name` in `run_dir` with `config` (the whole pipeline config): its
+    inputs' fingerprint and config hash, and `done()`, without doing any of its work."""
+    return stage(name).planner()(*call_args(name, config, run_dir, output_dir))
 
 
 def stage(name: str) -> Stage:

@@ -90,8 +90,39 @@ def test_unparseable_override_names_the_key(capsys):
     assert main(["config", "--set", "ingest.workers=[1"]) == 2
     assert error_of(capsys) == (
         "lmpipe: error: override `ingest.workers` (value '[1'): invalid YAML at line 1, "
-        "column 3: expected ',' or ']', but got '<stream end>'"
+        "column 3: expected ',' or ']', but got '<stream end>'; to pass it as text, quote it "
+        """for YAML inside the shell's quotes, e.g. --set ingest.workers='"[1"'"""
     )
+
+
+# Issue 32 item 3: a `--set` value with spaces as a user types it, one level of shell quoting.
+@pytest.mark.parametrize(
+    ("typed", "value"),
+    [
+        ("deploy.corpus_refresh_cron='* * * * *'", "* * * * *"),  # YAML: `*` starts an alias
+        ("deploy.corpus_refresh_cron='*/5 * * * 1'", "*/5 * * * 1"),
+        ("deploy.corpus_refresh_cron='0 3 * * 1'", "0 3 * * 1"),  # plain YAML already
+        ("""deploy.corpus_refresh_cron='"*/5 * * * *"'""", "*/5 * * * *"),  # quoted twice still
+        ("deploy.timezone='Europe/Berlin'", "Europe/Berlin"),
+        ("registry.input_example='Note: a prompt'", "Note: a prompt"),
+        ("clean.languages='[en, de]'", ["en", "de"]),  # flow YAML is still structure
+    ],
+)
+def test_set_value_as_typed_in_a_shell(typed, value):
+    """The real console script through a real shell: the value reaches the config as typed."""
+    out = subprocess.run(
+        f"{sys.executable} -m flows.cli config --set {typed}",
+        shell=True,
+        executable="/bin/bash",
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    cfg = json.loads(out.stdout)
+    section, key = typed.split("=", 1)[0].split(".")
+    assert cfg[section][key] == value
 
 
 def test_unknown_language_is_rejected_at_config_load(capsys):

@@ -17,11 +17,11 @@ from pipeline.core.layout import RunLayout
 from pipeline.stages import STAGE_ORDER, STAGES, TOKENS, active, corpus_stage, upstream
 from tests.conftest import REPO
 
-MOST_FILES = 14  # lower it when a change removes one
+MOST_FILES = 0  # lower it when a change removes one
 
 
 def files_spelling_stage_names(root: Path) -> dict[str, list[str]]:
-    own = {s.name: (s.package or f"pipeline.{s.name}").replace(".", "/") + "/" for s in STAGES}
+    own = {s.name: s.package.replace(".", "/") + "/" for s in STAGES}
     hits: dict[str, list[str]] = {}
     for path in sorted([*(root / "pipeline").rglob("*.py"), *(root / "flows").rglob("*.py")]):
         rel = path.relative_to(root).as_posix()

@@ -10,10 +10,10 @@ from typing import Any
 
 from pipeline.clean.config import CleanConfig
 
-__all__ = ["CLEAN_SCHEMA", "CleanConfig", "run_clean"]
+__all__ = ["CLEAN_SCHEMA", "CleanConfig", "plan_clean", "run_clean"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("CLEAN_SCHEMA", "run_clean"):
+    if name in ("CLEAN_SCHEMA", "plan_clean", "run_clean"):
         return getattr(importlib.import_module("pipeline.clean.run"), name)
     raise AttributeError(f"module 'pipeline.clean' has no attribute {name!r}")

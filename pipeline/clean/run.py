@@ -2,8 +2,8 @@
 
 Work is cut into units of `unit_documents` input rows (the resume granularity; each writes its
 own output and rejected shards). The parent reads a unit, rejects oversized records itself, and
-sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each holding a
-one-process pebble pool). Each batch has a hard time limit: a worker stuck in C code is killed
+sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each running
+the batches in its own process, `pipeline/exec/actor_pool.py`). Each batch has a hard time limit: a worker stuck in C code is killed
 and replaced, the batch is retried one document at a time, and the document that stalls again is
 rejected as `extraction_timeout`. The parent writes every shard, whichever executor ran the batches.
 """
@@ -29,11 +29,11 @@ from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init
 from pipeline.clean.units import REQUIRED_COLUMNS, Unit, UnreadableShard, iter_units
 from pipeline.core.base_config import config_hash
 from pipeline.core.stage import (
+    Plan,
     Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
-    StageRun,
     UnitLedger,
     check_input_schema,
     fingerprint,
@@ -222,8 +222,9 @@ class _LazyPool:
     """The worker pool, started only when a unit needs work (a finished run starts none).
 
     `process`: a pebble pool of `cfg.workers` local processes. `ray`: as many long-lived Ray
-    actors, each holding a one-process pebble pool (`pipeline.exec.actor_pool`); both load the model
-    once per worker and take the same batches, so the shards are the same.
+    actors, each one process that runs the batches itself (`pipeline.exec.actor_pool`, with
+    pebble's hard time limit kept by the driver); both load the model once per worker and take
+    the same batches, so the shards are the same.
     """
 
     def __init__(self, cfg: CleanConfig, parallel: ParallelConfig | None = None):
@@ -252,7 +253,9 @@ class _Tally:
 
     def __init__(self, total: int, progress: Progress | None):
         self.total, self.progress, self.done = total, progress, Counter()
-        self.bar = tqdm(total=total, unit="doc", desc=STAGE)
+        # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+        # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+        self.bar = tqdm(total=total, unit="doc", desc=STAGE, disable=None)
 
     def add(self, info: dict[str, Any]) -> None:
         self.bar.update(info["records_in"])
@@ -294,6 +297,10 @@ def _run_units(
     return keys
 
 
+def plan_clean(cfg: CleanConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    return Plan(STAGE, Path(output_dir), upstream_fingerprint(Path(input_dir)), config_hash(cfg))
+
+
 def run_clean(
     cfg: CleanConfig,
     input_dir: str | Path,
@@ -304,7 +311,7 @@ def run_clean(
 ) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    run = StageRun(STAGE, out_dir, upstream_fingerprint(in_dir), config_hash(cfg))
+    run = plan_clean(cfg, in_dir, out_dir).start()
     if run.finished_before():
         return run.skip()
     check_languages(cfg.languages, "clean.languages")

@@ -38,6 +38,12 @@ class RunLayout:
         return mirror.location(self.run_dir)
 
     @classmethod
+    def absolute(cls, run_dir: str | Path) -> RunLayout:
+        """The layout of `run_dir` with a local directory made absolute (a training process may
+        start elsewhere); a bucket's is its mirror in this node's scratch directory."""
+        return cls(run_dir if mirror.is_url(run_dir) else Path(run_dir).resolve())
+
+    @classmethod
     def of(cls, run: RunLayout | str | Path) -> RunLayout:
         """`run` itself if it is a layout, else the layout of the run directory `run`."""
         return run if isinstance(run, RunLayout) else cls(run)

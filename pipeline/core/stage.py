@@ -34,6 +34,7 @@ from pipeline.core.integrity import (
     file_records,
     file_sha256,
 )
+from pipeline.exec.parallel import ParallelConfig, map_units
 from pipeline.io import mirror
 
 REJECTED_DIR = "rejected"
@@ -109,12 +110,9 @@ def _same_run(m: dict[str, Any], inputs_fp: str, config_hash: str) -> bool:
 
 def damaged_output(stage_dir: Path, manifest: dict[str, Any]) -> list[Path]:
     """The files of a finished stage that changed since its manifest recorded them (missing,
-    cut, replaced), reported in one stderr line. [] for a run directory on an object store:
-    its objects are written whole and named by the manifest last (`pipeline/io/mirror.py`)."""
-    if mirror.is_mirrored(stage_dir):
-        return []
+    cut, replaced), reported in one stderr line; on a bucket its objects (by size and ETag)."""
     found = changes(stage_dir, manifest)
-    changed = [f"{path} ({why})" for path, why in found]
+    changed = [f"{mirror.location(path)} ({why})" for path, why in found]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         print(
@@ -152,8 +150,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    place(tmp, path)
+
+
+def place(tmp: Path, path: Path) -> None:
+    """Rename a whole temporary file (`temp_path`) to `path`, then publish it: in a run directory
+    on a bucket it is uploaded, one PUT, so the object is whole or absent. Every file a stage
+    hands on goes through here (`atomic_path`, `ShardWriter`), before the ledger names it."""
     os.replace(tmp, path)
     mirror.commit(path)
+
+
+def local_file(path: str | os.PathLike) -> Path:
+    """A file of a run directory (a stage's own working file, an upstream shard) readable on
+    local disk, for a worker to open. On a bucket it is downloaded unless this node holds the
+    object's current version; an object the bucket lacks raises `shard_io.MissingFile` naming
+    its URL and the stage to rerun. A local path is returned as it is."""
+    return mirror.fetch(path)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -287,18 +300,45 @@ class StageRun:
         its unit ledger would take the damaged shards for done. A stage that names what it
         discards (training) loses only the changed files and resumes from its checkpoints."""
         if self.damaged and discard is None:
-            shutil.rmtree(self.out_dir, ignore_errors=True)
+            mirror.remove(self.out_dir)  # the bucket's objects too: its ledger is not kept
         for path in self.damaged if discard is not None else ():
-            path.unlink(missing_ok=True)
+            mirror.remove(path)
         prepare_stage_dir(self.out_dir, self.inputs_fp, resume_key or self.config_hash, discard)
+
+    # Storage: the run directory may be local or on a bucket (`pipeline/io/mirror.py`); a stage
+    # goes through these and `place`/`local_file`, and never asks which it is.
+
+    def map_units(
+        self,
+        fn: Callable[..., Any],
+        items: list[tuple],
+        workers: int,
+        parallel: ParallelConfig | None = None,
+        *,
+        threads: bool = False,
+    ) -> Iterator[tuple[int, Any]]:
+        """`pipeline.exec.parallel.map_units` for this stage's units. A Ray task on another node
+        gets this run directory's paths in its own scratch copy of the bucket, so `fn` takes the
+        paths it would take locally."""
+        executor = (parallel or ParallelConfig()).executor
+        fn = mirror.on_workers(fn, self.out_dir, executor)
+        return map_units(fn, items, workers, parallel, threads=threads)
+
+    def has_file(self, name: str) -> bool:
+        """A file of this stage's directory exists (in the bucket, for a run on one)."""
+        return mirror.exists(self.out_dir / name)
+
+    def remove(self, name: str) -> None:
+        """Delete a file or directory of this stage (a working directory once the stage is done),
+        here and in the bucket."""
+        mirror.remove(self.out_dir / name)
 
     def finish(
         self, config: Any, counts: dict[str, Any], reasons: dict[str, int], **fields: Any
     ) -> StageResult:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
-        mirrored = mirror.is_mirrored(self.out_dir)
-        files, mtimes = ({}, {}) if mirrored else file_records(self.out_dir)
+        files, mtimes = file_records(self.out_dir)  # on a bucket: its objects' sizes and ETags
         write_manifest(
             self.out_dir,
             stage=self.stage,
@@ -313,6 +353,33 @@ class StageRun:
             **fields,
         )
         return StageResult.from_dir(self.stage, self.out_dir)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run of a stage would be, computed without doing any of its work: the one answer
+    to "is this stage done?" (ARCHITECTURE.md, "Plans").
+
+    Every stage package has `plan_<stage>(section, source, output_dir)` returning it; the stage
+    itself (`run_<stage>` starts from `plan.start()`), the Prefect cache key, the CLI's
+    pre-checks and the training launchers all call that one function.
+    """
+
+    stage: str
+    out_dir: Path
+    inputs_fp: str
+    """Fingerprint of everything the stage reads: its upstream output, input files, side data."""
+    config_hash: str
+    """Hash of the settings that decide its output."""
+    detail: Any = None
+    """What planning found and the run reuses (resolved input files, reference runs...)."""
+
+    def done(self) -> bool:
+        """The stage finished with these inputs and this config, and its files are intact."""
+        return manifest_matches(self.out_dir, self.inputs_fp, self.config_hash)
+
+    def start(self) -> StageRun:
+        return StageRun(self.stage, Path(self.out_dir), self.inputs_fp, self.config_hash)
 
 
 class UnitLedger:
@@ -414,8 +481,7 @@ class ShardWriter:
             return
         self._wait()
         self._writer.close()
-        os.replace(self._tmp, self.directory / self.files[-1])
-        mirror.commit(self.directory / self.files[-1])
+        place(self._tmp, self.directory / self.files[-1])
         self._writer, self._tmp = None, None
         self._shard_rows = self._shard_bytes = 0
 
@@ -493,12 +559,14 @@ def upstream_fingerprint(input_dir: Path) -> str:
         raise MissingUpstreamError(
             f"{input_dir} has no finished stage (no manifest.json): run the previous stage first"
         )
-    changed = [] if mirror.is_mirrored(input_dir) else changed_files(input_dir, m)
+    changed = changed_files(input_dir, m)
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        name, run = Path(input_dir).name, mirror.remote_url(Path(input_dir).parent)
+        command = f"lmpipe {name} --output {run}" if run else f"lmpipe {name}"
         raise DamagedUpstreamError(
-            f"{changed[0]}{more} changed since `{Path(input_dir).name}` finished: run"
-            f" `lmpipe {Path(input_dir).name}` again to rebuild it (or `lmpipe run`), then retry"
+            f"{changed[0]}{more} changed since `{name}` finished: run `{command}` again to"
+            " rebuild it (or `lmpipe run`), then retry"
         )
     return m["output_fingerprint"]
 

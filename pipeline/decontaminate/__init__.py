@@ -10,12 +10,12 @@ from typing import Any
 
 from pipeline.decontaminate.config import DecontaminateConfig
 
-__all__ = ["DecontaminateConfig", "run_decontaminate"]
+__all__ = ["DecontaminateConfig", "plan_decontaminate", "run_decontaminate"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "run_decontaminate":
-        from pipeline.decontaminate.run import run_decontaminate
+    if name in ("plan_decontaminate", "run_decontaminate"):
+        from pipeline.decontaminate import run
 
-        return run_decontaminate
+        return getattr(run, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

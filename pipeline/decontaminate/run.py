@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.core.base_config import config_hash
 from pipeline.core.shard_io import read_arrow
 from pipeline.core.stage import (
+    Plan,
     Progress,
     RejectedLedger,
     ShardWriter,
@@ -74,6 +75,19 @@ def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, inde
     return info
 
 
+def plan_decontaminate(
+    cfg: DecontaminateConfig, input_dir: str | Path, output_dir: str | Path
+) -> Plan:
+    """The upstream output and what the evaluation sets hold; their files are `detail`."""
+    files = eval_files(cfg)
+    sets = [(str(f.resolve()), file_sha256(f)) for f in files]
+    contents = sorted(sha for _, sha in sets)  # what the sets hold, wherever they are
+    inputs_fp = fingerprint(
+        {"upstream": upstream_fingerprint(Path(input_dir)), "eval_sets": contents}
+    )
+    return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=(files, sets))
+
+
 def run_decontaminate(
     cfg: DecontaminateConfig,
     input_dir: str | Path,
@@ -84,11 +98,8 @@ def run_decontaminate(
 ) -> StageResult:
     """Decontaminate the documents of `input_dir` (the stage before it) into `output_dir`."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    files = eval_files(cfg)
-    sets = [(str(f.resolve()), file_sha256(f)) for f in files]
-    contents = sorted(sha for _, sha in sets)  # what the sets hold, wherever they are
-    inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "eval_sets": contents})
-    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    plan = plan_decontaminate(cfg, in_dir, out_dir)
+    (files, sets), run = plan.detail, plan.start()
     if run.finished_before():
         return run.skip()
     shards = list_shards(in_dir)

@@ -15,10 +15,10 @@ from typing import Any
 
 from pipeline.dedup.config import DedupConfig
 
-__all__ = ["DedupConfig", "run_dedup"]
+__all__ = ["DedupConfig", "plan_dedup", "run_dedup"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run_dedup",):
+    if name in ("plan_dedup", "run_dedup"):
         return getattr(importlib.import_module("pipeline.dedup.run"), name)
     raise AttributeError(f"module 'pipeline.dedup' has no attribute {name!r}")

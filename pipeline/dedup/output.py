@@ -11,7 +11,6 @@ For an input shard `<stem>.arrow` the unit writes, each file atomically (temp na
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,16 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.core.shard_io import arrow_batches, open_arrow, read_arrow
-from pipeline.core.stage import REJECTED_SCHEMA, RejectedLedger, UnitLedger, temp_path
+from pipeline.core.stage import (
+    REJECTED_SCHEMA,
+    RejectedLedger,
+    UnitLedger,
+    local_file,
+    place,
+    temp_path,
+)
 from pipeline.dedup.clusters import EXACT_DUPLICATE, NEAR_DUPLICATE, SURVIVOR
 from pipeline.dedup.signatures import to_numpy
-from pipeline.io import mirror
 
 STAGE = "dedup"
 REJECTED_DEDUP_SCHEMA = REJECTED_SCHEMA.append(pa.field("duplicate_of", pa.string()))
@@ -77,18 +82,17 @@ class AtomicArrowFile:
         if self._writer is None:
             return None
         self._writer.close()
-        os.replace(self._tmp, self.path)
-        mirror.commit(self.path)
+        place(self._tmp, self.path)
         return self.path.name
 
 
 def _cluster_rows(job: OutputJob) -> tuple[np.ndarray, np.ndarray, list]:
     """(rows in this shard, their status, their cluster ids) for the shard's clustered rows."""
     work = Path(job.work_dir)
-    links = read_arrow(mirror.fetch(work / "links.arrow"))
+    links = read_arrow(local_file(work / "links.arrow"))
     index = to_numpy(links.column("index"))  # (C,) sorted global indices
     first, last = np.searchsorted(index, [job.lo, job.hi])
-    status = np.load(mirror.fetch(work / "status.npy"), mmap_mode="r")[index[first:last]]
+    status = np.load(local_file(work / "status.npy"), mmap_mode="r")[index[first:last]]
     cluster_ids = links.column("cluster_id").slice(first, last - first).to_pylist()
     return index[first:last] - job.lo, np.asarray(status), cluster_ids
 
@@ -129,14 +133,14 @@ def _write_documents(job: OutputJob, ledger: ShardLedger, size: int) -> int:
     """One pass over the shard: kept rows out, ledger rows noted; then the kept signatures."""
     stem, out_dir = Path(job.shard).stem, Path(job.stage_dir)
     keep = ledger.keep_mask(size)
-    shard = mirror.fetch(job.shard)
+    shard = local_file(job.shard)
     docs = AtomicArrowFile(out_dir / f"{stem}.arrow", open_arrow(shard).schema, job.compression)
     start = 0
     for batch in arrow_batches(shard):
         ledger.add_batch(batch, start)
         docs.write(batch.filter(pa.array(keep[start : start + batch.num_rows])))
         start += batch.num_rows
-    signatures = read_arrow(mirror.fetch(job.signatures))
+    signatures = read_arrow(local_file(job.signatures))
     index = AtomicArrowFile(out_dir / "index" / f"{stem}.arrow", signatures.schema)
     # One batch whatever the signature phase's batching was: the same rows, the same bytes.
     for batch in signatures.filter(pa.array(keep)).combine_chunks().to_batches():

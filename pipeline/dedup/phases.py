@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.shard_io import UNREADABLE, read_arrow
-from pipeline.core.stage import UnitLedger, atomic_path
+from pipeline.core.stage import UnitLedger, atomic_path, local_file
 from pipeline.dedup.clusters import (
     EXACT_DUPLICATE,
     KEEP,
@@ -50,7 +50,6 @@ from pipeline.dedup.signatures import (
     write_signatures,
 )
 from pipeline.dedup.verify import verified
-from pipeline.io import mirror
 
 
 @dataclass
@@ -71,12 +70,14 @@ def signature_unit(job: SignatureJob) -> dict[str, Any]:
     info: dict[str, Any] = {"unit": job.unit, "unreadable": None}
     try:
         info["rows"] = write_signatures(
-            job.hasher, job.ngram_size, job.batch_documents, mirror.fetch(job.shard), Path(job.out)
+            job.hasher, job.ngram_size, job.batch_documents, local_file(job.shard), Path(job.out)
         )
     except (OSError, pa.ArrowException, KeyError) as exc:
-        with pa.ipc.new_file(job.out, signature_schema(job.hasher.bands)):
+        with (
+            atomic_path(Path(job.out)) as tmp,
+            pa.ipc.new_file(str(tmp), signature_schema(job.hasher.bands)),
+        ):
             pass  # zero rows: the shard is one rejected record, written in phase 4
-        mirror.commit(job.out)
         # The shard's rejection says which file and which stage to rerun (`shard_io`).
         named = isinstance(exc, UNREADABLE)
         info.update(rows=0, unreadable=str(exc) if named else f"{type(exc).__name__}: {exc}")
@@ -107,7 +108,7 @@ def save_atomic(path: Path, array: np.ndarray) -> None:
 def band_unit(job: BandJob) -> dict[str, Any]:
     """Candidate pairs of one band among the eligible documents, saved as (E, 2) int64."""
     store = SignatureStore(job.store_files)
-    eligible = np.load(mirror.fetch(Path(job.work_dir) / "eligible.npy"))  # (N,) bool
+    eligible = np.load(local_file(Path(job.work_dir) / "eligible.npy"))  # (N,) bool
     edges = band_edges(store.column(band_column(job.band)), eligible, store.reference_size)
     save_atomic(band_path(Path(job.work_dir), job.band), edges)
     info = {"band": job.band, "pairs": len(edges)}
@@ -136,7 +137,7 @@ def merge_bands(
     counts = {"candidate_pairs": 0, "checked_pairs": 0, "merged_pairs": 0}
     lengths = store.column("length") if cfg.verify else None  # (N,) to budget text reads
     for band in range(bands):
-        edges = np.load(mirror.fetch(band_path(work_dir, band)))  # (E, 2)
+        edges = np.load(local_file(band_path(work_dir, band)))  # (E, 2)
         counts["candidate_pairs"] += len(edges)
         edges = edges[~uf.same(edges)]  # pairs already joined cannot change anything
         if cfg.verify and len(edges):
@@ -152,7 +153,7 @@ def cluster_phase(
 ) -> dict[str, int]:
     """Union exact groups and band pairs, pick survivors; saves status.npy and survivor.npy."""
     uf = UnionFind(store.size)
-    uf.union(np.load(mirror.fetch(work_dir / "exact_edges.npy")))
+    uf.union(np.load(local_file(work_dir / "exact_edges.npy")))
     counts = merge_bands(cfg, store, uf, cfg.lsh_shape()[0], work_dir)
     roots = uf.roots()
     survivor = survivors(roots, rank)
@@ -174,15 +175,15 @@ def links_phase(store: SignatureStore, work_dir: Path) -> None:
 
     The cluster id is the survivor's id. Each signature file's `id` column is read once, for all
     the survivors it holds, so the output units never look ids up across shards."""
-    status = np.load(mirror.fetch(work_dir / "status.npy"), mmap_mode="r")
+    status = np.load(local_file(work_dir / "status.npy"), mmap_mode="r")
     members = np.flatnonzero(np.asarray(status) != KEEP)  # (C,) sorted global indices
-    targets = np.load(mirror.fetch(work_dir / "survivor.npy"), mmap_mode="r")[members]  # (C,)
+    targets = np.load(local_file(work_dir / "survivor.npy"), mmap_mode="r")[members]  # (C,)
     file_no, rows = store.locate(targets)
     order = np.argsort(file_no, kind="stable")  # members grouped by their survivor's file
     bounds = np.searchsorted(file_no[order], np.arange(len(store.files) + 1))
     chunks = [pa.array([], pa.string())]
     for f in np.flatnonzero(np.diff(bounds)):
-        ids = read_arrow(mirror.fetch(store.files[f].path), ["id"]).column("id")
+        ids = read_arrow(local_file(store.files[f].path), ["id"]).column("id")
         chunks.append(
             pc.take(ids, pa.array(rows[order[bounds[f] : bounds[f + 1]]])).combine_chunks()
         )

@@ -15,7 +15,6 @@ Phases talk through files in `<stage>/_work/` and each finished unit is recorded
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 from pipeline.core.base_config import config_hash
 from pipeline.core.stage import (
+    Plan,
     Progress,
     StageResult,
     StageRun,
@@ -49,27 +49,26 @@ from pipeline.dedup.phases import (
 )
 from pipeline.dedup.references import reference_files, signature_params
 from pipeline.dedup.signatures import SignatureFile, SignatureStore
-from pipeline.exec.parallel import ParallelConfig, map_units
-from pipeline.io import mirror
+from pipeline.exec.parallel import ParallelConfig
 
 WORK = "_work"
 
 
 class PhaseRunner:
-    """Runs the units of a phase through `pipeline.exec.parallel.map_units` (worker processes or
+    """Runs the units of a phase through `StageRun.map_units` (worker processes or
     Ray), skipping units finished before, and turns each finished unit into a tqdm step and a
     `progress(done, total, counts)` call."""
 
     def __init__(
         self,
         cfg: DedupConfig,
-        stage_dir: Path,
+        run: StageRun,
         total: int,
         progress: Progress | None,
         parallel: ParallelConfig | None = None,
     ):
-        self.workers, self.ledger, self.parallel = cfg.workers, UnitLedger(stage_dir), parallel
-        self.stage_dir = stage_dir
+        self.workers, self.ledger, self.parallel = cfg.workers, UnitLedger(run.out_dir), parallel
+        self.stage_run = run
         self.total, self.progress = total, progress
         self.done: Counter[str] = Counter()
 
@@ -77,11 +76,10 @@ class PhaseRunner:
         """`jobs`: (unit name, job) pairs; a unit already in the ledger is not run again."""
         todo = [(job,) for unit, job in jobs if self.ledger.finished(unit) is None]
         self._advance(phase, len(jobs) - len(todo))
-        bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=not todo)
-        executor = (self.parallel or ParallelConfig()).executor
-        for _ in map_units(
-            mirror.on_workers(fn, self.stage_dir, executor), todo, self.workers, self.parallel
-        ):
+        # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+        # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+        bar = tqdm(total=len(todo), desc=f"{STAGE} {phase}", disable=True if not todo else None)
+        for _ in self.stage_run.map_units(fn, todo, self.workers, self.parallel):
             bar.update(1)
             self._advance(phase, 1)
         bar.close()
@@ -150,6 +148,15 @@ def _output_jobs(cfg, store, shards, out_dir, ledger) -> list[tuple]:
     return jobs
 
 
+def plan_dedup(cfg: DedupConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The upstream output and the reference runs deduplicated against (`detail`)."""
+    refs, ref_runs = reference_files(cfg, Path(output_dir))
+    inputs_fp = fingerprint(
+        {"upstream": upstream_fingerprint(Path(input_dir)), "references": ref_runs}
+    )
+    return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=(refs, ref_runs))
+
+
 def run_dedup(
     cfg: DedupConfig,
     input_dir: str | Path,
@@ -160,9 +167,9 @@ def run_dedup(
 ) -> StageResult:
     """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    refs, ref_runs = reference_files(cfg, out_dir)
-    inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "references": ref_runs})
-    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    plan = plan_dedup(cfg, in_dir, out_dir)
+    refs, ref_runs = plan.detail
+    run = plan.start()
     if run.finished_before():
         return run.skip()
     shards = list_shards(in_dir)
@@ -173,16 +180,13 @@ def run_dedup(
     for sub in ("clusters", "index"):
         (out_dir / sub).mkdir(exist_ok=True)
     units = 2 * len(shards) + cfg.lsh_shape()[0]
-    runner = PhaseRunner(cfg, out_dir, units, progress, parallel)
+    runner = PhaseRunner(cfg, run, units, progress, parallel)
     runner.run("signatures", signature_unit, _signature_jobs(cfg, shards, out_dir))
     store = _store(refs, shards, runner.ledger, out_dir)
     _cluster(cfg, store, out_dir, runner)
     runner.run("output", write_unit, _output_jobs(cfg, store, shards, out_dir, runner.ledger))
     result = _finish(run, cfg, shards, store, ref_runs)
-    if mirror.remote_url(out_dir):
-        mirror.remove(out_dir / WORK)  # the bucket's copy too
-    else:
-        shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    run.remove(WORK)  # the bucket's copy too
     return result
 
 

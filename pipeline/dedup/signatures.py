@@ -17,10 +17,9 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.core.shard_io import arrow_batches, read_arrow
-from pipeline.core.stage import atomic_path
+from pipeline.core.stage import atomic_path, local_file
 from pipeline.dedup.minhash import MinHasher
 from pipeline.dedup.shingles import document_features
-from pipeline.io import mirror
 
 SIGNATURE_VERSION = 1
 """Bumped whenever normalization, shingling or hashing changes: old signatures become unusable."""
@@ -124,7 +123,7 @@ class SignatureStore:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
 
     def _read(self, file: SignatureFile, name: str) -> np.ndarray:
-        return to_numpy(read_arrow(mirror.fetch(file.path), [name])[name])
+        return to_numpy(read_arrow(local_file(file.path), [name])[name])
 
     def locate(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(file number, row in file) of each global index."""

@@ -15,10 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.shard_io import read_arrow
+from pipeline.core.stage import local_file
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.shingles import document_features, jaccard, shingle_sets
 from pipeline.dedup.signatures import SignatureStore
-from pipeline.io import mirror
 
 
 def read_texts(store: SignatureStore, indices: np.ndarray) -> list[str]:
@@ -27,7 +27,7 @@ def read_texts(store: SignatureStore, indices: np.ndarray) -> list[str]:
     file_no, rows = store.locate(indices)  # sorted indices: grouped by file already
     bounds = np.searchsorted(file_no, np.arange(len(store.files) + 1))
     for f in np.flatnonzero(np.diff(bounds)):
-        column = read_arrow(mirror.fetch(store.files[f].text_path), ["text"])["text"]
+        column = read_arrow(local_file(store.files[f].text_path), ["text"])["text"]
         taken = pc.take(column, pa.array(rows[bounds[f] : bounds[f + 1]])).to_pylist()
         texts.extend(t or "" for t in taken)
     return texts

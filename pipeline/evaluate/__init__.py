@@ -13,6 +13,10 @@ __all__ = ["EvaluateConfig", "GateConfig", "run_evaluate"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "plan_evaluate":
+        from pipeline.evaluate.plan import plan_evaluate
+
+        return plan_evaluate
     if name == "run_evaluate":
         from pipeline.evaluate.run import run_evaluate
 

@@ -27,6 +27,7 @@ from lm_eval.models.utils import Collator
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tokenizers import Tokenizer
 
+from pipeline.core.layout import RunLayout
 from pipeline.model import load_model
 from pipeline.model.chat import EOD
 from pipeline.model.generate import generate
@@ -49,7 +50,7 @@ def load_lmpipe(pretrained: str | Path, tokenizer: str | Path | None = None):
     directory = Path(source)
     if not (directory / "model.safetensors").is_file():
         raise FileNotFoundError(f"{directory} has no model.safetensors (a pretrain/ or finetune/)")
-    tok = Path(tokenizer) if tokenizer else directory.parent / "tokenize" / "tokenizer.json"
+    tok = Path(tokenizer) if tokenizer else RunLayout(directory.parent).tokenize / "tokenizer.json"
     if not tok.is_file():
         raise FileNotFoundError(f"{tok} is missing: pass tokenizer=PATH/tokenizer.json")
     return load_model(directory).eval(), Tokenizer.from_file(str(tok))
@@ -135,6 +136,11 @@ class LmpipeLM(TemplateLM):
 
     def tok_decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
         return self.tok.decode(tokens, skip_special_tokens=skip_special_tokens)
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """lm-eval's, with its "Tokenizing inputs" bar on a terminal only (`None`: tqdm's TTY
+        check); in a Prefect run's log its redraws would be lines."""
+        return super().loglikelihood(requests, disable_tqdm=True if disable_tqdm else None)
 
     @torch.no_grad()
     def _loglikelihood_tokens(

@@ -15,19 +15,17 @@ from typing import Any
 
 import torch
 
-from pipeline.core.base_config import config_hash
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     Progress,
     StageResult,
-    StageRun,
     fingerprint,
     read_manifest,
-    upstream_fingerprint,
     write_json_atomic,
 )
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
+from pipeline.evaluate.plan import evaluate_inputs, plan_evaluate
 from pipeline.evaluate.task_scores import go_offline, task_scores
 from pipeline.evaluate.tasks import build_tasks
 from pipeline.model import load_model
@@ -38,8 +36,8 @@ from pipeline.model.chat import (
     stop_ids,
 )
 from pipeline.model.generate import generate
+from pipeline.stages import StageName
 
-STAGE = "evaluate"
 SAMPLES = "samples.json"
 TASK_DIR = "tasks"  # the lm-eval tasks built from the run's held-out data
 
@@ -158,10 +156,6 @@ def task_info(cfg: EvaluateConfig, built: dict[str, int], task_dir: Path) -> dic
     }
 
 
-def evaluate_inputs(run: RunLayout) -> dict[str, str]:
-    return {s: upstream_fingerprint(run.stage(s)) for s in ("tokenize", "pretrain", "finetune")}
-
-
 def run_evaluate(
     cfg: EvaluateConfig,
     run: RunLayout | str | Path,
@@ -171,8 +165,7 @@ def run_evaluate(
     """Evaluate `run`'s fine-tuned model against its pretrained base into `output_dir`
     (default `<run>/evaluate`). `run`: the run whose stages it reads."""
     run = RunLayout.of(run)
-    inputs = evaluate_inputs(run)
-    stage = StageRun(STAGE, Path(output_dir or run.evaluate), fingerprint(inputs), config_hash(cfg))
+    stage = plan_evaluate(cfg, run, output_dir).start()
     if stage.finished_before():
         return stage.skip()
     stage.out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +181,8 @@ def run_evaluate(
     task_dir = stage.out_dir / TASK_DIR
     built = build_tasks(run.run_dir, task_dir, cfg.tasks, cfg) if cfg.tasks else {}
     metrics, samples = {}, {}
-    models = (("base_", "pretrain"), ("", "finetune"))
+    base, final = StageName.PRETRAIN.value, StageName.FINETUNE.value
+    models = (("base_", base), ("", final))
     for done, (prefix, name) in enumerate(models):
         model = load_model(run.stage(name)).eval()
         scores = score(model, run, cfg, eod, tok_info["pad_id"])
@@ -199,7 +193,7 @@ def run_evaluate(
             progress(done + 1, len(models), {"models": done + 1})
     metrics |= {f"champion_{k}": v for k, v in champion_scores(cfg, task_dir).items()}
     gate = apply_gate(cfg.gate, metrics)
-    write_json_atomic(stage.out_dir / SAMPLES, samples["finetune"])
+    write_json_atomic(stage.out_dir / SAMPLES, samples[final])
     counts = {
         "prompts": len(cfg.prompts),
         **{f"{task}_examples": n for task, n in built.items()},
@@ -209,11 +203,11 @@ def run_evaluate(
         cfg,
         counts,
         {},
-        inputs=inputs,
+        inputs=evaluate_inputs(run),
         metrics=metrics,
         gate=gate,
         tasks=task_info(cfg, built, task_dir),
-        samples={"finetune": samples["finetune"], "base": samples["pretrain"]},
+        samples={final: samples[final], "base": samples[base]},
         mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),
     )

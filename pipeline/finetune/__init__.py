@@ -13,6 +13,10 @@ __all__ = ["run_finetune"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "plan_finetune":
+        from pipeline.finetune.launch import plan_finetune
+
+        return plan_finetune
     if name == "run_finetune":
         from pipeline.finetune.run import run_finetune
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import sys
 
+from pipeline.finetune.launch import STAGE
 from pipeline.pretrain.__main__ import print_progress, print_result, start_process
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, run, out_dir = start_process("pipeline.finetune", __doc__, argv, "finetune")
+    cfg, run, out_dir = start_process("pipeline.finetune", __doc__, argv, STAGE)
     from pipeline.finetune.run import run_finetune  # torch/Lightning after the config is valid
 
-    print_result("finetune", run_finetune(cfg.finetune, run, out_dir, print_progress))
+    print_result(STAGE, run_finetune(cfg, run, out_dir, print_progress))
     return 0
 
 

@@ -11,24 +11,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.core import local_copy
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
+    Plan,
     StageResult,
     fingerprint,
-    manifest_matches,
     read_manifest,
     upstream_fingerprint,
     write_json_atomic,
 )
 from pipeline.finetune.config import FinetuneConfig
-from pipeline.pretrain import local_copy
 from pipeline.pretrain.config import training_config_hash
 from pipeline.pretrain.launch import (
     LAUNCH_CONFIG,
+    launch_record,
     run_layout,
     run_training_process,
     training_command,
 )
+from pipeline.stages import StageName
 from pipeline.tokenize.tokenizer import file_sha256
 
 STAGE = "finetune"
@@ -51,15 +53,20 @@ def finetune_inputs(cfg: FinetuneConfig, run: RunLayout | str | Path) -> dict[st
     pretrain = upstream_fingerprint(run.pretrain)
     tok = (read_manifest(run.tokenize) or {}).get("tokenizer") or {}
     return {
-        "pretrain": pretrain,
+        StageName.PRETRAIN.value: pretrain,
         "data_sha256": file_sha256(resolve_data_path(cfg.data)),
         "tokenizer": tok.get("fingerprint"),
     }
 
 
-def stage_inputs(config: Any, run_dir: str | Path) -> dict[str, Any]:
-    """The stage table's side inputs of finetune (its cache key): `finetune_inputs`."""
-    return finetune_inputs(config.finetune, run_dir)
+def plan_finetune(
+    cfg: FinetuneConfig, run: RunLayout | str | Path, output_dir: str | Path | None = None
+) -> Plan:
+    """The pretrained weights, the tokenizer and the instruction data (`finetune_inputs`)."""
+    layout = RunLayout.of(run)
+    inputs = finetune_inputs(cfg, layout)
+    out_dir = Path(output_dir or layout.finetune)
+    return Plan(STAGE, out_dir, fingerprint(inputs), training_config_hash(cfg), detail=inputs)
 
 
 def launch_finetune(
@@ -70,18 +77,16 @@ def launch_finetune(
 ) -> StageResult:
     """Fine-tune `<run_dir>/pretrain` into `<run_dir>/finetune` in a separate process group.
 
-    A run directory on a bucket trains on this node's copy (`pipeline/pretrain/local_copy.py`)."""
+    A run directory on a bucket trains on this node's copy (`pipeline/core/local_copy.py`)."""
     run = run_layout(run_dir)
     stage_dir = run.finetune
-    inputs_fp = fingerprint(finetune_inputs(config.finetune, run))
-    if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.finetune)):
-        # no process, no torch import
-        return StageResult.from_dir(STAGE, stage_dir, skipped=True)
+    if plan_finetune(config.finetune, run, stage_dir).done():
+        return StageResult.from_dir(STAGE, stage_dir, skipped=True)  # no process, no torch
     local_copy.pull_pretrained(run.pretrain, run.tokenize)
     local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
-    write_json_atomic(config_path, config.model_dump(mode="json"))
+    write_json_atomic(config_path, launch_record(config, STAGE))
     f = config.finetune
     # The launchers of pretraining: torchrun or srun start every rank of every node.
     cmd = training_command(

@@ -19,13 +19,11 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     StageResult,
-    StageRun,
     file_sha256,
-    fingerprint,
 )
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.finetune.data import STAGE, prepare_sft_data
-from pipeline.finetune.launch import finetune_inputs, resolve_data_path
+from pipeline.finetune.launch import plan_finetune, resolve_data_path
 from pipeline.finetune.module import (
     FinetuneDataModule,
     FinetuneModule,
@@ -35,7 +33,6 @@ from pipeline.finetune.module import (
 from pipeline.model import ModelConfig, export_state_dict, load_model
 from pipeline.model.chat import load_chat_tokenizer
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
-from pipeline.pretrain.config import training_config_hash
 from pipeline.pretrain.metrics import Progress, plot_loss_curve, read_metrics
 from pipeline.pretrain.resume import resume_checkpoint
 from pipeline.pretrain.run import (
@@ -52,6 +49,7 @@ from pipeline.pretrain.trainer import (
     full_state_dict,
     log_training_artifacts,
 )
+from pipeline.stages import StageName
 
 
 class FinetuneJob(TrainingJob):
@@ -62,8 +60,8 @@ class FinetuneJob(TrainingJob):
     ):
         self.cfg, self.layout, self.progress = cfg, layout, progress
         self.pretrain_dir, self.tokenize_dir = layout.pretrain, layout.tokenize
-        self.inputs = finetune_inputs(cfg, layout)
-        self.run = StageRun(STAGE, out_dir, fingerprint(self.inputs), training_config_hash(cfg))
+        plan = plan_finetune(cfg, layout, out_dir)
+        self.inputs, self.run = plan.detail, plan.start()
         self.out_dir, self.inputs_fp, self.chash = (
             self.run.out_dir,
             self.run.inputs_fp,
@@ -121,7 +119,7 @@ class FinetuneJob(TrainingJob):
             # The served (merged) model's size: adapters fold into the weights they adapt.
             "parameters": sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n),
             "inputs_fingerprint": self.inputs_fp,
-            "pretrain_fingerprint": self.inputs["pretrain"],
+            "pretrain_fingerprint": self.inputs[StageName.PRETRAIN],
             "data_sha256": self.inputs["data_sha256"],
         }
 

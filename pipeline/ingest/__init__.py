@@ -9,10 +9,10 @@ from typing import Any
 
 from pipeline.ingest.config import IngestConfig
 
-__all__ = ["IngestConfig", "run_ingest"]
+__all__ = ["IngestConfig", "plan_ingest", "run_ingest"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("run_ingest",):
+    if name in ("plan_ingest", "run_ingest"):
         return getattr(importlib.import_module("pipeline.ingest.run"), name)
     raise AttributeError(f"module 'pipeline.ingest' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from pipeline.core.base_config import config_hash
 from pipeline.core.stage import (
+    Plan,
     Progress,
     RejectedLedger,
     ShardWriter,
@@ -22,7 +23,7 @@ from pipeline.core.stage import (
     fingerprint,
     sum_counts,
 )
-from pipeline.exec.parallel import ParallelConfig, map_units
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.events import DOCUMENT_SCHEMA, Doc, Reject, Skip
 from pipeline.ingest.sources import (
@@ -34,7 +35,6 @@ from pipeline.ingest.sources import (
 )
 from pipeline.ingest.tabular import JsonlReader, ParquetReader
 from pipeline.ingest.warc import DamagedWarc, WarcReader, WholeFileGzip
-from pipeline.io import mirror
 
 STAGE = "ingest"
 
@@ -139,12 +139,16 @@ def _ingest_file(cfg: IngestConfig, url: str, out_dir: Path, fast: bool) -> dict
 def _run_units(
     cfg: IngestConfig,
     todo: list[dict],
-    out_dir: Path,
+    run: StageRun,
     progress: Progress | None,
     parallel: ParallelConfig | None,
 ) -> None:
     total_bytes = sum(fp.get("size") or 0 for fp in todo)
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=not todo)
+    # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+    # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+    bar = tqdm(
+        total=total_bytes, unit="B", unit_scale=True, desc=STAGE, disable=True if not todo else None
+    )
     done: Counter[str] = Counter()
 
     def finished(fp: dict, info: dict) -> None:
@@ -153,11 +157,16 @@ def _run_units(
         if progress:
             progress(done["files"], len(todo), dict(done))
 
-    items = [(cfg, fp["url"], out_dir) for fp in todo]
-    fn = mirror.on_workers(ingest_file, out_dir, (parallel or ParallelConfig()).executor)
-    for i, info in map_units(fn, items, cfg.workers, parallel):
+    items = [(cfg, fp["url"], run.out_dir) for fp in todo]
+    for i, info in run.map_units(ingest_file, items, cfg.workers, parallel):
         finished(todo[i], info)
     bar.close()
+
+
+def plan_ingest(cfg: IngestConfig, inputs: list[str], output_dir: str | Path) -> Plan:
+    """The ingest run's plan: the input files' fingerprints (listed and stat'ed, not read)."""
+    fps = fingerprint_inputs(inputs, cfg.network_timeout_seconds, cfg.storage_options)
+    return Plan(STAGE, Path(output_dir), fingerprint(fps), config_hash(cfg), detail=fps)
 
 
 def run_ingest(
@@ -171,17 +180,16 @@ def run_ingest(
     """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable).
 
     `parallel`: where the files are read (local worker processes by default, or Ray)."""
-    out_dir = Path(output_dir)
-    net = (cfg.network_timeout_seconds, cfg.storage_options)
-    fps = fingerprint_inputs(inputs, *net)
+    plan = plan_ingest(cfg, inputs, output_dir)
+    out_dir, fps = plan.out_dir, plan.detail
     files = [fp["url"] for fp in fps]
-    run = StageRun(STAGE, out_dir, fingerprint(fps), config_hash(cfg))
+    run = plan.start()
     if run.finished_before():
         return run.skip()
     run.prepare()
     ledger = UnitLedger(out_dir)
     todo = [fp for fp in fps if ledger.finished(unit_key(fp["url"])) is None]
-    _run_units(cfg, todo, out_dir, progress, parallel)
+    _run_units(cfg, todo, run, progress, parallel)
     infos = [ledger.finished(unit_key(url)) for url in files]
     counts = {k: sum(i[k] for i in infos) for k in ("records_in", "documents", "rejected")}
     return run.finish(

@@ -10,18 +10,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.io.storage import (  # noqa: F401 (re-exported: inputs' errors and file systems)
+from pipeline.core.locations import (  # noqa: F401 (InputError re-exported: the inputs' error)
     DEFAULT_TIMEOUT,
-    EXTRAS,
-    OBJECT_STORES,
-    S3_ATTEMPTS,
-    S3FS_ATTEMPTS,
     InputError,
+    Location,
     StorageOptions,
-    filesystem,
-    missing_extra,
     protocol,
-    storage_options,
 )
 
 WARC_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".warc.wet.gz")
@@ -68,18 +62,19 @@ def _expand_local(spec: str) -> list[str]:
 
 
 def _expand_url(spec: str, timeout: float, configured: StorageOptions | None) -> list[str]:
-    fs, path = filesystem(spec, timeout, configured)
+    where = Location(spec, timeout, configured)
+    path = where.path
     try:
-        if any(c in path for c in GLOB_CHARS) and not protocol(spec).startswith("http"):
-            # fsspec returns the keys as they are (`a?b.warc.gz`, `c#d.jsonl`, `e f.warc.gz`)
-            matched = fs.glob(path)
-            if path in matched or (not matched and "[" in path and fs.isfile(path)):
+        if any(c in path for c in GLOB_CHARS) and not where.is_http:
+            # The store returns the keys as they are (`a?b.warc.gz`, `c#d.jsonl`, `e f.warc.gz`)
+            matched = where.glob()
+            if path in matched or (not matched and "[" in path and where.is_file()):
                 return [spec]  # a key holding `?`, `*` or `[` (S3 allows them) is that object
-            found = sorted(fs.unstrip_protocol(p) for p in matched)
-            if not found and protocol(spec) in OBJECT_STORES:
-                fs.ls(path.split("/", 1)[0])  # a glob in a missing bucket matches nothing: say so
+            found = sorted(where.url_of(p) for p in matched)
+            if not found and where.is_object_store:
+                where.check_bucket()  # a glob in a missing bucket matches nothing: say so
             return found
-        fs.info(path)
+        where.info()
     except FileNotFoundError as exc:
         if _timed_out(exc):  # fsspec's HTTP `info` reports any failure as not found
             raise _network_error(spec, timeout, exc) from exc
@@ -162,9 +157,9 @@ def input_fingerprint(
     url: str, timeout: float = DEFAULT_TIMEOUT, configured: StorageOptions | None = None
 ) -> dict[str, Any]:
     """Identity of an input file: its location, size and ETag (or modification stamp)."""
-    fs, path = filesystem(url, timeout, configured)
+    where = Location(url, timeout, configured)
     try:
-        info = fs.info(path)
+        info = where.info()
     except FileNotFoundError as exc:
         if _timed_out(exc):
             raise _network_error(url, timeout, exc) from exc
@@ -210,22 +205,10 @@ def open_input(
     timeout: float = DEFAULT_TIMEOUT,
     configured: StorageOptions | None = None,
 ) -> IO[bytes]:
-    """Open a file through fsspec (a local path with `open`); HTTP is streamed (no range
-    requests) unless `seekable`."""
+    """Open an input file (`Location.open`; a local path with `open`); HTTP is streamed (no
+    range requests) unless `seekable`."""
     if "://" not in url and compression is None:
         # A local path (resolve_inputs made it absolute): importing fsspec would cost each fresh
         # worker process 0.25 CPU-s, as much as reading a 5 MB WARC.
         return open(url, "rb")
-    fs, path = filesystem(url, timeout, configured)
-    streamed = protocol(url) in ("http", "https") and not seekable
-    # block_size 0: stream, bounded memory, works with servers without ranges
-    return fs.open(path, "rb", compression=compression, **({"block_size": 0} if streamed else {}))
-
-
-def stage_inputs(config: Any, run_dir: Any) -> str:
-    """The ingest stage's inputs for its cache key: the fingerprint of every input file."""
-    from pipeline.core.stage import fingerprint
-
-    ingest = config.ingest
-    timeout, storage = ingest.network_timeout_seconds, ingest.storage_options
-    return fingerprint(fingerprint_inputs(list(config.inputs), timeout, storage))
+    return Location(url, timeout, configured).open(compression, seekable)

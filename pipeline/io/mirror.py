@@ -249,6 +249,27 @@ def read_text(path: str | os.PathLike) -> str | None:
         return None
 
 
+def object_stamps(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """{path relative to `directory`: {size, etag}} of every object under a mirror directory,
+    from one recursive listing (nothing is downloaded); {} for a local path. The ETag changes
+    whenever an object's bytes do (S3: the MD5 of a single PUT, a digest of the parts' MD5s for
+    a multipart upload), so size and ETag tell a rewritten or cut object from the one a stage
+    wrote."""
+    url = remote_url(directory)
+    if url is None:
+        return {}
+    fs, key = _object(url)
+    try:
+        found = fs.find(key, detail=True)
+    except FileNotFoundError:
+        return {}
+    return {
+        name[len(key) :].strip("/"): {"size": info.get("size"), "etag": _stamp(info)}
+        for name, info in found.items()
+        if info.get("type", "file") == "file"
+    }
+
+
 def exists(path: str | os.PathLike) -> bool:
     url = remote_url(path)
     if url is None:

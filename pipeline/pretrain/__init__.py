@@ -14,6 +14,10 @@ __all__ = ["FSDPConfig", "PretrainConfig", "TrainingConfig", "run_pretrain"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "plan_pretrain":
+        from pipeline.pretrain.launch import plan_pretrain
+
+        return plan_pretrain
     if name == "run_pretrain":
         from pipeline.pretrain.run import run_pretrain
 

@@ -18,11 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from pipeline.config import ConfigError, PipelineConfig, load_config
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import StageResult
-from pipeline.pretrain.launch import PROGRESS_PREFIX
+from pipeline.pretrain.launch import PROGRESS_PREFIX, STAGE
 from pipeline.pretrain.startup import StartupClock
+from pipeline.stages import stage as stage_entry
 
 
 def print_progress(done: int, total: int, counts: dict[str, Any]) -> None:
@@ -47,9 +50,12 @@ def watch_parent(pid: int, every: float = 2.0) -> None:
 
 def start_process(
     module: str, doc: str | None, argv: list[str] | None, stage: str, output_dir: bool = False
-) -> tuple[PipelineConfig, RunLayout, Path]:
-    """The command line of a training process: (config, the run's layout, stage directory).
+) -> tuple[Any, RunLayout, Path]:
+    """The command line of a training process: (its stage's config section, the run's layout,
+    the stage directory).
 
+    The launchers hand it `--launch-config`: the stage's section and the run directory only
+    (`launch_record`); a person may give a whole pipeline config (`--config`, `--set`) instead.
     A bad config exits with code 2 and one line, before torch or Lightning is imported.
     `output_dir` offers `--output-dir` (a stage directory outside the run: scaling points).
     """
@@ -57,19 +63,27 @@ def start_process(
     parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("--run-dir", help="run directory (default: run_dir of the config)")
     parser.add_argument("--config", help="pipeline config file (YAML or JSON)")
+    parser.add_argument("--launch-config", help="a launcher's JSON: the stage's section, run_dir")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     if output_dir:
         parser.add_argument("--output-dir", help=f"stage directory (default: <run-dir>/{stage})")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     args = parser.parse_args(argv)
+    section = stage_entry(stage).config_section
     try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"{module}: error: {err}", file=sys.stderr)
+        if args.launch_config:
+            launched = json.loads(Path(args.launch_config).read_text())
+            model = PipelineConfig.model_fields[section].annotation
+            cfg, run_dir = model.model_validate(launched[section]), launched["run_dir"]
+        else:
+            whole = load_config(args.config, args.overrides)
+            cfg, run_dir = getattr(whole, section), whole.run_dir
+    except (ConfigError, ValidationError, KeyError, OSError, ValueError) as err:
+        print(f"{module}: error: {' '.join(str(err).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     if args.parent_pid:
         watch_parent(args.parent_pid)
-    run = RunLayout(args.run_dir or cfg.run_dir)
+    run = RunLayout(args.run_dir or run_dir)
     given = getattr(args, "output_dir", None)
     return cfg, run, Path(given) if given else run.stage(stage)
 
@@ -81,13 +95,13 @@ def print_result(stage: str, result: StageResult) -> None:
 
 def main(argv: list[str] | None = None, clock: StartupClock | None = None) -> int:
     """`clock`: a prestarted process's (`pipeline.pretrain.warm`), else one from this start."""
-    cfg, run, out_dir = start_process("pipeline.pretrain", __doc__, argv, "pretrain", True)
+    cfg, run, out_dir = start_process("pipeline.pretrain", __doc__, argv, STAGE, True)
     clock = clock or StartupClock()  # counts from this process's start
     from pipeline.pretrain.run import run_pretrain  # torch/Lightning only after the config is valid
 
     clock.mark("imports")
-    result = run_pretrain(cfg.pretrain, run.tokenize, out_dir, print_progress, clock)
-    print_result("pretrain", result)
+    result = run_pretrain(cfg, run.tokenize, out_dir, print_progress, clock)
+    print_result(STAGE, result)
     return 0
 
 

@@ -24,17 +24,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.core import local_copy
 from pipeline.core.layout import RunLayout
 from pipeline.core.shard_io import arrow_batches
 from pipeline.core.stage import (
+    Plan,
     StageResult,
-    manifest_matches,
     upstream_fingerprint,
     write_json_atomic,
 )
-from pipeline.io import mirror
-from pipeline.pretrain import local_copy
-from pipeline.pretrain.config import training_config_hash
+from pipeline.pretrain.config import PretrainConfig, training_config_hash
+from pipeline.stages import stage as stage_entry
 
 PROGRESS_PREFIX = "lmpipe-progress "
 SHARD = re.compile(r"shard-\d+\.arrow$")  # token shards; `shard-NNNNN.index.arrow` are indexes
@@ -49,6 +49,17 @@ class TrainingTimeout(RuntimeError):
     """The training process group outlived `pretrain.time_limit_minutes` and was killed."""
 
 
+STAGE = "pretrain"
+
+
+def launch_record(config: Any, stage: str) -> dict[str, Any]:
+    """What a training process gets (`--launch-config`): its stage's section and the run
+    directory, not the whole pipeline config."""
+    section = stage_entry(stage).config_section
+    dumped = config.model_dump(mode="json", include={"run_dir", section})
+    return {"stage": stage, **dumped}
+
+
 def training_command(
     launcher: str,
     launcher_args: list[str],
@@ -58,7 +69,7 @@ def training_command(
     entry: str = "pipeline.pretrain",
 ):
     """The command line that starts `entry` (pretraining or fine-tuning) with the launcher."""
-    module = ["-m", entry, "--run-dir", str(run_dir), "--config", str(config)]
+    module = ["-m", entry, "--run-dir", str(run_dir), "--launch-config", str(config)]
     if output_dir is not None:
         module += ["--output-dir", str(output_dir)]
     if launcher == "torchrun":
@@ -103,7 +114,7 @@ _prestarted: dict[str, tuple[subprocess.Popen, dict[str, str]]] = {}
 # Variables that may change between a prestart and its launch (the Prefect API the CLI started,
 # MLflow's telemetry session) without mattering to what the process imported: it gets the
 # launch's environment. Any other change discards the prestarted process.
-PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_", mirror.LOCAL_COPY_ENV)
+PRESTART_ENV_FREE = ("PREFECT_", "_MLFLOW_", local_copy.LOCAL_COPY_ENV)
 
 
 def prestart(entry: str = "pipeline.pretrain") -> None:
@@ -209,6 +220,12 @@ def _next_line(lines: queue.Queue, deadline: float | None) -> str | None:
             continue
 
 
+def plan_pretrain(cfg: PretrainConfig, tokenize_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The token shards and the settings that decide the weights (not launch or display)."""
+    inputs_fp = upstream_fingerprint(Path(tokenize_dir))
+    return Plan(STAGE, Path(output_dir), inputs_fp, training_config_hash(cfg))
+
+
 def launch_pretrain(
     config: Any,
     run_dir: str | Path,
@@ -220,33 +237,31 @@ def launch_pretrain(
 
     `config` is the whole `PipelineConfig`; it is handed to the process as a JSON file.
     `stage_dir` puts the output elsewhere (a scaling point: `<run>/scaling/<point>/pretrain`).
-    A run directory on a bucket trains on this node's copy (`pipeline/pretrain/local_copy.py`).
+    A run directory on a bucket trains on this node's copy (`pipeline/core/local_copy.py`).
     """
     run = run_layout(run_dir)
     custom_dir = stage_dir is not None
     stage_dir = Path(stage_dir).resolve() if custom_dir else run.pretrain
-    inputs_fp = upstream_fingerprint(run.tokenize)
-    if manifest_matches(stage_dir, inputs_fp, training_config_hash(config.pretrain)):
-        # no process, no torch import
-        return StageResult.from_dir("pretrain", stage_dir, skipped=True)
+    if plan_pretrain(config.pretrain, run.tokenize, stage_dir).done():
+        return StageResult.from_dir(STAGE, stage_dir, skipped=True)  # no process, no torch
     p = config.pretrain
     local_copy.pull_tokenize(run.tokenize)
     check_enough_tokens(run.tokenize, p.model.block_size, p.micro_batch_size)
     local_copy.pull_training_state(stage_dir)
     stage_dir.mkdir(parents=True, exist_ok=True)
     config_path = stage_dir / LAUNCH_CONFIG
-    write_json_atomic(config_path, config.model_dump(mode="json"))
+    write_json_atomic(config_path, launch_record(config, STAGE))
     cmd = training_command(
         p.launcher, p.launcher_args, config_path, run.run_dir, stage_dir if custom_dir else None
     )
     run_training_process(cmd, stage_dir, on_line, progress, p.time_limit_minutes * 60, "training")
-    return StageResult.from_dir("pretrain", stage_dir, skipped=False)
+    return StageResult.from_dir(STAGE, stage_dir, skipped=False)
 
 
 def run_layout(run_dir: str | Path) -> RunLayout:
     """The layout of a run directory: a local one made absolute (the training process may start
     elsewhere), a bucket's its mirror in this node's scratch directory."""
-    return RunLayout(run_dir if mirror.is_url(run_dir) else Path(run_dir).resolve())
+    return RunLayout.absolute(run_dir)
 
 
 def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:
@@ -256,10 +271,9 @@ def pretrain_would_start(config: Any, run_dir: str | Path) -> bool:
     if p.launcher != "python" or p.devices != 1 or p.num_nodes != 1:
         return False
     try:
-        inputs_fp = upstream_fingerprint(run.tokenize)
+        return not plan_pretrain(p, run.tokenize, run.pretrain).done()
     except Exception:  # no tokenize stage yet: the flow reports that
         return False
-    return not manifest_matches(run.pretrain, inputs_fp, training_config_hash(p))
 
 
 def run_training_process(

@@ -26,13 +26,13 @@ from pipeline.core.stage import (
     StageRun,
     file_sha256,
     read_manifest,
-    upstream_fingerprint,
     write_json_atomic,
 )
 from pipeline.model import ModelConfig, export_state_dict
 from pipeline.model.io import CONFIG as MODEL_CONFIG_FILE
-from pipeline.pretrain.config import PretrainConfig, resume_config_hash, training_config_hash
+from pipeline.pretrain.config import PretrainConfig, resume_config_hash
 from pipeline.pretrain.data import PretrainDataModule
+from pipeline.pretrain.launch import plan_pretrain
 from pipeline.pretrain.metrics import (
     METRICS_FILE,
     Progress,
@@ -225,9 +225,12 @@ class PretrainJob(TrainingJob):
         clock: StartupClock | None = None,
     ):
         self.cfg, self.tokenize_dir = cfg, Path(tokenize_dir)
-        inputs_fp = upstream_fingerprint(self.tokenize_dir)
-        self.run = StageRun(STAGE, out_dir, inputs_fp, training_config_hash(cfg))
-        self.out_dir, self.inputs_fp, self.chash = self.run.out_dir, inputs_fp, self.run.config_hash
+        self.run = plan_pretrain(cfg, self.tokenize_dir, out_dir).start()
+        self.out_dir, self.inputs_fp, self.chash = (
+            self.run.out_dir,
+            self.run.inputs_fp,
+            self.run.config_hash,
+        )
         self.progress, self.clock = progress, clock
 
     def mark(self, phase: str) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -209,9 +211,40 @@ def log_training_artifacts(trainer: L.Trainer, paths: list[Path]) -> dict[str, A
     return {}
 
 
+# Lightning's lines that say nothing about this run, in every training log: its device summary
+# (the startup line and the manifest say where the run ran), and its advertising tips.
+QUIET_LIGHTNING_INFO = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
+# Warnings this code cannot act on: a resumed run's checkpoint directory holds its checkpoints
+# by design; lightning 2.6's own pytree code meets torch 2.13's LeafSpec deprecation.
+QUIET_WARNINGS = (
+    r"Checkpoint directory .* exists and is not empty",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
+class _DropLines(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's device summary and tips and the warnings in `QUIET_WARNINGS` from this
+    training process's output (once; everything else Lightning says stays)."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropLines) for f in log.filters):
+        log.addFilter(_DropLines(QUIET_LIGHTNING_INFO))
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
 def build_trainer(
     cfg: TrainingConfig, out_dir: Path, callbacks: list[L.Callback], loggers: list
 ) -> L.Trainer:
+    quiet_lightning()
     bar_refresh = 1 if sys.stderr.isatty() else cfg.log_interval * cfg.grad_accum
     extra = [RunProgressBar(refresh_rate=bar_refresh)] if cfg.progress_bar else []
     # FSDP writes its own (sharded) checkpoints and does not use a CheckpointIO plugin.

@@ -10,12 +10,12 @@ from typing import Any
 
 from pipeline.quality.config import QualityConfig
 
-__all__ = ["QualityConfig", "run_quality"]
+__all__ = ["QualityConfig", "plan_quality", "run_quality"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "run_quality":
-        from pipeline.quality.run import run_quality
+    if name in ("plan_quality", "run_quality"):
+        from pipeline.quality import run
 
-        return run_quality
+        return getattr(run, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from pipeline.core.base_config import config_hash
 from pipeline.core.shard_io import open_arrow, read_arrow
 from pipeline.core.stage import (
     REJECTED_SCHEMA,
+    Plan,
     Progress,
     RejectedLedger,
     ShardWriter,
@@ -174,6 +175,14 @@ def histogram(cfg: QualityConfig, scores: np.ndarray, cutoff: float) -> dict[str
             "cutoff": cutoff, "label": SCORE}  # fmt: skip
 
 
+def plan_quality(cfg: QualityConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The upstream output and what decides the model (the reference's contents, or the
+    applied model's file or registered version: a moved alias is another model); `detail`."""
+    source = model_source(cfg)
+    inputs_fp = fingerprint({"upstream": upstream_fingerprint(Path(input_dir)), "model": source})
+    return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=source)
+
+
 def run_quality(
     cfg: QualityConfig,
     input_dir: str | Path,
@@ -184,9 +193,8 @@ def run_quality(
 ) -> StageResult:
     """Score the documents of `input_dir` (the stage before it), keep the best in `output_dir`."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    source = model_source(cfg)
-    inputs_fp = fingerprint({"upstream": upstream_fingerprint(in_dir), "model": source})
-    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    plan = plan_quality(cfg, in_dir, out_dir)
+    source, run = plan.detail, plan.start()
     if run.finished_before():
         return run.skip()
     shards = list_shards(in_dir)
@@ -233,9 +241,3 @@ def _finish(run: StageRun, cfg, infos: list[dict], model: dict, hist: dict) -> S
             [run.inputs_fp, [(i["input"], i["documents"], i["rejected"]) for i in infos]]
         ),
     )
-
-
-def stage_inputs(config: Any, run_dir: Any) -> dict[str, Any] | None:
-    """What the stage reads besides its upstream stage, for its cache key (`Stage.inputs`): the
-    reference's contents, or the applied model's file or registered version (a moved alias)."""
-    return model_source(config.quality) if config.quality.enabled else None

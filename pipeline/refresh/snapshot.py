@@ -45,6 +45,7 @@ from typing import Any
 from pydantic import Field
 
 from pipeline.core.base_config import StrictModel
+from pipeline.core.integrity import changed_files
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     atomic_path,
@@ -53,7 +54,9 @@ from pipeline.core.stage import (
     read_manifest,
     write_json_atomic,
 )
-from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, last_present
+from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, StageName, last_present
+
+DEDUP, TOKENIZE = StageName.DEDUP.value, StageName.TOKENIZE.value
 
 SNAPSHOT_FILE = "snapshot.json"
 LATEST = "latest"
@@ -209,20 +212,43 @@ def snapshot_config(config: Any, snap: Snapshot, shared_tokenizer: bool = True) 
     against every earlier snapshot (deleted ones through their retained `dedup/`), and
     (`shared_tokenizer`) the shared tokenizer (`retained/tokenizer.json`; for a root from before
     it was retained, the first snapshot's)."""
+    verify_snapshots(snap)
     data = config.model_dump(mode="json")
     data["run_dir"] = str(snap.dir)
     data["inputs"] = [fp["url"] for fp in snap.new_inputs]
     earlier = sorted([*snap.previous, *snap.retained], key=lambda p: p.name)
-    data["dedup"]["reference_dirs"] = list(
-        dict.fromkeys(
-            [*data["dedup"]["reference_dirs"], *(str(RunLayout(p).dedup) for p in earlier)]
-        )
+    data[DEDUP]["reference_dirs"] = list(
+        dict.fromkeys([*data[DEDUP]["reference_dirs"], *(str(RunLayout(p).dedup) for p in earlier)])
     )
-    if shared_tokenizer and snap.previous and not data["tokenize"].get("tokenizer_path"):
+    if shared_tokenizer and snap.previous and not data[TOKENIZE].get("tokenizer_path"):
         path = shared_tokenizer_path(snap.dir.parent, snap.previous)
         if path is not None:
-            data["tokenize"]["tokenizer_path"] = str(path)
+            data[TOKENIZE]["tokenizer_path"] = str(path)
     return type(config).model_validate(data)
+
+
+class DamagedSnapshotError(ValueError):
+    """A file of a complete snapshot differs from what its stage's manifest records."""
+
+
+def verify_snapshots(snap: Snapshot) -> None:
+    """Check what `snap` builds on against the sha256 and size its stages' manifests record:
+    every read-only stage of each earlier snapshot (its documents are dedup references, its
+    tokenizer may be the shared one) and each deleted snapshot's retained `dedup/`. A file
+    changed since (made writable and edited, cut, deleted) stops the refresh, in one line that
+    names it: a snapshot is immutable, and a new one must not build on a changed one."""
+    stages = [RunLayout(p).stage(s) for p in snap.previous for s in DATA_STAGES]
+    stages += [RunLayout(p).dedup for p in snap.retained]
+    for stage_dir in stages:
+        manifest = read_manifest(stage_dir)
+        changed = changed_files(stage_dir, manifest) if manifest else []
+        if changed:
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise DamagedSnapshotError(
+                f"{changed[0]}{more} changed since its snapshot was completed (snapshots are"
+                f" immutable): restore it, or set refresh.root to a new directory; the refresh"
+                f" does not build on a changed snapshot"
+            )
 
 
 def _tokenizer_of(snap: Path) -> Path | None:

@@ -10,8 +10,8 @@ from typing import Any
 def __getattr__(name: str) -> Any:
     # `run_register` (the stage table's runner) without importing MLflow with the package: the
     # serving process imports this package too.
-    if name == "run_register":
-        from pipeline.register.register import run_register
+    if name in ("plan_register", "run_register"):
+        from pipeline.register import register
 
-        return run_register
+        return getattr(register, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

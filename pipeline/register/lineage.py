@@ -20,7 +20,7 @@ from pipeline.core.layout import RunLayout
 from pipeline.core.stage import MANIFEST, MissingUpstreamError, file_sha256, read_manifest
 from pipeline.evaluate.report import tasks_sentence
 from pipeline.refresh.snapshot import SNAPSHOT_FILE
-from pipeline.stages import CORPUS_STAGES, TOKENS, TRAINING_STAGES, last_present
+from pipeline.stages import CORPUS_STAGES, TOKENS, TRAINING_STAGES, StageName, last_present
 
 WEIGHTS_FILE, CONFIG_FILE, TOKENIZER_FILE = (
     "model.safetensors",
@@ -80,12 +80,12 @@ class RunModel:
 
     @property
     def gate(self) -> dict[str, Any]:
-        gate = self.manifests.get("evaluate", {}).get("gate")
+        gate = self.manifests.get(StageName.EVALUATE, {}).get("gate")
         return {**NOT_EVALUATED, **gate} if gate else dict(NOT_EVALUATED)
 
     @property
     def metrics(self) -> dict[str, float]:
-        evaluate = self.manifests.get("evaluate", {}).get("metrics", {})
+        evaluate = self.manifests.get(StageName.EVALUATE, {}).get("metrics", {})
         trained = self.manifests.get(self.source_stage, {}).get("metrics", {})
         numbers = {**trained, **evaluate}
         return {k: float(v) for k, v in numbers.items() if isinstance(v, int | float)}
@@ -96,7 +96,7 @@ class RunModel:
 
     def mlflow_run(self) -> dict[str, Any]:
         """The MLflow run of the training that produced these weights (finetune, else pretrain)."""
-        for stage in (self.source_stage, "pretrain"):
+        for stage in (self.source_stage, StageName.PRETRAIN):
             block = self.manifests.get(stage, {}).get("mlflow") or {}
             if block.get("run_id"):
                 return block
@@ -114,7 +114,7 @@ def locate(run_dir: Path) -> RunModel:
     run_dir = Path(run_dir)
     run = RunLayout(run_dir)
     manifests = {s: m for s in LINEAGE_STAGES if (m := read_manifest(run.stage(s))) is not None}
-    for stage in ("finetune", "pretrain"):
+    for stage in (StageName.FINETUNE, StageName.PRETRAIN):
         d = run.stage(stage)
         if (d / WEIGHTS_FILE).is_file() and (d / CONFIG_FILE).is_file():
             break
@@ -143,8 +143,8 @@ def lineage_tags(rm: RunModel, config_hash: str) -> dict[str, str]:
         "tokens.fingerprint": m.get(TOKENS, {}).get("output_fingerprint"),
         "tokens.manifest": _manifest_path(rm, TOKENS),
         "weights.sha256": file_sha256(rm.weights),
-        "finetune.inputs_fingerprint": m.get("finetune", {}).get("inputs_fingerprint"),
-        "pretrain.output_fingerprint": m.get("pretrain", {}).get("output_fingerprint"),
+        "finetune.inputs_fingerprint": m.get(StageName.FINETUNE, {}).get("inputs_fingerprint"),
+        "pretrain.output_fingerprint": m.get(StageName.PRETRAIN, {}).get("output_fingerprint"),
         "config_hash": config_hash,
         "code.version": __version__,
         "code.git_commit": git_commit(),
@@ -173,8 +173,9 @@ def describe_registered_model(client: Any, name: str) -> None:
         description=(
             f"Decoder-only language model trained by lmpipe (raw web text -> curated corpus -> "
             f"pretraining -> fine-tuning). Load `models:/{name}@champion` with "
-            "`mlflow.pyfunc.load_model` and predict on a `prompt` column "
-            '(`{"prompt": ["..."]}`); params: max_new_tokens, temperature, top_k. `champion` '
+            '`mlflow.pyfunc.load_model` and predict on a list of prompts (`["..."]`) '
+            'or a `prompt` column (`{"prompt": ["..."]}`); params: max_new_tokens, '
+            "temperature, top_k. `champion` "
             "moves only when a version passes the evaluation gate; new versions are `challenger`."
         ),
     )
@@ -187,7 +188,7 @@ def model_card(rm: RunModel, name: str) -> str:
     m = rm.manifests
     cfg = m.get(rm.source_stage, {}).get("model_config", {})
     counts = m.get(rm.source_stage, {}).get("counts", {})
-    pre = m.get("pretrain", {}).get("counts", {})
+    pre = m.get(StageName.PRETRAIN, {}).get("counts", {})
     gate = rm.gate
     lines = [
         f"# {name}",
@@ -204,7 +205,7 @@ def model_card(rm: RunModel, name: str) -> str:
         + f"{cfg.get('n_layers', '?')} layers, d_model {cfg.get('d_model', '?')}, "
         + f"context {cfg.get('block_size', '?')}.",
         f"- **Training tokens**: pretraining {_n(pre.get('tokens'))}"
-        + (_finetune_note(counts) if rm.source_stage == "finetune" else "")
+        + (_finetune_note(counts) if rm.source_stage == StageName.FINETUNE else "")
         + ".",
         "- **Metrics**: " + (", ".join(f"{k} {v:.4g}" for k, v in _card_metrics(rm)) or "none"),
         *_task_line(rm),
@@ -226,9 +227,9 @@ def _finetune_note(counts: dict[str, Any]) -> str:
 def _card_metrics(rm: RunModel) -> list[tuple[str, float]]:
     """The evaluation's numbers when there was one, else the training run's (task scores have
     their own line)."""
-    evaluated = rm.manifests.get("evaluate", {}).get("metrics", {})
+    evaluated = rm.manifests.get(StageName.EVALUATE, {}).get("metrics", {})
     chosen = evaluated or rm.manifests.get(rm.source_stage, {}).get("metrics", {})
-    tasks = set(rm.manifests.get("evaluate", {}).get("tasks", {}))
+    tasks = set(rm.manifests.get(StageName.EVALUATE, {}).get("tasks", {}))
     prefixes = tuple(f"{p}{t}_" for t in tasks for p in ("", "base_", "champion_"))
     return [
         (k, float(v))
@@ -239,9 +240,9 @@ def _card_metrics(rm: RunModel) -> list[tuple[str, float]]:
 
 def _task_line(rm: RunModel) -> list[str]:
     """Task accuracies with standard errors (lm-evaluation-harness), base and champion beside."""
-    scores = tasks_sentence(rm.manifests.get("evaluate", {}).get("metrics", {}))
+    scores = tasks_sentence(rm.manifests.get(StageName.EVALUATE, {}).get("metrics", {}))
     if not scores:
         return []
-    tasks = rm.manifests["evaluate"].get("tasks", {})
+    tasks = rm.manifests[StageName.EVALUATE].get("tasks", {})
     sizes = ", ".join(f"{t} {info.get('examples', '?')}" for t, info in tasks.items())
     return [f"- **Tasks** (lm-evaluation-harness, ± standard error; examples: {sizes}): {scores}."]

@@ -20,6 +20,7 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 from pipeline.register.config import RegistryConfig
 from pipeline.register.lineage import RunModel
 from pipeline.register.pyfunc import GENERATION, MODEL_CONFIG, PROMPT_COLUMN, TOKENIZER, WEIGHTS
+from pipeline.stages import StageName
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # .../pipeline
 MODEL_CODE = Path(__file__).with_name("model_code.py")
@@ -59,7 +60,7 @@ def generation_config(rm: RunModel, cfg: RegistryConfig) -> dict[str, Any]:
     """How prompts become token ids and when generation stops (the `generation` artifact)."""
     tok = rm.tokenizer_info
     eod = int(tok.get("eod_id", 0))
-    chat = rm.source_stage == "finetune"
+    chat = rm.source_stage == StageName.FINETUNE
     stop = [eod]
     if chat:
         from pipeline.model.chat import stop_ids
@@ -93,12 +94,16 @@ def stage_artifacts(rm: RunModel, cfg: RegistryConfig, tmp: Path) -> dict[str, s
 
 
 def signature(cfg: RegistryConfig) -> ModelSignature:
-    """Prompts in (a `prompt` column), text out; generation settings are request params.
+    """Prompts in (one string column), text out; generation settings are request params.
 
-    Requests name the column: a DataFrame or records with `prompt`, or `{"prompt": [...]}`.
+    The column is unnamed, so `predict` takes what the REST server takes: a list of strings or
+    one string (REST: `{"inputs": ["..."]}`, `{"inputs": "..."}`), a DataFrame or records with a
+    `prompt` column (or any single column); in-process also `{"prompt": [...]}`. A named column
+    refused `predict(["hello"])` ("Model is missing inputs ['prompt']"); its one gain, REST's
+    `{"inputs": {"prompt": [...]}}`, is refused by MLflow for an unnamed column.
     """
     return ModelSignature(
-        inputs=Schema([ColSpec("string", PROMPT_COLUMN)]),
+        inputs=Schema([ColSpec("string")]),
         outputs=Schema([ColSpec("string")]),
         params=ParamSchema(
             [

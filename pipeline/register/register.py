@@ -24,9 +24,9 @@ from pipeline.core.base_config import config_hash
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     MANIFEST,
+    Plan,
     Progress,
     StageResult,
-    StageRun,
     fingerprint,
     read_manifest,
 )
@@ -101,6 +101,23 @@ def trained_run_dirs(cfg: RegistryConfig) -> set[Path]:
             return dirs
 
 
+def plan_register(
+    cfg: RegistryConfig,
+    run: RunLayout | str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    name: str | None = None,
+) -> Plan:
+    """The model registration would package (weights, tokenizer, gate) and where it goes: the
+    model name and the tracking server (the same run registered elsewhere is new)."""
+    layout = RunLayout.of(run)
+    rm = locate(layout.run_dir)
+    name = name or cfg.model_name
+    chash = fingerprint([config_hash(cfg), name, tracking_uri(cfg)])
+    out_dir = Path(output_dir or layout.register)
+    return Plan(STAGE, out_dir, rm.inputs_fingerprint(), chash, detail=(rm, name))
+
+
 def run_register(
     cfg: RegistryConfig,
     run: RunLayout | str | Path,
@@ -112,12 +129,9 @@ def run_register(
 ) -> StageResult:
     """Register `run`'s final model as a new version of `name` (skipped when unchanged) and
     record it in `output_dir` (default `<run>/register`)."""
-    run = RunLayout.of(run)
-    rm = locate(run.run_dir)
-    name = name or cfg.model_name
+    plan = plan_register(cfg, run, output_dir, name=name)
+    (rm, name), stage, chash = plan.detail, plan.start(), plan.config_hash
     uri = tracking_uri(cfg)
-    chash = fingerprint([config_hash(cfg), name, uri])
-    stage = StageRun(STAGE, Path(output_dir or run.register), rm.inputs_fingerprint(), chash)
     out = stage.out_dir
     client = client_for(cfg)
     if stage.finished_before() and _still_registered(client, out):

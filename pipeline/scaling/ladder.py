@@ -16,6 +16,7 @@ from pipeline.config import PipelineConfig
 from pipeline.core.layout import RunLayout
 from pipeline.model.config import ModelConfig
 from pipeline.scaling.config import LadderSize, ScalingConfig
+from pipeline.stages import StageName
 
 SCALING_DIR = "scaling"
 # Any vocabulary works for counting: the embedding rows are excluded from N.
@@ -117,7 +118,9 @@ def point_config(
         "mlflow_experiment": sc.mlflow_experiment,
         "mlflow_parent_run_id": parent_run_id,
     }
-    return PipelineConfig.model_validate({**config.model_dump(mode="json"), "pretrain": pretrain})
+    return PipelineConfig.model_validate(
+        {**config.model_dump(mode="json"), StageName.PRETRAIN.value: pretrain}
+    )
 
 
 def point_dir(run_dir: str | Path, point: LadderPoint) -> Path:

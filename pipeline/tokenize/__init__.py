@@ -35,7 +35,7 @@ The token shard contract (what training reads; `<run>/tokenize/` is the stage di
 """
 
 from pipeline.tokenize.config import TokenizeConfig
-from pipeline.tokenize.run import run_tokenize
+from pipeline.tokenize.run import plan_tokenize, run_tokenize
 from pipeline.tokenize.shards import (
     load_token_shard,
     load_token_shards,
@@ -54,6 +54,7 @@ __all__ = [
     "load_token_shards",
     "read_token_index",
     "read_tokenizer_info",
+    "plan_tokenize",
     "run_tokenize",
     "split_of",
     "token_shard_paths",

@@ -15,8 +15,7 @@ import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
 from pipeline.core.shard_io import UNREADABLE, arrow_batches
-from pipeline.core.stage import RejectedLedger, UnitLedger
-from pipeline.io import mirror
+from pipeline.core.stage import RejectedLedger, UnitLedger, local_file
 from pipeline.tokenize.engine import choose_engine, tiktoken_encoding
 from pipeline.tokenize.shards import INDEX_SUFFIX, SPLITS, split_of, write_token_shard
 from pipeline.tokenize.tokenizer import load_document_tokenizer
@@ -173,7 +172,7 @@ class UnitEncoder:
 
     def __init__(self, job: EncodeJob, rejected: RejectedLedger):
         self.job, self.rejected = job, rejected
-        self.encoder = document_encoder(str(mirror.fetch(job.tokenizer_path)), job.tokenizer_sha256)
+        self.encoder = document_encoder(str(local_file(job.tokenizer_path)), job.tokenizer_sha256)
         self.splits = {s: SplitBuffer(job.dtype, job.eod_id) for s in SPLITS}
         self.records_in = 0
 
@@ -221,7 +220,7 @@ def encode_shard(job: EncodeJob) -> dict[str, Any]:
     rejected = RejectedLedger(stage_dir, job.unit, STAGE)
     encoder = UnitEncoder(job, rejected)
     try:
-        for batch in read_document_batches(str(mirror.fetch(job.input_path)), job.batch_documents):
+        for batch in read_document_batches(str(local_file(job.input_path)), job.batch_documents):
             encoder.encode_batch(batch)
     except (OSError, pa.ArrowException, KeyError) as exc:
         # An unreadable shard must not stop the run: it is recorded as one rejected record.

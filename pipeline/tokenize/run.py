@@ -13,6 +13,7 @@ from tqdm import tqdm
 from pipeline.core.base_config import config_hash
 from pipeline.core.shard_io import UNREADABLE, arrow_batches
 from pipeline.core.stage import (
+    Plan,
     Progress,
     StageResult,
     StageRun,
@@ -21,11 +22,11 @@ from pipeline.core.stage import (
     file_sha256,
     fingerprint,
     list_shards,
+    local_file,
     sum_counts,
     upstream_fingerprint,
 )
-from pipeline.exec.parallel import ParallelConfig, map_units
-from pipeline.io import mirror
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.tokenize.config import TokenizeConfig
 from pipeline.tokenize.encode import STAGE, EncodeJob, encode_shard, encoder_choice
 from pipeline.tokenize.shards import SPLITS, id_fraction, shard_name
@@ -65,10 +66,10 @@ def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
         return  # unreadable: its encode unit records the rejection
 
 
-def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) -> dict[str, Any]:
+def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], run: StageRun) -> dict[str, Any]:
     """`<stage>/tokenizer.json` (kept from a killed attempt at this run) and its manifest facts."""
-    path = stage_dir / TOKENIZER_FILE
-    if not (path.is_file() if mirror.remote_url(path) is None else mirror.exists(path)):
+    stage_dir = run.out_dir
+    if not run.has_file(TOKENIZER_FILE):
         if cfg.tokenizer_path:
             tokenizer = reuse_tokenizer(cfg.tokenizer_path)
         else:
@@ -77,16 +78,19 @@ def prepare_tokenizer(cfg: TokenizeConfig, shards: list[Path], stage_dir: Path) 
             texts = training_texts(cfg, shards)
             tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.min_frequency)
         save_tokenizer(tokenizer, stage_dir)
-    return tokenizer_info(mirror.fetch(path))
+    return tokenizer_info(local_file(stage_dir / TOKENIZER_FILE))
 
 
 def _run_units(
     cfg: TokenizeConfig,
+    run: StageRun,
     todo: list[EncodeJob],
     progress: Progress | None,
     parallel: ParallelConfig | None,
 ) -> None:
-    bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=not todo)
+    # A bar on a terminal only (`disable=None`: tqdm's own TTY check); in a log or a pipe (a
+    # Prefect run under `lmpipe serve`) its redraws would be lines; progress is the artifact.
+    bar = tqdm(total=len(todo), unit="shard", desc=STAGE, disable=True if not todo else None)
     done: Counter[str] = Counter()
 
     def finished(info: dict[str, Any]) -> None:
@@ -101,9 +105,8 @@ def _run_units(
     # Threads of this process, or Ray tasks, as `parallel` says. Both engines encode in Rust with
     # the GIL released, so threads run in parallel as processes would, without the process
     # starts (about a second of a small run) and with one copy of the vocabulary.
-    executor = (parallel or ParallelConfig()).executor
-    fn = mirror.on_workers(encode_shard, todo[0].stage_dir if todo else "", executor)
-    for _, info in map_units(fn, [(job,) for job in todo], cfg.workers, parallel, threads=True):
+    jobs = [(job,) for job in todo]
+    for _, info in run.map_units(encode_shard, jobs, cfg.workers, parallel, threads=True):
         finished(info)
     bar.close()
 
@@ -136,6 +139,17 @@ def split_totals(infos: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return totals
 
 
+def plan_tokenize(cfg: TokenizeConfig, input_dir: str | Path, output_dir: str | Path) -> Plan:
+    """The curated corpus and, when one is reused, the tokenizer file's bytes."""
+    inputs_fp = fingerprint(
+        {
+            "upstream": upstream_fingerprint(Path(input_dir)),
+            "tokenizer": _reused_tokenizer_sha256(cfg),
+        }
+    )
+    return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg))
+
+
 def run_tokenize(
     cfg: TokenizeConfig,
     input_dir: str | Path,
@@ -146,10 +160,7 @@ def run_tokenize(
 ) -> StageResult:
     """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
     in_dir, out_dir = Path(input_dir), Path(output_dir)
-    inputs_fp = fingerprint(
-        {"upstream": upstream_fingerprint(in_dir), "tokenizer": _reused_tokenizer_sha256(cfg)}
-    )
-    run = StageRun(STAGE, out_dir, inputs_fp, config_hash(cfg))
+    run = plan_tokenize(cfg, in_dir, out_dir).start()
     if run.finished_before():
         return run.skip()
     shards = list_shards(in_dir)
@@ -157,10 +168,10 @@ def run_tokenize(
     run.prepare()
     for split in SPLITS:
         (out_dir / split).mkdir(exist_ok=True)
-    tok = prepare_tokenizer(cfg, shards, out_dir)
+    tok = prepare_tokenizer(cfg, shards, run)
     jobs = _jobs(cfg, shards, out_dir, tok)
     ledger = UnitLedger(out_dir)
-    _run_units(cfg, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
+    _run_units(cfg, run, [j for j in jobs if ledger.finished(j.unit) is None], progress, parallel)
     return _finish(run, cfg, [ledger.finished(j.unit) for j in jobs], tok)
 
 

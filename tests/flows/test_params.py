@@ -17,6 +17,7 @@ from flows.refresh import refresh_flow
 from flows.scaling import scaling_flow
 from flows.train import training_flow
 from pipeline.stages import DATA_STAGES, STAGE_ORDER, TRAINING_STAGES
+from tests.conftest import REPO
 
 FLOWS = {"data": data_flow, "train": training_flow, "pipeline": pipeline_flow}
 # Every flow a deployment or a CLI command runs: each parameter has help text in the UI form.
@@ -75,3 +76,109 @@ def test_progress_numbers_are_rounded_for_people():
 
     shown = [readable(v) for v in (12345.678, 1234567, 5.41754, 0.000321, "cpu")]
     assert shown == ["12,346", "1,234,567", "5.418", "0.000321", "cpu"]
+
+
+# Issue 32 item 3: the served deployments' run forms and train-on-demand's defaults.
+
+
+def served(**sets: str) -> dict:
+    from flows.deploy import build_deployments
+    from pipeline.config import load_config
+
+    cfg = load_config(REPO / "configs" / "demo.yaml", [f"{k}={v}" for k, v in sets.items()])
+    return {d.name: d for d in build_deployments(cfg)}
+
+
+@pytest.mark.parametrize(
+    ("name", "sections"),
+    [
+        ("train-on-demand", ["run_dir", "pretrain", "finetune", "evaluate", "registry"]),
+        (
+            "corpus-refresh",
+            ["inputs", "run_dir", "parallel", "refresh", "ingest", "clean", "dedup"]
+            + ["decontaminate", "tokenize"],
+        ),
+        (
+            "end-to-end",
+            ["inputs", "run_dir", "parallel", "ingest", "clean", "dedup", "decontaminate"]
+            + ["tokenize", "pretrain", "finetune", "evaluate", "registry"],
+        ),
+    ],
+)
+def test_run_form_shows_stages_first_and_the_sections_the_flow_reads(name, sections):
+    from prefect.utilities.schema_tools.validation import validate
+
+    deployment = served()[name]
+    schema = deployment._parameter_openapi_schema.model_dump()
+    props = schema["properties"]
+    order = sorted(props, key=lambda k: props[k]["position"])
+    expected = ["stages", "overrides", "config_path", "config"]
+    assert order == [p for p in expected if p in props]
+    assert list(props) == order  # the JSON order too
+    assert list(schema["definitions"]["PipelineConfig"]["properties"]) == sections
+    # What the API is given still validates against the form's schema: the deployment's full
+    # default config (a Quick run, a triggered run's payload) and a form with only its sections.
+    validate(deployment.parameters, schema, raise_on_error=True)
+    partial = {k: v for k, v in deployment.parameters["config"].items() if k in sections}
+    validate({"config": partial, "stages": None}, schema, raise_on_error=True)
+
+
+def test_train_on_demand_defaults_to_the_latest_snapshot(tmp_path):
+    deps = served(**{"refresh.root": str(tmp_path / "snaps")})
+    train = deps["train-on-demand"]
+    assert train.parameters["config"]["run_dir"] == str(tmp_path / "snaps" / "latest")
+    assert "corpus-refresh" in train.description and "data flow" not in train.description
+    assert deps["end-to-end"].parameters["config"]["run_dir"] == "runs/demo"
+
+
+def test_training_without_a_snapshot_says_so_in_one_line(tmp_path, prefect_harness):
+    """The Quick run of train-on-demand before any corpus refresh: one line says so and the run
+    ends having done nothing (no traceback), and no `latest` directory is made where the
+    refresh's symlink belongs."""
+    root = tmp_path / "snaps"
+    cfg = {"run_dir": str(root / "latest"), "refresh": {"root": str(root)}}
+    state = training_flow(config=cfg, return_state=True)
+    assert state.is_completed() and state.result() is None
+    assert state.message == (
+        f"no corpus snapshot to train on yet: {root / 'latest'} does not exist; run the "
+        "corpus-refresh deployment first (a completed refresh starts this training itself), or "
+        "set `run_dir` to a run directory with a finished tokenize stage"
+    )
+    assert not root.exists()
+    # `latest` pointing at a snapshot without token shards: that snapshot is named, resolved.
+    (root / "20261206T000000Z").mkdir(parents=True)
+    (root / "latest").symlink_to("20261206T000000Z")
+    state = training_flow(config=cfg, return_state=True)
+    assert state.is_completed() and state.message == (
+        f"nothing to train on: {root / '20261206T000000Z' / 'tokenize'} has no finished "
+        f"tokenize stage; run the data flow on {root / '20261206T000000Z'} first, or set "
+        "`run_dir` to a run directory that has one"
+    )
+
+
+def test_a_form_without_some_sections_gets_them_from_the_deployment(
+    tmp_path, prefect_harness, monkeypatch
+):
+    """A custom run whose form sent only the sections the flow reads (`form_schema`) gets the
+    others from the deployment's default config, not the built-in defaults."""
+    from prefect.client.orchestration import get_client
+
+    from flows.params import FLOW_SECTIONS, _with_deployment_defaults
+    from pipeline.config import PipelineConfig
+
+    train = served(**{"run_dir": str(tmp_path / "run"), "ingest.workers": "3"})["train-on-demand"]
+    deployment_id = train.apply()
+    form = {
+        k: v for k, v in train.parameters["config"].items() if k in FLOW_SECTIONS[train.flow_name]
+    }
+    form["pretrain"]["max_steps"] = 7  # edited in the form
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run_from_deployment(deployment_id, parameters={"config": form})
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", str(run.id))  # as inside that flow run
+    given = PipelineConfig.model_validate(form)
+    assert given.ingest.workers != 3  # the built-in default
+    config = _with_deployment_defaults(given)
+    assert config.ingest.workers == 3  # the deployment's
+    assert config.pretrain.max_steps == 7 and config.run_dir == form["run_dir"]  # the form's
+    monkeypatch.delenv("PREFECT__FLOW_RUN_ID")
+    assert _with_deployment_defaults(given) is given  # no deployment run: unchanged

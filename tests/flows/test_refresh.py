@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import stat
 from datetime import UTC, datetime
@@ -17,12 +18,13 @@ import pytest
 from flows.refresh import refresh_flow
 from pipeline.config import load_config
 from pipeline.core.layout import RunLayout
-from pipeline.core.stage import file_sha256
+from pipeline.core.stage import StageRun, file_sha256
 from pipeline.ingest import sources
 from pipeline.refresh.snapshot import (
     LATEST,
     RETAINED,
     SNAPSHOT_FILE,
+    DamagedSnapshotError,
     Snapshot,
     complete_snapshot,
     complete_snapshots,
@@ -120,6 +122,15 @@ def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(
     third = refresh_flow(cfg)  # nothing new: no snapshot
     assert third["snapshot"] is None and third["inputs_skipped"] == 3
     assert complete_snapshots(root) == [s1, s2]
+
+    # Issue 33 row 9: the first snapshot made writable and its tokenizer edited. The next
+    # refresh stops before any work, naming the file, and builds no snapshot on it.
+    tokenizer = RunLayout(s1).tokenize / "tokenizer.json"
+    _edit_in_place(tokenizer)
+    (inputs / "later.jsonl").write_text(json.dumps({"id": "later", "text": "new text " * 40}))
+    with pytest.raises(DamagedSnapshotError, match="^" + re.escape(f"{tokenizer} (other bytes")):
+        refresh_flow(cfg)
+    assert complete_snapshots(root) == [s1, s2] and (root / LATEST).resolve() == s2.resolve()
 
 
 def _fake_snapshot(root: Path, name: str, urls: list[str], complete: bool = True) -> Path:
@@ -369,3 +380,44 @@ def test_finish_discards_a_snapshot_of_0_documents_and_remembers_its_inputs(tmp_
     assert not again.new_inputs and not again.resumed
     assert [fp["snapshot"] for fp in again.skipped_inputs] == [old.name, plan.dir.name]
     assert again.dir.name > plan.dir.name  # an empty snapshot's name is not used again
+
+
+def _edit_in_place(path: Path) -> None:
+    """What a user does by hand: make the file writable and change bytes, keeping its size."""
+    path.parent.chmod(path.parent.stat().st_mode | stat.S_IWUSR)
+    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _snapshot_with_tokenizer(root: Path, name: str, url: str) -> Path:
+    """A complete snapshot whose tokenize stage (a real `StageRun`) wrote `tokenizer.json`."""
+    snap = root / name
+    run = StageRun("tokenize", RunLayout(snap).tokenize, "inputs", "config")
+    run.prepare()
+    (run.out_dir / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"a": 0}}}))
+    run.finish({}, {"tokens": 1}, {}, tokenizer={"path": "tokenizer.json"})
+    complete_snapshot(Snapshot(snap, [{"url": url, "size": 1, "stamp": 1.0}], []), root)
+    return snap
+
+
+@pytest.mark.parametrize("damage", ["edited", "cut", "deleted"])
+def test_the_next_refresh_stops_on_a_changed_snapshot_naming_the_file(tmp_path, damage):
+    snap = _snapshot_with_tokenizer(tmp_path, "20260101T000000Z", "/in/a.jsonl")
+    tokenizer = RunLayout(snap).tokenize / "tokenizer.json"
+    assert not tokenizer.stat().st_mode & stat.S_IWUSR  # read-only once complete
+    fps = [{"url": "/in/b.jsonl", "size": 1, "stamp": 1.0}]
+    cfg = snapshot_config(load_config(None, []), plan_snapshot(tmp_path, fps))
+    assert cfg.tokenize.tokenizer_path == str(tokenizer)  # the shared tokenizer, untouched
+
+    _edit_in_place(tokenizer)
+    if damage == "cut":
+        tokenizer.write_bytes(tokenizer.read_bytes()[:10])
+    elif damage == "deleted":
+        tokenizer.unlink()
+    with pytest.raises(DamagedSnapshotError) as err:
+        snapshot_config(load_config(None, []), plan_snapshot(tmp_path, fps))
+    why = {"edited": "other bytes", "cut": "10 bytes", "deleted": "missing"}[damage]
+    assert str(err.value).startswith(f"{tokenizer} ({why}")
+    assert "\n" not in str(err.value)

@@ -90,12 +90,24 @@ class Server:
     def deployments(self, run_dir: Path) -> dict[str, dict]:
         """The three served deployments once this serve has applied its config (the session's
         server may still hold an earlier test's deployments of the same names)."""
-        found = [
-            d
+        served = {
+            d["name"]: d
             for d in api(f"{self.url}/deployments/filter", {})
-            if not d["work_pool_name"] and d["parameters"]["config"]["run_dir"] == str(run_dir)
-        ]
-        return {d["name"]: d for d in found} if len(found) == 3 else {}
+            if not d["work_pool_name"]
+        }
+        if len(served) != 3 or any(
+            served[name]["parameters"]["config"]["run_dir"] != str(run_dir)
+            for name in ("corpus-refresh", "end-to-end")
+        ):
+            return {}
+        # train-on-demand defaults to the latest refresh snapshot, with the same config else.
+        train = dict(served["train-on-demand"]["parameters"]["config"])
+        latest = str(Path(train["refresh"]["root"]) / "latest")
+        if train.pop("run_dir") != latest:
+            return {}
+        e2e = dict(served["end-to-end"]["parameters"]["config"])
+        e2e.pop("run_dir")
+        return served if train == e2e else {}
 
     def runs_of(self, deployment_id: str, **where: Any) -> list[dict]:
         body = {"deployments": {"id": {"any_": [deployment_id]}}, **where}
@@ -127,7 +139,7 @@ def test_schedule_fires_and_its_run_triggers_training(stack, tmp_path):
         f"run_dir={run_dir}",
         f"refresh.root={root}",
         f"inputs=[{REPO}/data/sample/*.warc.gz]",
-        'deploy.corpus_refresh_cron="* * * * *"',  # quoted: `*` starts a YAML alias
+        "deploy.corpus_refresh_cron=* * * * *",  # as typed in a shell: '...=* * * * *'
         *FAST_DEMO,
     ]
     with serving(tmp_path, url, sets, run_dir, lambda: root.glob("2*")) as server:
@@ -173,6 +185,32 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         automations = api(f"{url}/automations/filter", {})
         assert any(a["actions"][0].get("deployment_id") == train_id for a in automations)
 
+        # The run form (issue 32): `stages` first, and only the config sections the flow reads.
+        form = deps["train-on-demand"]["parameter_openapi_schema"]
+        order = sorted(form["properties"], key=lambda k: form["properties"][k]["position"])
+        assert order == ["stages", "overrides", "config_path", "config"]
+        shown = form["definitions"]["PipelineConfig"]["properties"]
+        assert set(shown) == {"run_dir", "pretrain", "finetune", "evaluate", "registry"}
+        # A "Quick run" of train-on-demand before any corpus refresh: one line says why.
+        quick = api(f"{url}/deployments/{train_id}/create_flow_run", {})
+        assert server.finish(quick["id"], timeout=300) == "COMPLETED"  # having done nothing
+        message = api(f"{url}/flow_runs/{quick['id']}")["state"]["message"]
+        assert message.startswith("no corpus snapshot to train on yet: "), message
+        assert "\n" not in message
+        of_quick = {"logs": {"flow_run_id": {"any_": [quick["id"]]}}}
+        # The run's logs reach the API in batches: wait for that line, a WARNING.
+        quick_logs = wait_for(
+            "the Quick run's log line",
+            lambda: (
+                [e for e in api(f"{url}/logs/filter", of_quick) if e["message"] == message]
+                and api(f"{url}/logs/filter", of_quick)
+            ),
+            60,
+        )
+        assert [e["level"] for e in quick_logs if e["message"] == message] == [30]
+        assert not any(e["level"] >= 40 or "Traceback" in e["message"] for e in quick_logs)
+        earlier = server.runs_of(train_id)
+
         # The end-to-end flow, started as the UI's "Quick run" does.
         e2e = api(f"{url}/deployments/{deps['end-to-end']['id']}/create_flow_run", {})
         server.assert_completed(e2e["id"])
@@ -201,6 +239,32 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         wait_for("training to stop", lambda: not training_pids(edited_dir) or None, 90, every=1)
         assert not any(alive(pid) for pid in pids)
         assert server.finish(triggered[0]["id"], timeout=120) == "CANCELLED"
+        # Its tasks end Cancelled too (issue 32): the pretrain task it was in, not Crashed, and
+        # the cancel is no ERROR in the run's logs (the dashboard counts it as cancelled).
+        run_id = triggered[0]["id"]
+        tasks = api(f"{url}/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+        states = {t["name"].rsplit("-", 1)[0]: t["state_type"] for t in tasks}
+        assert states.get("pretrain") == "CANCELLED", states
+        assert set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
+        of_run = {"flow_run_id": {"any_": [run_id]}}
+        newest = {"logs": of_run, "sort": "TIMESTAMP_DESC", "limit": 50}
+        wait_for(
+            "the task's cancel line",
+            lambda: any(
+                "cancelled with its flow run" in e["message"]
+                for e in api(f"{url}/logs/filter", newest)
+            ),
+            60,
+        )
+        errors = api(f"{url}/logs/filter", {"logs": {**of_run, "level": {"ge_": 40}}})
+        assert not errors, [entry["message"] for entry in errors]
+        # The serve console (every run's output, the end-to-end's training and evaluation too)
+        # has no progress-bar redraws, no Lightning tips or device summary (issue 32).
+        console = server.log.read_text(errors="replace")
+        assert "\r" not in console
+        noise = ("%|", "it/s]", "💡 Tip", "GPU available:", "TPU available:")
+        assert not [line for line in console.splitlines() if any(n in line for n in noise)]
+        assert "Task run 'pretrain-" in console  # the training's output did reach it
         # ... and the default run directory kept its own (short) training.
         default_run = json.loads((run_dir / "pretrain" / "launch_config.json").read_text())
         assert default_run["run_dir"] == str(run_dir)

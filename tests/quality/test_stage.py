@@ -230,6 +230,7 @@ def test_the_cache_key_follows_the_reference_contents(tmp_path):
     from flows.caching import stage_key
     from pipeline.config import PipelineConfig
 
+    write_dedup_dir(tmp_path / "run" / "dedup", [{"id": "a", "url": None, "text": "x"}], 1)
     (tmp_path / "ref.jsonl").write_text('{"text": "Good text."}\n')
     cfg = PipelineConfig.model_validate(
         {"quality": {"enabled": True, "reference": [str(tmp_path / "ref.jsonl")]}}

@@ -55,8 +55,12 @@ model = mlflow.pyfunc.load_model(sys.argv[1])
 prompts = json.loads(sys.argv[2])
 as_list = model.predict({"prompt": prompts}, params={"max_new_tokens": 6})
 as_frame = model.predict(pd.DataFrame({"prompt": prompts}), params={"max_new_tokens": 6})
+# What the REST server takes as {"inputs": [...]}: a plain list of strings, or one string.
+plain = model.predict(prompts, params={"max_new_tokens": 6})
+one = model.predict(prompts[0], params={"max_new_tokens": 6})
 import pipeline
-print(json.dumps({"list": as_list, "frame": as_frame, "code": pipeline.__file__}))
+print(json.dumps({"list": as_list, "frame": as_frame, "plain": plain, "one": one,
+                  "code": pipeline.__file__}))
 """
 
 
@@ -87,7 +91,8 @@ def test_load_by_alias_in_a_process_without_lmpipe(
         bare_python, mlflow_server, f"models:/{name}@champion", tmp_path
     )
     expected = reference_texts(champion[name], PROMPTS, max_new_tokens=6)
-    assert got["list"] == got["frame"] == expected
+    assert got["list"] == got["frame"] == got["plain"] == expected
+    assert got["one"] == expected[:1]
     # `pipeline` came from the code shipped inside the model, not from this checkout.
     assert got["code"].endswith("/code/pipeline/__init__.py")
     assert not got["code"].startswith(str(REPO))
@@ -119,12 +124,14 @@ def check_models_serve(uri: str, tracking: str, run_dir: Path, log_dir: Path) ->
     with running(cmd, log_dir / "serve.log", env, ready, timeout=240, stopper=quick_stop):
         url = f"http://127.0.0.1:{port}/invocations"
         expected = reference_texts(run_dir, PROMPTS, max_new_tokens=5)
-        inputs = {"inputs": {"prompt": PROMPTS}}
+        inputs = {"inputs": PROMPTS}
         status, body = post(url, {**inputs, "params": {"max_new_tokens": 5}})
         assert status == 200 and body["predictions"] == expected
         records = {"dataframe_records": [{"prompt": p} for p in PROMPTS]}
         status, body = post(url, {**records, "params": {"max_new_tokens": 5}})
         assert status == 200 and body["predictions"] == expected
+        status, body = post(url, {"inputs": PROMPTS[0], "params": {"max_new_tokens": 5}})
+        assert status == 200 and body["predictions"] == expected[:1]
         status, body = post(url, {**inputs, "params": {"max_new_tokens": 100000}})
         assert status == 400 and "max_new_tokens" in body["message"]
 

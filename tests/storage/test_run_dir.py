@@ -120,7 +120,7 @@ def test_a_deleted_upstream_object_is_named_once_not_retried(
 ):
     """Issue 33 row 14 for the data stages: an object of the upstream stage deleted from the
     bucket stops `lmpipe clean` with its URL and the stage to rerun, in one line, and is not
-    retried (it will not come back)."""
+    retried (it will not come back): the CLI checks the upstream stage's objects before the flow."""
     from datetime import UTC, datetime
 
     from prefect.settings import PREFECT_API_URL
@@ -144,10 +144,10 @@ def test_a_deleted_upstream_object_is_named_once_not_retried(
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
+    # Found by the listing of the stage's objects, before any download (integrity on a bucket).
     assert ours == [
-        f"lmpipe: error: {run_url}/ingest/{shard} not found (deleted after its stage finished?):"
-        f" rerun the ingest stage, which wrote it: delete {run_url}/ingest and run `lmpipe ingest"
-        f" --output {run_url}` again (with the run's --config and --input)"
+        f"lmpipe: error: {run_url}/ingest/{shard} (missing) changed since `ingest` finished: run"
+        f" `lmpipe ingest --output {run_url}` again to rebuild it (or `lmpipe run`), then retry"
     ]
     body = {"sort": "EXPECTED_START_TIME_DESC", "limit": 200}
     runs = [
@@ -155,4 +155,4 @@ def test_a_deleted_upstream_object_is_named_once_not_retried(
         for r in asyncio.run(_post("/task_runs/filter", body))
         if datetime.fromisoformat(r["created"]) >= t0 and r["name"].startswith("clean")
     ]
-    assert runs == [(1, "Failed")]  # one attempt: no retry
+    assert runs == []  # the CLI's check of the upstream (a listing) stops it before any task

@@ -17,11 +17,11 @@ import pytest
 from flows.cli import error_line
 from pipeline.config import load_config
 from pipeline.core.layout import RunLayout
+from pipeline.core.local_copy import PUSH_SECONDS_ENV, pull_tokenize
 from pipeline.core.shard_io import MissingFile
 from pipeline.core.stage import read_manifest
 from pipeline.io import mirror
 from pipeline.pretrain.launch import launch_pretrain
-from pipeline.pretrain.local_copy import PUSH_SECONDS_ENV, pull_tokenize
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.storage.helpers import keys, sample_dedup_dir, tokenize_on_bucket
@@ -130,7 +130,12 @@ def test_a_deleted_token_object_is_named_with_the_stage_to_rerun(
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
-    assert ours == [f"lmpipe: pretrain failed: {expected}"]
+    # The launcher's check of the tokenize stage's objects (a listing) finds it before any pull.
+    assert ours == [
+        f"lmpipe: pretrain failed: {run_url}/tokenize/train/{shard} (missing) changed since"
+        f" `tokenize` finished: run `lmpipe tokenize --output {run_url}` again to rebuild it (or"
+        " `lmpipe run`), then retry"
+    ]
 
 
 def _lmpipe_pretrain(run_url: str, scratch, tmp_path, *sets: str, command=("pretrain",)):

@@ -7,7 +7,8 @@ rank: it works on local disk. For a run directory on a bucket (`s3://...`) the l
 the state a killed run left in the bucket; it starts the process with `LMPIPE_LOCAL_COPY=1`
 (mirror paths are plain paths there: no rank touches the bucket), uploads the checkpoints while
 it trains and the whole stage, manifest last, when it ends. For a local run directory every
-function here does nothing.
+function here does nothing. Launchers call these and never the mirror: the stage skeleton's
+storage (`pipeline/core/stage.py`) for the training stages.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from pipeline.core.stage import MANIFEST, PROGRESS_DIR, file_sha256, fingerprint
 from pipeline.io import mirror
+from pipeline.io.mirror import LOCAL_COPY_ENV
 
 PUSH_SECONDS_ENV = "LMPIPE_PUSH_SECONDS"
 """How often checkpoints go up while training, in seconds (default 30): a kill loses less."""
@@ -35,7 +37,7 @@ def on_bucket(path: str | Path) -> bool:
 
 def process_env(stage_dir: Path) -> dict[str, str]:
     """What the training process's environment adds: for a bucket's stage, `LMPIPE_LOCAL_COPY`."""
-    return {mirror.LOCAL_COPY_ENV: "1"} if on_bucket(stage_dir) else {}
+    return {LOCAL_COPY_ENV: "1"} if on_bucket(stage_dir) else {}
 
 
 def pull_tokenize(tokenize_dir: Path) -> None:

@@ -40,7 +40,7 @@ from pipeline.core.stage import (
     temp_path,
     upstream_fingerprint,
 )
-from pipeline.exec.parallel import ParallelConfig, map_units
+from pipeline.exec.parallel import ParallelConfig
 from pipeline.quality import reference as ref
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.scorer import QualityModel, train_and_measure
@@ -201,13 +201,13 @@ def run_quality(
     check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
     run.prepare()
     model = prepare_model(cfg, shards, out_dir, source)
-    scores = _score_all(cfg, shards, out_dir, parallel)
+    scores = _score_all(run, cfg, shards, out_dir, parallel)
     cutoff = cutoff_for(cfg, np.concatenate([np.load(p) for p in scores] or [np.zeros(0)]))
     ledger = UnitLedger(out_dir)
     todo = [(s, p) for s, p in zip(shards, scores, strict=True) if ledger.finished(s.stem) is None]
     work = [(cfg, str(s), str(out_dir), str(p), cutoff) for s, p in todo]
     done: Counter[str] = Counter()
-    for _, info in map_units(select_shard, work, cfg.workers, parallel):
+    for _, info in run.map_units(select_shard, work, cfg.workers, parallel):
         done.update(documents=info["documents"], rejected=info["rejected"], units=1)
         if progress:
             progress(done["units"], len(todo), dict(done))
@@ -216,13 +216,13 @@ def run_quality(
     return _finish(run, cfg, infos, model, histogram(cfg, all_scores, cutoff))
 
 
-def _score_all(cfg, shards: list[Path], out_dir: Path, parallel) -> list[Path]:
+def _score_all(run: StageRun, cfg, shards: list[Path], out_dir: Path, parallel) -> list[Path]:
     """Score every shard not scored yet (a resumed run keeps the others); their score files."""
     paths = [out_dir / SCORES / f"{s.stem}.npy" for s in shards]
     (out_dir / SCORES).mkdir(parents=True, exist_ok=True)
     model = str(out_dir / MODEL_FILE)
     work = [(str(s), model, str(p)) for s, p in zip(shards, paths, strict=True) if not p.is_file()]
-    for _ in map_units(score_shard, work, cfg.workers, parallel):
+    for _ in run.map_units(score_shard, work, cfg.workers, parallel):
         pass
     return paths
 

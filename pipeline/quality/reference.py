@@ -12,17 +12,22 @@ from typing import Any
 
 from pipeline.core.integrity import file_sha256
 
+REPO = Path(__file__).resolve().parents[2]  # a relative name not found is tried from the checkout
 TABULAR = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 PAGES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".arc", ".arc.gz")
 SUFFIXES = TABULAR + PAGES
 
 
 def reference_files(names: list[str]) -> list[Path]:
-    """Every file `quality.reference` names (directories searched, globs expanded), sorted; a
-    name that matches nothing is an error naming the key."""
+    """Every file `quality.reference` names (directories searched, globs expanded; a relative
+    name found nowhere else is taken from the checkout, as `finetune.data`), sorted; a name that
+    matches nothing is an error naming the key."""
     files: list[Path] = []
     for name in names:
-        matches = [Path(m) for m in sorted(glob.glob(name))] or [Path(name)]
+        matches = [Path(m) for m in sorted(glob.glob(name))]
+        if not matches and not Path(name).is_absolute():  # the bundled sets, from any directory
+            matches = [Path(m) for m in sorted(glob.glob(str(REPO / name)))]
+        matches = matches or [Path(name)]
         found = [
             f
             for m in matches

@@ -239,3 +239,11 @@ def test_the_cache_key_follows_the_reference_contents(tmp_path):
     assert stage_key("quality", cfg, tmp_path / "run") == before
     (tmp_path / "ref.jsonl").write_text('{"text": "Other good text."}\n')
     assert stage_key("quality", cfg, tmp_path / "run") != before
+
+
+def test_the_bundled_reference_is_found_from_another_directory(tmp_path, monkeypatch):
+    from pipeline.quality.reference import reference_files
+
+    monkeypatch.chdir(tmp_path)
+    found = reference_files(["data/sample/python-docs-instructions.jsonl"])
+    assert found == [REPO / "data" / "sample" / "python-docs-instructions.jsonl"]

@@ -101,7 +101,7 @@ def report_task(
     parent: str,
 ) -> dict[str, Any]:
     """Compare, write `report.md`/`ablation.png`/`ablation.json`, publish and log them."""
-    results = ablation_results(base, output, configs, scores, parent)
+    results = ablation_results(base, configs, scores, parent)
     paths = write_results(Path(output), results)
     create_markdown_artifact(
         render_markdown(results), key="ablation-report", description="data-recipe ablation"

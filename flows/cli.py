@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print the funnel of a run directory")
     report.add_argument("run_dir")
     report.add_argument("--markdown", action="store_true", help="print markdown instead")
+    report.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write one self-contained HTML page (funnel, examples per drop reason, histograms,"
+        " tokens, loss curve, task scores, corpus card) to FILE",
+    )
     cfg = sub.add_parser("config", help="print the resolved config, or every field with its help")
     _config_args(cfg, io=False)
     cfg.add_argument("--fields", action="store_true", help="list every key, default and meaning")
@@ -343,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = RunLayout(args.run_dir).run_dir  # a bucket's run: its mirror path
             if not is_url(args.run_dir) and not run_dir.is_dir():
                 raise InputError(f"run directory {args.run_dir} does not exist")
-            if is_ablation(run_dir):
+            if args.html:
+                from flows.report_html import write_html
+
+                print(f"wrote {write_html(run_dir, Path(args.html))}")
+            elif is_ablation(run_dir):
                 print(Path(run_dir, REPORT_FILE).read_text())
             elif args.markdown:
                 print(render_markdown(run_dir))

@@ -18,8 +18,9 @@ from flows.common import (
     summary,
 )
 from flows.params import DATA_STAGES, DataStage, documented
-from flows.report import reason_rows, render_markdown
+from flows.report import example_rows, reason_rows, render_markdown
 from pipeline.config import PipelineConfig
+from pipeline.core.card import write_card
 from pipeline.core.layout import RunLayout
 from pipeline.stages import STAGES, TOKENS, Stage, call_args
 
@@ -111,4 +112,10 @@ def build_corpus(config: PipelineConfig, stages: list[str] | None = None) -> dic
     rows = reason_rows(run)
     if rows:
         create_table_artifact(rows, key="data-rejections", description="rejections per reason")
+    if examples := example_rows(run):
+        create_table_artifact(
+            examples, key="data-examples", description="sampled documents per drop reason"
+        )
+    if TOKENS in results and (card := write_card(run)) is not None:
+        create_markdown_artifact(card.read_text(), key="corpus-card", description="corpus card")
     return results

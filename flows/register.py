@@ -23,7 +23,7 @@ retry_mlflow_io = retry_when(is_transient)
 
 
 @task(
-    name=StageName.REGISTER.value,
+    name=StageName.REGISTER,
     retries=3,
     retry_delay_seconds=[5, 15, 45],
     retry_condition_fn=retry_mlflow_io,

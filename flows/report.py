@@ -216,3 +216,22 @@ def print_report(run_dir: Path) -> None:
         console.print(f"  [bold]tokenize[/bold] {line}")
     for line in model_lines(run_dir):
         console.print(f"  {line}")
+
+
+def example_rows(run_dir: Path) -> list[dict]:
+    """The sampled dropped documents of every data stage, one row each (stage, reason, url, id,
+    what the rule measured (else the ledger's detail), first characters), from the stages'
+    `examples.json`."""
+    from pipeline.core.examples import read_examples
+
+    rows = []
+    for stage in DATA_STAGES:
+        examples = read_examples(RunLayout(run_dir).stage(stage))
+        for reason, items in examples.get("rejected", {}).items():
+            for ex in items:
+                preview = " ".join((ex.get("preview") or "").split())[:160]
+                measured = ex.get("measured") or ex.get("detail", "")
+                rows.append({"stage": stage, "reason": reason, "url": ex.get("url"),
+                             "id": ex.get("id"), "measured": measured,
+                             "chars": ex.get("chars"), "preview": preview})  # fmt: skip
+    return rows

@@ -46,21 +46,21 @@ def _launch(stage: str, launcher: Any, config: PipelineConfig, run_dir: str) -> 
     return summary(result)
 
 
-@task(name=StageName.PRETRAIN.value, retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.PRETRAIN, retries=0, cache_key_fn=cache_key_fn)
 @ends_cancelled
 def pretrain_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Pretrain on `<run_dir>/tokenize/` into `<run_dir>/pretrain/`; its output goes to the log."""
     return _launch(StageName.PRETRAIN, launch_pretrain, config, run_dir)
 
 
-@task(name=StageName.FINETUNE.value, retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.FINETUNE, retries=0, cache_key_fn=cache_key_fn)
 @ends_cancelled
 def finetune_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Fine-tune `<run_dir>/pretrain/` on `finetune.data` into `<run_dir>/finetune/`."""
     return _launch(StageName.FINETUNE, launch_finetune, config, run_dir)
 
 
-@task(name=StageName.EVALUATE.value, retries=0, cache_key_fn=cache_key_fn)
+@task(name=StageName.EVALUATE, retries=0, cache_key_fn=cache_key_fn)
 @ends_cancelled
 def evaluate_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
     """Score base and fine-tuned model, answer the prompts, decide the gate (`<run>/evaluate`)."""

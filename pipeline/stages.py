@@ -11,10 +11,10 @@ This module imports nothing of lmpipe at import time: every layer may read it.
 
 from __future__ import annotations
 
-import enum
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Literal
 
 Kind = Literal["data", "training"]
@@ -135,9 +135,10 @@ STAGES: tuple[Stage, ...] = (
 )
 
 BY_NAME = {s.name: s for s in STAGES}
-# Code outside a stage's package names a stage as `StageName.PRETRAIN`, never as a string: a
-# renamed or removed stage is then an AttributeError at import, not a silent miss.
-StageName = enum.StrEnum("StageName", {s.name.upper(): s.name for s in STAGES})
+# Code outside a stage's package names a stage as `StageName.PRETRAIN` (the plain string
+# "pretrain"), never by spelling it: a renamed or removed stage is then an AttributeError where it
+# is used, not a silent miss.
+StageName = SimpleNamespace(**{s.name.upper(): s.name for s in STAGES})
 STAGE_ORDER: tuple[str, ...] = tuple(BY_NAME)
 DATA_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.kind == "data")
 TRAINING_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if s.kind == "training")

@@ -83,3 +83,22 @@ def spawn_lmpipe(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def lmpipe_fails(args: list[str], scratch: Path | None = None) -> list[str]:
+    """Run `python -m flows.cli ARGS` against the session's Prefect API (on another node's
+    scratch directory when `scratch` is given); it must exit 1 without a traceback. Its
+    `lmpipe:` lines."""
+    from prefect.settings import PREFECT_API_URL
+
+    from pipeline.io import mirror
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    if scratch is not None:
+        env[mirror.SCRATCH_ENV] = str(scratch)
+    cmd = [sys.executable, "-m", "flows.cli", *args]
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    return [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]

@@ -29,7 +29,7 @@ def seed_config(cfg: PipelineConfig, seed: int, parent: str) -> PipelineConfig:
             "mlflow_experiment": cfg.ablate.mlflow_experiment,
         }
     )
-    return cfg.model_copy(update={StageName.PRETRAIN.value: pretrain})
+    return cfg.model_copy(update={StageName.PRETRAIN: pretrain})
 
 
 def pretrain_dir(cfg: PipelineConfig, seed: int) -> Path:
@@ -62,13 +62,11 @@ def score_proxy(cfg: PipelineConfig, base_dir: str | Path, seed: int, tokenizer:
 
 
 def ablation_results(
-    base: PipelineConfig,
-    output: str,
-    configs: dict[str, PipelineConfig],
-    scores: dict[str, list[str]],
-    parent: str,
+    base: PipelineConfig, configs: dict[str, PipelineConfig], scores: dict, parent: str
 ) -> dict[str, Any]:
-    """Every variant against the base: paired bootstrap of the seeds' scores, data counts."""
+    """Every variant against the base: paired bootstrap of the seeds' scores (`scores`: per
+    variant the seeds' score files), data counts. The ablation's directory holds the variants."""
+    output = str(Path(configs[BASE].run_dir).parent)
     from pipeline.ablate.report import data_counts
 
     a = base.ablate

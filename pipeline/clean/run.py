@@ -3,13 +3,15 @@
 Work is cut into units of `unit_documents` input rows (the resume granularity; each writes its
 own output and rejected shards). The parent reads a unit, rejects oversized records itself, and
 sends the rest in batches to a pebble process pool (on Ray: to long-lived actors, each running
-the batches in its own process, `pipeline/exec/actor_pool.py`). Each batch has a hard time limit: a worker stuck in C code is killed
-and replaced, the batch is retried one document at a time, and the document that stalls again is
-rejected as `extraction_timeout`. The parent writes every shard, whichever executor ran the batches.
+the batches in its own process, `pipeline/exec/actor_pool.py`). Each batch has a hard time
+limit: a worker stuck in C code is killed and replaced, the batch is retried one document at a
+time, and the document that stalls again is rejected as `extraction_timeout`. The parent writes
+every shard, whichever executor ran the batches.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from collections import Counter, deque
 from concurrent.futures import Future
@@ -23,6 +25,7 @@ from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
 from pipeline.clean.config import CleanConfig
+from pipeline.clean.explain import explain_examples
 from pipeline.clean.funnel import Funnel, merge_funnels
 from pipeline.clean.language import check_languages
 from pipeline.clean.process import Cleaned, Outcome, Rejected, clean_batch, init_worker
@@ -35,10 +38,10 @@ from pipeline.core.stage import (
     ShardWriter,
     StageResult,
     UnitLedger,
-    check_input_schema,
+    Upstream,
     fingerprint,
-    list_shards,
     read_manifest,
+    shard_stage,
     sum_counts,
     upstream_fingerprint,
 )
@@ -301,25 +304,17 @@ def plan_clean(cfg: CleanConfig, input_dir: str | Path, output_dir: str | Path) 
     return Plan(STAGE, Path(output_dir), upstream_fingerprint(Path(input_dir)), config_hash(cfg))
 
 
-def run_clean(
-    cfg: CleanConfig,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    progress: Progress | None = None,
-    *,
-    parallel: ParallelConfig | None = None,
-) -> StageResult:
-    """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
-    in_dir, out_dir = Path(input_dir), Path(output_dir)
-    run = plan_clean(cfg, in_dir, out_dir).start()
-    if run.finished_before():
-        return run.skip()
+def _check_languages(cfg: CleanConfig) -> None:
     check_languages(cfg.languages, "clean.languages")
     check_languages(cfg.filter_languages, "clean.filter_languages")
-    shards = list_shards(in_dir)
-    check_input_schema(shards, STAGE, REQUIRED_COLUMNS, strings=("raw",))
-    run.prepare()
-    total = (read_manifest(in_dir) or {}).get("counts", {}).get("documents", 0)
+
+
+@shard_stage(plan_clean, REQUIRED_COLUMNS, strings=("raw",), check=_check_languages)
+def run_clean(cfg: CleanConfig, up: Upstream, progress: Progress | None, parallel) -> StageResult:
+    """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
+    run, shards, out_dir = up.run, up.shards, up.run.out_dir
+    run.explain = functools.partial(explain_examples, cfg, up.in_dir)  # what the rules measured
+    total = (read_manifest(up.in_dir) or {}).get("counts", {}).get("documents", 0)
     parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
     try:
         keys = _run_units(cfg, shards, out_dir, tally, parallel)

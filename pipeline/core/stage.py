@@ -9,6 +9,7 @@ small JSON in `_progress/`, so a killed run resumes where it stopped and gives t
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.core.columns import record_batch
+from pipeline.core.examples import write_examples
 from pipeline.core.integrity import (
     MANIFEST,
     PROGRESS_DIR,
@@ -36,6 +38,7 @@ from pipeline.core.integrity import (
 )
 from pipeline.exec.parallel import ParallelConfig, map_units
 from pipeline.io import mirror
+from pipeline.stages import DATA_STAGES
 
 REJECTED_DIR = "rejected"
 __all__ = ["MANIFEST", "PROGRESS_DIR", "file_sha256"]  # re-exported: the stage contract's names
@@ -278,6 +281,11 @@ class StageRun:
     started: float = field(default_factory=time.time)
     damaged: list[Path] = field(default_factory=list)
     """The changed files of a finished output: `prepare` starts the stage over."""
+    upstream: Path | None = None
+    """The stage directory it reads, if any: where `examples.json` finds a dropped document's
+    text (`pipeline/core/examples.py`)."""
+    explain: Callable[[dict[str, Any]], None] | None = None
+    """Adds to the examples what the stage's rules measured (clean: `pipeline/clean/explain.py`)."""
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -308,21 +316,13 @@ class StageRun:
     # Storage: the run directory may be local or on a bucket (`pipeline/io/mirror.py`); a stage
     # goes through these and `place`/`local_file`, and never asks which it is.
 
-    def map_units(
-        self,
-        fn: Callable[..., Any],
-        items: list[tuple],
-        workers: int,
-        parallel: ParallelConfig | None = None,
-        *,
-        threads: bool = False,
-    ) -> Iterator[tuple[int, Any]]:
-        """`pipeline.exec.parallel.map_units` for this stage's units. A Ray task on another node
-        gets this run directory's paths in its own scratch copy of the bucket, so `fn` takes the
-        paths it would take locally."""
+    def map_units(self, fn: Callable[..., Any], items: list[tuple], *args: Any, **kw: Any):
+        """`pipeline.exec.parallel.map_units(fn, items, workers, parallel, threads=...)` for this
+        stage's units. A Ray task on another node gets this run directory's paths in its own
+        scratch copy of the bucket, so `fn` takes the paths it would take locally."""
+        parallel = args[1] if len(args) > 1 else kw.get("parallel")
         executor = (parallel or ParallelConfig()).executor
-        fn = mirror.on_workers(fn, self.out_dir, executor)
-        return map_units(fn, items, workers, parallel, threads=threads)
+        return map_units(mirror.on_workers(fn, self.out_dir, executor), items, *args, **kw)
 
     def has_file(self, name: str) -> bool:
         """A file of this stage's directory exists (in the bucket, for a run on one)."""
@@ -338,6 +338,8 @@ class StageRun:
     ) -> StageResult:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
+        if self.stage in DATA_STAGES and not mirror.is_mirrored(self.out_dir):
+            write_examples(self.out_dir, self.upstream, self.explain)  # before `files` records it
         files, mtimes = file_records(self.out_dir)  # on a bucket: its objects' sizes and ETags
         write_manifest(
             self.out_dir,
@@ -380,6 +382,49 @@ class Plan:
 
     def start(self) -> StageRun:
         return StageRun(self.stage, Path(self.out_dir), self.inputs_fp, self.config_hash)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What a stage over its upstream's document shards starts its work with (`shard_stage`)."""
+
+    run: StageRun
+    plan: Plan
+    in_dir: Path
+    shards: list[Path]
+
+
+def shard_stage(
+    plan: Callable[..., Plan],
+    columns: Sequence[str],
+    strings: Sequence[str] = (),
+    check: Callable[[Any], None] | None = None,
+) -> Callable[..., Callable[..., StageResult]]:
+    """The opening every stage over an upstream's document shards shares, as a decorator:
+    `work(cfg, up: Upstream, progress, parallel)` becomes `run_<stage>(cfg, input_dir,
+    output_dir, progress=None, *, parallel=None)`, which plans, returns at once when the stage
+    is done, runs `check(cfg)`, lists the upstream shards and checks their `columns`, prepares
+    the stage directory and calls `work`."""
+
+    def wrap(work: Callable[..., StageResult]) -> Callable[..., StageResult]:
+        @functools.wraps(work)
+        def run_stage(cfg, input_dir, output_dir, progress=None, *, parallel=None):
+            planned = plan(cfg, input_dir, output_dir)
+            run = planned.start()
+            run.upstream = Path(input_dir)  # where examples.json finds a dropped document's text
+            if run.finished_before():
+                return run.skip()
+            if check is not None:
+                check(cfg)
+            shards = list_shards(Path(input_dir))
+            check_input_schema(shards, run.stage, columns, strings=strings)
+            run.prepare()
+            return work(cfg, Upstream(run, planned, Path(input_dir), shards), progress, parallel)
+
+        del run_stage.__wrapped__  # its signature is the stage's, not the work's
+        return run_stage
+
+    return wrap
 
 
 class UnitLedger:
@@ -502,6 +547,18 @@ class ShardWriter:
         for name in self.files:
             (self.directory / name).unlink(missing_ok=True)
         self._writer, self._buffer, self.files = None, [], []
+
+
+@contextlib.contextmanager
+def aborting(*writers: ShardWriter) -> Iterator[None]:
+    """A unit's writing: on any error (a failed write is the unit's failure, not an input
+    problem to record) every writer is closed and what it wrote dropped, then the error goes on."""
+    try:
+        yield
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
 
 
 class RejectedLedger(ShardWriter):

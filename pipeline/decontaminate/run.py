@@ -16,23 +16,23 @@ from pipeline.core.base_config import config_hash
 from pipeline.core.shard_io import read_arrow
 from pipeline.core.stage import (
     Plan,
-    Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
     StageRun,
     UnitLedger,
-    check_input_schema,
+    Upstream,
+    aborting,
     file_sha256,
     fingerprint,
-    list_shards,
+    shard_stage,
     sum_counts,
     upstream_fingerprint,
 )
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.decontaminate.evalsets import build_index, eval_files
 from pipeline.decontaminate.ngrams import EvalIndex
-from pipeline.exec.parallel import ParallelConfig, map_units
+from pipeline.exec.parallel import map_units
 
 STAGE = "decontaminate"
 INDEX = "_work/eval_index.npz"
@@ -49,7 +49,7 @@ def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, inde
     table = read_arrow(shard)
     docs = ShardWriter(Path(out_dir), unit, table.schema, compression=cfg.compression)
     rejected = RejectedLedger(Path(out_dir), unit, STAGE)
-    try:
+    with aborting(docs, rejected):
         for row in table.to_pylist():
             hit = eval_index.first_hit(row["text"] or "")
             if hit is None:
@@ -58,10 +58,6 @@ def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, inde
                 item, matched = hit
                 rejected.reject(row["id"], row.get("url"), "contaminated", f"{item}: {matched}")
         shards, rejected_shards = docs.close(), rejected.close()
-    except BaseException:
-        docs.abort()
-        rejected.abort()
-        raise
     info = {
         "input": Path(shard).name,
         "records_in": table.num_rows,
@@ -88,23 +84,11 @@ def plan_decontaminate(
     return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=(files, sets))
 
 
-def run_decontaminate(
-    cfg: DecontaminateConfig,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    progress: Progress | None = None,
-    *,
-    parallel: ParallelConfig | None = None,
-) -> StageResult:
+@shard_stage(plan_decontaminate, ("id", "text"), strings=("text",))
+def run_decontaminate(cfg: DecontaminateConfig, up: Upstream, progress, parallel) -> StageResult:
     """Decontaminate the documents of `input_dir` (the stage before it) into `output_dir`."""
-    in_dir, out_dir = Path(input_dir), Path(output_dir)
-    plan = plan_decontaminate(cfg, in_dir, out_dir)
-    (files, sets), run = plan.detail, plan.start()
-    if run.finished_before():
-        return run.skip()
-    shards = list_shards(in_dir)
-    check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
-    run.prepare()
+    run, shards, out_dir = up.run, up.shards, up.run.out_dir
+    files, sets = up.plan.detail
     index, n_items = build_index(cfg, files)
     (out_dir / INDEX).parent.mkdir(exist_ok=True)
     index.save(str(out_dir / INDEX))

@@ -29,9 +29,9 @@ from pipeline.core.stage import (
     StageResult,
     StageRun,
     UnitLedger,
-    check_input_schema,
+    Upstream,
     fingerprint,
-    list_shards,
+    shard_stage,
     sum_counts,
     upstream_fingerprint,
 )
@@ -157,24 +157,11 @@ def plan_dedup(cfg: DedupConfig, input_dir: str | Path, output_dir: str | Path) 
     return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=(refs, ref_runs))
 
 
-def run_dedup(
-    cfg: DedupConfig,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    progress: Progress | None = None,
-    *,
-    parallel: ParallelConfig | None = None,
-) -> StageResult:
+@shard_stage(plan_dedup, ("id", "text"), strings=("id", "text"))
+def run_dedup(cfg: DedupConfig, up: Upstream, progress: Progress | None, parallel) -> StageResult:
     """Deduplicate the clean shards in `input_dir` into `output_dir` (resumable, idempotent)."""
-    in_dir, out_dir = Path(input_dir), Path(output_dir)
-    plan = plan_dedup(cfg, in_dir, out_dir)
-    refs, ref_runs = plan.detail
-    run = plan.start()
-    if run.finished_before():
-        return run.skip()
-    shards = list_shards(in_dir)
-    check_input_schema(shards, STAGE, ("id", "text"), strings=("id", "text"))
-    run.prepare()
+    run, shards, out_dir = up.run, up.shards, up.run.out_dir
+    refs, ref_runs = up.plan.detail
     for sub in ("signatures", "bands"):
         (out_dir / WORK / sub).mkdir(parents=True, exist_ok=True)
     for sub in ("clusters", "index"):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
@@ -12,13 +13,10 @@ from pipeline.evaluate.config import EvaluateConfig, GateConfig
 __all__ = ["EvaluateConfig", "GateConfig", "run_evaluate"]
 
 
+_LAZY = {"plan_evaluate": "pipeline.evaluate.plan", "run_evaluate": "pipeline.evaluate.run"}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "plan_evaluate":
-        from pipeline.evaluate.plan import plan_evaluate
-
-        return plan_evaluate
-    if name == "run_evaluate":
-        from pipeline.evaluate.run import run_evaluate
-
-        return run_evaluate
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pipeline.evaluate' has no attribute {name!r}")

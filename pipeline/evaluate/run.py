@@ -181,7 +181,7 @@ def run_evaluate(
     task_dir = stage.out_dir / TASK_DIR
     built = build_tasks(run.run_dir, task_dir, cfg.tasks, cfg) if cfg.tasks else {}
     metrics, samples = {}, {}
-    base, final = StageName.PRETRAIN.value, StageName.FINETUNE.value
+    base, final = StageName.PRETRAIN, StageName.FINETUNE
     models = (("base_", base), ("", final))
     for done, (prefix, name) in enumerate(models):
         model = load_model(run.stage(name)).eval()

@@ -7,18 +7,16 @@ Lightning. `run_finetune` is imported lazily.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["run_finetune"]
 
 
+_LAZY = {"plan_finetune": "pipeline.finetune.launch", "run_finetune": "pipeline.finetune.run"}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "plan_finetune":
-        from pipeline.finetune.launch import plan_finetune
-
-        return plan_finetune
-    if name == "run_finetune":
-        from pipeline.finetune.run import run_finetune
-
-        return run_finetune
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pipeline.finetune' has no attribute {name!r}")

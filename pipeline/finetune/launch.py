@@ -53,7 +53,7 @@ def finetune_inputs(cfg: FinetuneConfig, run: RunLayout | str | Path) -> dict[st
     pretrain = upstream_fingerprint(run.pretrain)
     tok = (read_manifest(run.tokenize) or {}).get("tokenizer") or {}
     return {
-        StageName.PRETRAIN.value: pretrain,
+        StageName.PRETRAIN: pretrain,
         "data_sha256": file_sha256(resolve_data_path(cfg.data)),
         "tokenizer": tok.get("fingerprint"),
     }

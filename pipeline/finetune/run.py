@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from pipeline.core.card import log_corpus_input
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
     StageResult,
@@ -146,6 +147,9 @@ class FinetuneJob(TrainingJob):
         curve = plot_loss_curve(self.out_dir, title)
         paths = [p for p in (curve, self.out_dir / MODEL_CONFIG_FILE) if p is not None]
         self.mlflow_run = log_training_artifacts(self.trainer, paths)
+        if self.mlflow_run:  # the corpus its base model learned from
+            run_id, uri = self.mlflow_run["run_id"], self.mlflow_run["tracking_uri"]
+            log_corpus_input(uri, run_id, self.layout.run_dir, context="pretraining")
         self._write_manifest()
 
     def _unsharded_lora(self, state: dict[str, Any]) -> torch.nn.Module:

@@ -20,6 +20,7 @@ from pipeline.core.stage import (
     StageResult,
     StageRun,
     UnitLedger,
+    aborting,
     fingerprint,
     sum_counts,
 )
@@ -107,7 +108,7 @@ def _ingest_file(cfg: IngestConfig, url: str, out_dir: Path, fast: bool) -> dict
     )
     rejected = RejectedLedger(out_dir, unit, STAGE)
     skipped: Counter[str] = Counter()
-    try:
+    with aborting(docs, rejected):  # a failed write fails the unit, leaving no temp shard
         for event in read_guarded(cfg, url, fast):
             if isinstance(event, Doc):
                 docs.write(event.row, nbytes=event.chars)
@@ -116,12 +117,6 @@ def _ingest_file(cfg: IngestConfig, url: str, out_dir: Path, fast: bool) -> dict
             else:
                 skipped[event.kind] += 1
         shards, rejected_shards = docs.close(), rejected.close()
-    except BaseException:
-        # A failed write (full disk, no permission) fails the unit: it is not an input problem
-        # to record. Close and drop what it wrote, so no open file or temp shard stays behind.
-        docs.abort()
-        rejected.abort()
-        raise
     info = {
         "url": url,
         "documents": docs.rows,

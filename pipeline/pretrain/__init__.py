@@ -6,6 +6,7 @@ torch and Lightning.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from pipeline.pretrain.config import FSDPConfig, PretrainConfig, TrainingConfig
@@ -13,13 +14,10 @@ from pipeline.pretrain.config import FSDPConfig, PretrainConfig, TrainingConfig
 __all__ = ["FSDPConfig", "PretrainConfig", "TrainingConfig", "run_pretrain"]
 
 
+_LAZY = {"plan_pretrain": "pipeline.pretrain.launch", "run_pretrain": "pipeline.pretrain.run"}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "plan_pretrain":
-        from pipeline.pretrain.launch import plan_pretrain
-
-        return plan_pretrain
-    if name == "run_pretrain":
-        from pipeline.pretrain.run import run_pretrain
-
-        return run_pretrain
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pipeline.pretrain' has no attribute {name!r}")

@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from pipeline.core.card import log_corpus_input
 from pipeline.core.stage import (
     MANIFEST,
     StageResult,
@@ -282,6 +283,9 @@ class PretrainJob(TrainingJob):
         curve = plot_loss_curve(self.out_dir, title)
         paths = [p for p in (curve, self.out_dir / MODEL_CONFIG_FILE) if p is not None]
         self.mlflow_run = log_training_artifacts(trainer, paths)
+        if self.mlflow_run:  # the corpus it learned from: the MLflow run's dataset input
+            run_id, uri = self.mlflow_run["run_id"], self.mlflow_run["tracking_uri"]
+            log_corpus_input(uri, run_id, self.tokenize_dir.parent)
         self._write_manifest()
 
     def _write_manifest(self) -> None:

@@ -5,6 +5,7 @@
 <refresh.root>/
   20261202T030000Z/     a snapshot: ingest/ clean/ dedup/ tokenize/ of the inputs new to it
     snapshot.json       written last: the snapshot is complete (inputs new and skipped, lineage)
+    card.md             the corpus card (pipeline/core/card.py)
   20261209T030000Z/     the next one: only inputs no earlier snapshot ingested; documents that
                         duplicate an earlier snapshot's are removed (`duplicate_of` names them)
   latest -> 20261209T030000Z    moved only when a snapshot is complete (and has documents)
@@ -12,7 +13,8 @@
     ledger.json         every input any snapshot ingested, with the snapshot that took it, and
                         the shared tokenizer's origin and sha256
     tokenizer.json      the shared tokenizer, copied from the first snapshot (read-only)
-    20261125T030000Z/   a deleted snapshot: snapshot.json and its dedup/ (signatures, kept texts)
+    20261125T030000Z/   a deleted snapshot: snapshot.json, card.md and its dedup/ (signatures, kept
+                        texts)
 ```
 
 A refresh plans a snapshot (`plan_snapshot`): it lists the inputs, drops those whose fingerprint
@@ -45,6 +47,7 @@ from typing import Any
 from pydantic import Field
 
 from pipeline.core.base_config import StrictModel
+from pipeline.core.card import CARD
 from pipeline.core.integrity import changed_files
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import (
@@ -56,7 +59,7 @@ from pipeline.core.stage import (
 )
 from pipeline.stages import CORPUS_STAGES, DATA_STAGES, TOKENS, StageName, last_present
 
-DEDUP, TOKENIZE = StageName.DEDUP.value, StageName.TOKENIZE.value
+DEDUP, TOKENIZE = StageName.DEDUP, StageName.TOKENIZE
 
 SNAPSHOT_FILE = "snapshot.json"
 LATEST = "latest"
@@ -426,6 +429,8 @@ def retain_snapshot(root: str | Path, snap: Path) -> Path:
     if RunLayout(snap).dedup.is_dir():
         _link_tree(RunLayout(snap).dedup, RunLayout(tmp).dedup)
     shutil.copyfile(snap / SNAPSHOT_FILE, tmp / SNAPSHOT_FILE)
+    if (snap / CARD).is_file():
+        shutil.copyfile(snap / CARD, tmp / CARD)
     make_read_only(RunLayout(tmp).dedup)
     _delete(kept)  # a record without `dedup/` (not written by this code): replaced
     os.replace(tmp, kept)

@@ -119,7 +119,7 @@ def point_config(
         "mlflow_parent_run_id": parent_run_id,
     }
     return PipelineConfig.model_validate(
-        {**config.model_dump(mode="json"), StageName.PRETRAIN.value: pretrain}
+        {**config.model_dump(mode="json"), StageName.PRETRAIN: pretrain}
     )
 
 

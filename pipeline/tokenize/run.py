@@ -18,11 +18,11 @@ from pipeline.core.stage import (
     StageResult,
     StageRun,
     UnitLedger,
-    check_input_schema,
+    Upstream,
     file_sha256,
     fingerprint,
-    list_shards,
     local_file,
+    shard_stage,
     sum_counts,
     upstream_fingerprint,
 )
@@ -150,22 +150,10 @@ def plan_tokenize(cfg: TokenizeConfig, input_dir: str | Path, output_dir: str | 
     return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg))
 
 
-def run_tokenize(
-    cfg: TokenizeConfig,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    progress: Progress | None = None,
-    *,
-    parallel: ParallelConfig | None = None,
-) -> StageResult:
-    """Tokenize the curated corpus `input_dir` (a finished dedup stage) into `output_dir`."""
-    in_dir, out_dir = Path(input_dir), Path(output_dir)
-    run = plan_tokenize(cfg, in_dir, out_dir).start()
-    if run.finished_before():
-        return run.skip()
-    shards = list_shards(in_dir)
-    check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
-    run.prepare()
+@shard_stage(plan_tokenize, ("id", "text"), strings=("text",))
+def run_tokenize(cfg: TokenizeConfig, up: Upstream, progress, parallel) -> StageResult:
+    """Tokenize the curated corpus `input_dir` (the last corpus stage) into `output_dir`."""
+    run, shards, out_dir = up.run, up.shards, up.run.out_dir
     for split in SPLITS:
         (out_dir / split).mkdir(exist_ok=True)
     tok = prepare_tokenizer(cfg, shards, run)

@@ -86,6 +86,28 @@ def test_artifacts_carry_the_numbers(e2e):
     assert "loss" in progress["description"] and "e+" not in progress["description"]
 
 
+def test_demo_corpus_has_a_card_and_is_the_training_runs_dataset_input(e2e):
+    """Which data a model learned from, in MLflow: the corpus fingerprint as the digest of the
+    pretraining run's (and the fine-tuning run's) dataset input, the card as its profile."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from pipeline.core.card import CARD, corpus_digest
+
+    run = e2e["work"] / "run"
+    card = (run / CARD).read_text()
+    assert f"fingerprint `{corpus_digest(run)}`" in card
+    assert latest_artifact("corpus-card")["data"] == card
+    client = MlflowClient(f"sqlite:///{e2e['work'] / 'mlflow.db'}")
+    for stage, context in (("pretrain", "training"), ("finetune", "pretraining")):
+        logged = client.get_run(read_manifest(run / stage)["mlflow"]["run_id"]).inputs
+        (only,) = logged.dataset_inputs
+        assert only.dataset.digest == corpus_digest(run), stage
+        assert json.loads(only.dataset.profile)["card"] == card
+        assert {t.key: t.value for t in only.tags}["mlflow.data.context"] == context
+
+
 def test_run_logs_have_no_progress_bar_redraws(e2e):
     """Progress shows as the `<stage>-progress` artifact; the log keeps one line per step."""
     logs = e2e["first_logs"]

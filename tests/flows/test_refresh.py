@@ -17,8 +17,9 @@ import pytest
 
 from flows.refresh import refresh_flow
 from pipeline.config import load_config
+from pipeline.core.card import CARD
 from pipeline.core.layout import RunLayout
-from pipeline.core.stage import StageRun, file_sha256
+from pipeline.core.stage import StageRun, file_sha256, read_manifest
 from pipeline.ingest import sources
 from pipeline.refresh.snapshot import (
     LATEST,
@@ -74,6 +75,9 @@ def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(
     before = tree_digest(s1)
     for stage in ("ingest", "clean", "dedup", "tokenize"):  # read-only once complete
         assert not RunLayout(s1).stage(stage).stat().st_mode & stat.S_IWUSR
+    card = (s1 / CARD).read_text()  # the snapshot's corpus card
+    assert read_manifest(RunLayout(s1).dedup)["output_fingerprint"] in card
+    assert SAMPLE_WARC.name in card
 
     # A new dump arrives: 6 documents the first snapshot already has, and new ones.
     copied = sorted(kept)[:6]
@@ -117,6 +121,9 @@ def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(
     assert tok[0]["tokenizer"]["fingerprint"] == tok[1]["tokenizer"]["fingerprint"]
     record = json.loads((s2 / SNAPSHOT_FILE).read_text())
     assert record["previous"] == [s1.name]
+    card = (s2 / CARD).read_text()  # its own card: its sources, its corpus
+    assert read_manifest(RunLayout(s2).dedup)["output_fingerprint"] in card
+    assert DOLMA.name in card and SAMPLE_WARC.name not in card
     assert tree_digest(s1) == before  # the first snapshot is untouched, byte for byte
 
     third = refresh_flow(cfg)  # nothing new: no snapshot
@@ -272,9 +279,10 @@ def test_keep_last_1_keeps_the_inputs_signatures_and_tokenizer_of_deleted_snapsh
     assert _documents(s3) > 0
     record = json.loads((s3 / SNAPSHOT_FILE).read_text())
     assert record["previous"] == [s2.name] and record["previous_deleted"] == [s1.name]
-    for gone in (s1, s2):  # what a deleted snapshot leaves: its record and dedup/, nothing else
+    for gone in (s1, s2):  # what a deleted snapshot leaves: its record, card and dedup/
         kept = root / RETAINED / gone.name
-        assert sorted(p.name for p in kept.iterdir()) == [RunLayout(kept).dedup.name, SNAPSHOT_FILE]
+        want = sorted([RunLayout(kept).dedup.name, SNAPSHOT_FILE, CARD])
+        assert sorted(p.name for p in kept.iterdir()) == want
         assert texts(RunLayout(kept).dedup)
 
     # The tokenizer s3 was built with still exists, is s1's, and s3's own copy matches it.

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from flows.cli import main
 from flows.train import training_flow
 from pipeline.config import load_config
-from tests.conftest import REPO
 from tests.flows.prefect_api import artifacts
+from tests.helpers import lmpipe_fails
 from tests.pretrain.helpers import TINY, make_run_dir
 
 # No capsys here: Prefect's console log handler would keep the captured stream after the test.
@@ -53,7 +50,6 @@ def test_lmpipe_pretrain_on_a_truncated_token_shard_names_it_in_one_line(
 ):
     """Issue 33 row 14: `ArrowInvalid: Not an Arrow file` with no path; now the file and the
     stage to rerun, in one line, before any training process starts."""
-    from prefect.settings import PREFECT_API_URL
 
     run = tmp_path / "run"
     shutil.copytree(tokenize_dir, run / "tokenize")  # a copy: the session's shards stay whole
@@ -63,19 +59,7 @@ def test_lmpipe_pretrain_on_a_truncated_token_shard_names_it_in_one_line(
     args = ["pretrain", "--output", str(run)]
     for override in [*TINY, "pretrain.max_steps=2"]:
         args += ["--set", override]
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
-    assert ours == [
+    assert lmpipe_fails(args) == [
         f"lmpipe: error: {shard} is unreadable (ArrowInvalid: Not an Arrow file): rerun the"
         f" tokenize stage, which wrote it: delete {run / 'tokenize'} and run `lmpipe tokenize"
         f" --output {run}` again (with the run's --config)"

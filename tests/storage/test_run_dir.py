@@ -18,7 +18,7 @@ from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest
 from pipeline.io import mirror
 from tests.conftest import REPO
-from tests.helpers import spawn_lmpipe
+from tests.helpers import lmpipe_fails, spawn_lmpipe
 from tests.storage.helpers import (
     SETS,
     bucket_digest,
@@ -123,8 +123,6 @@ def test_a_deleted_upstream_object_is_named_once_not_retried(
     retried (it will not come back): the CLI checks the upstream stage's objects before the flow."""
     from datetime import UTC, datetime
 
-    from prefect.settings import PREFECT_API_URL
-
     from pipeline.ingest import IngestConfig, run_ingest
     from tests.conftest import SAMPLE_WARC
     from tests.flows.prefect_api import _post
@@ -137,13 +135,7 @@ def test_a_deleted_upstream_object_is_named_once_not_retried(
     s3.client().delete_object(Bucket=bucket, Key=f"{prefix}/ingest/{shard}")
 
     t0 = datetime.now(UTC)
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    env[mirror.SCRATCH_ENV] = str(tmp_path / "another-node")
-    cmd = [sys.executable, "-m", "flows.cli", "clean", "--output", run_url]
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
+    ours = lmpipe_fails(["clean", "--output", run_url], tmp_path / "another-node")
     # Found by the listing of the stage's objects, before any download (integrity on a bucket).
     assert ours == [
         f"lmpipe: error: {run_url}/ingest/{shard} (missing) changed since `ingest` finished: run"

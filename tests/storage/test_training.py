@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -23,7 +21,7 @@ from pipeline.core.stage import read_manifest
 from pipeline.io import mirror
 from pipeline.pretrain.launch import launch_pretrain
 from tests.conftest import REPO
-from tests.helpers import FAST_DEMO, spawn_lmpipe
+from tests.helpers import FAST_DEMO, lmpipe_fails, spawn_lmpipe
 from tests.storage.helpers import keys, sample_dedup_dir, tokenize_on_bucket
 
 
@@ -97,7 +95,6 @@ def test_a_deleted_token_object_is_named_with_the_stage_to_rerun(
 ):
     """Issue 33 row 14: `lmpipe pretrain` said `pretrain failed: <bucket>/runs/...` (the bare key,
     no "not found"); now the object's URL, that it is not there and the stage to rerun."""
-    from prefect.settings import PREFECT_API_URL
 
     from tests.pretrain.helpers import TINY
 
@@ -117,19 +114,7 @@ def test_a_deleted_token_object_is_named_with_the_stage_to_rerun(
     args = ["pretrain", "--output", run_url]
     for override in TINY:
         args += ["--set", override]
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    env[mirror.SCRATCH_ENV] = str(tmp_path / "another-node")
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    ours = [line for line in done.stderr.splitlines() if line.startswith("lmpipe:")]
+    ours = lmpipe_fails(args, tmp_path / "another-node")
     # The launcher's check of the tokenize stage's objects (a listing) finds it before any pull.
     assert ours == [
         f"lmpipe: pretrain failed: {run_url}/tokenize/train/{shard} (missing) changed since"

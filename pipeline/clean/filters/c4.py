@@ -79,7 +79,10 @@ class C4Filter(RuleFilter, name="c4", english_only=True, config=C4Config):
             kept.append(sep + verdict)
             paragraph_break = False
         if not kept or sentences < self.cfg.min_sentences:
-            return False, "c4_too_few_sentences"
+            measured = (
+                f"sentences {sentences} in kept lines < min_sentences {self.cfg.min_sentences}"
+            )
+            return self.drop("c4_too_few_sentences", measured)
         doc.text = "".join(kept)
         return True
 
@@ -98,11 +101,11 @@ class C4Filter(RuleFilter, name="c4", english_only=True, config=C4Config):
             return None
         lower = line.lower()
         if cfg.lorem_ipsum and "lorem ipsum" in lower:
-            return False, "c4_lorem_ipsum"
+            return self.drop("c4_lorem_ipsum", f"line {line[:80]!r} has 'lorem ipsum'")
         if cfg.javascript_lines and "javascript" in lower:
             return None
         if cfg.curly_bracket and "{" in line:
-            return False, "c4_curly_bracket"
+            return self.drop("c4_curly_bracket", f"line {line[:80]!r} has '{{'")
         if cfg.policy_lines and any(p in lower for p in POLICY_PHRASES):
             return None
         return raw.rstrip()

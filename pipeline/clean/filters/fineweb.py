@@ -40,16 +40,22 @@ class FineWebFilter(RuleFilter, name="fineweb", english_only=True, config=FineWe
         cfg = self.cfg
         lines = doc.nonblank_lines
         if not lines or not doc.words:
-            return False, "fineweb_line_punct"
+            return self.drop("fineweb_line_punct", "no lines or no words")
         punct = sum(line.rstrip().endswith(TERMINAL_PUNCTUATION) for line in lines) / len(lines)
         if punct < cfg.min_line_punct_ratio:
-            return False, "fineweb_line_punct"
+            measured = f"line punct ratio {punct:.3f} < min_line_punct_ratio"
+            return self.drop("fineweb_line_punct", f"{measured} {cfg.min_line_punct_ratio}")
         short = sum(len(line.strip()) <= cfg.short_line_chars for line in lines) / len(lines)
         if short > cfg.max_short_line_ratio:
-            return False, "fineweb_short_lines"
+            measured = f"short line ratio {short:.3f} > max_short_line_ratio"
+            return self.drop("fineweb_short_lines", f"{measured} {cfg.max_short_line_ratio}")
         dup_chars = duplicated(lines)[1]
-        if dup_chars / max(sum(map(len, lines)), 1) > cfg.max_dup_line_char_ratio:
-            return False, "fineweb_dup_line_chars"
-        if (len(lines) - 1) / len(doc.words) > cfg.max_newline_word_ratio:
-            return False, "fineweb_list_like"
+        dup = dup_chars / max(sum(map(len, lines)), 1)
+        if dup > cfg.max_dup_line_char_ratio:
+            measured = f"dup line char ratio {dup:.3f} > max_dup_line_char_ratio"
+            return self.drop("fineweb_dup_line_chars", f"{measured} {cfg.max_dup_line_char_ratio}")
+        newlines = (len(lines) - 1) / len(doc.words)
+        if newlines > cfg.max_newline_word_ratio:
+            measured = f"newlines per word {newlines:.3f} > max_newline_word_ratio"
+            return self.drop("fineweb_list_like", f"{measured} {cfg.max_newline_word_ratio}")
         return True

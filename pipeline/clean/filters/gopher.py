@@ -92,11 +92,17 @@ class GopherQualityFilter(
         return True
 
     def _size(self, doc: Document) -> str | None:
+        cfg = self.cfg
         count, chars = doc.real_word_stats
-        if not count or not self.cfg.min_words <= count <= self.cfg.max_words:
+        if not count or not cfg.min_words <= count <= cfg.max_words:
+            self.measured = f"words {count} not in [min_words {cfg.min_words}, {cfg.max_words}]"
             return "gopher_word_count"
         mean = chars / count
-        if not self.cfg.min_mean_word_length <= mean <= self.cfg.max_mean_word_length:
+        if not cfg.min_mean_word_length <= mean <= cfg.max_mean_word_length:
+            self.measured = (
+                f"mean word length {mean:.2f} not in [{cfg.min_mean_word_length}, "
+                f"{cfg.max_mean_word_length}]"
+            )
             return "gopher_mean_word_length"
         return None
 
@@ -104,7 +110,12 @@ class GopherQualityFilter(
         n_words = len(doc.words)
         hashes = doc.text.count("#")
         ellipses = sum(doc.text.count(e) for e in ELLIPSES)
-        if max(hashes, ellipses) / n_words > self.cfg.max_symbol_word_ratio:
+        ratio = max(hashes, ellipses) / n_words
+        if ratio > self.cfg.max_symbol_word_ratio:
+            self.measured = (
+                f"symbols per word {ratio:.3f} > max_symbol_word_ratio "
+                f"{self.cfg.max_symbol_word_ratio}"
+            )
             return "gopher_symbol_ratio"
         return None
 
@@ -112,19 +123,29 @@ class GopherQualityFilter(
         lines = [line.strip() for line in doc.nonblank_lines]
         bullets = sum(line.startswith(BULLETS) for line in lines) / len(lines)
         if bullets > self.cfg.max_bullet_lines_ratio:
+            self.measured = f"bullet lines {bullets:.3f} > {self.cfg.max_bullet_lines_ratio}"
             return "gopher_bullet_lines"
         ellipsis_lines = sum(line.endswith(ELLIPSES) for line in lines) / len(lines)
         if ellipsis_lines > self.cfg.max_ellipsis_lines_ratio:
+            limit = self.cfg.max_ellipsis_lines_ratio
+            self.measured = f"ellipsis lines {ellipsis_lines:.3f} > {limit}"
             return "gopher_ellipsis_lines"
         return None
 
     def _alpha(self, doc: Document) -> str | None:
-        if doc.letter_word_count / len(doc.words) < self.cfg.min_alpha_words_ratio:
+        alpha = doc.letter_word_count / len(doc.words)
+        if alpha < self.cfg.min_alpha_words_ratio:
+            self.measured = (
+                f"words with a letter {alpha:.3f} < min_alpha_words_ratio "
+                f"{self.cfg.min_alpha_words_ratio}"
+            )
             return "gopher_alpha_words"
         return None
 
     def _stop_words(self, doc: Document) -> str | None:
-        if len(self.stop_words.intersection(doc.bare_words)) < self.cfg.min_stop_words:
+        found = len(self.stop_words.intersection(doc.bare_words))
+        if found < self.cfg.min_stop_words:
+            self.measured = f"stop words {found} < min_stop_words {self.cfg.min_stop_words}"
             return "gopher_stop_words"
         return None
 
@@ -224,8 +245,11 @@ class GopherRepetitionFilter(
         ):
             count, chars = duplicated(items)
             if count / max(len(items), 1) > max_frac:
+                share = count / max(len(items), 1)
+                self.measured = f"repeated {kind} {count}/{len(items)} = {share:.3f} > {max_frac}"
                 return f"gopher_dup_{kind}"
             if chars / total > max_chars:
+                self.measured = f"chars in repeated {kind} {chars / total:.3f} > {max_chars}"
                 return f"gopher_dup_{kind[:-1]}_chars"
         return None
 
@@ -235,9 +259,13 @@ class GopherRepetitionFilter(
         if not total:
             return None
         for n, max_frac in sorted(self.cfg.max_top_ngram_char_frac.items()):
-            if top_ngram_chars(grams, n) / total > max_frac:
+            share = top_ngram_chars(grams, n) / total
+            if share > max_frac:
+                self.measured = f"chars in the top {n}-gram {share:.3f} > {max_frac}"
                 return f"gopher_top_{n}gram"
         for n, max_frac in sorted(self.cfg.max_dup_ngram_char_frac.items()):
-            if duplicated_ngram_chars(grams, n) / total > max_frac:
+            share = duplicated_ngram_chars(grams, n) / total
+            if share > max_frac:
+                self.measured = f"chars in repeated {n}-grams {share:.3f} > {max_frac}"
                 return f"gopher_dup_{n}gram"
         return None

@@ -26,7 +26,7 @@ class LengthFilter(RuleFilter, name="length", english_only=False, config=LengthC
     def filter(self, doc: Document) -> FilterResult:
         n = len(doc.text)
         if n < self.cfg.min_chars:
-            return False, "too_short"
+            return self.drop("too_short", f"chars {n} < min_chars {self.cfg.min_chars}")
         if n > self.cfg.max_chars:
-            return False, "too_long"
+            return self.drop("too_long", f"chars {n} > max_chars {self.cfg.max_chars}")
         return True

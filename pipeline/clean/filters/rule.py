@@ -30,5 +30,15 @@ class RuleFilter:
     def __init__(self, cfg: Any = None):
         self.cfg = cfg if cfg is not None else self.config()
 
+    measured: str = ""
+    """What the rule measured on the last document it dropped, against its threshold (`words 23 <
+    min_words 50`): the clean stage's examples show it (`pipeline/clean/explain.py`); the ledger
+    does not hold it."""
+
     def filter(self, doc: Document) -> FilterResult:
         raise NotImplementedError
+
+    def drop(self, reason: str, measured: str) -> tuple[bool, str]:
+        """The verdict dropping a document as `reason`, remembering what was `measured`."""
+        self.measured = measured
+        return False, reason

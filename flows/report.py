@@ -87,6 +87,25 @@ def reason_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def histogram_pictures(run_dir: Path, width: int = 40) -> list[tuple[str, list[str]]]:
+    """(title, lines) of every histogram a finished data stage's manifest holds (`histograms`:
+    name -> `edges`, `counts`, optional `cutoff`), drawn as bars: a picture in plain text, for the
+    console and the Prefect artifact alike."""
+    pictures = []
+    for stage in DATA_STAGES:
+        m = read_manifest(RunLayout(run_dir).stage(stage)) or {}
+        for name, h in sorted(m.get("histograms", {}).items()):
+            edges, counts, top = h["edges"], h["counts"], max(h["counts"] or [0]) or 1
+            cutoff = h.get("cutoff")
+            lines = []
+            for lo, hi, n in zip(edges, edges[1:], counts, strict=False):
+                mark = " <- cutoff" if cutoff is not None and lo <= cutoff < hi else ""
+                bar = "#" * round(width * n / top)
+                lines.append(f"{lo:7.3f}-{hi:<7.3f} |{bar:<{width}}| {n:,}{mark}")
+            pictures.append((f"{stage}: {name} (cutoff {cutoff})", lines))
+    return pictures
+
+
 def render_markdown(run_dir: Path) -> str:
     """The funnel as a markdown table, then each stage's drop reasons."""
     rows = stage_rows(run_dir)
@@ -118,6 +137,8 @@ def render_markdown(run_dir: Path) -> str:
             f"| {r['top']} |"
             for r in steps
         ]
+    for title, picture in histogram_pictures(run_dir):
+        lines += ["", f"**{title}**:", "", "```", *picture, "```"]
     if tokens := token_lines(run_dir):
         lines += ["", "**tokenize**:", ""] + [f"- {line}" for line in tokens]
     if model := model_lines(run_dir):
@@ -187,6 +208,10 @@ def print_report(run_dir: Path) -> None:
             counts = (f"{r[k]:,}" for k in ("in", "kept", "dropped", "skipped"))
             funnel.add_row(r["step"], *counts, r["top"])
         console.print(funnel)
+    for title, picture in histogram_pictures(run_dir):
+        console.print(f"  [bold]{title}[/bold]")
+        for line in picture:
+            console.print(f"    {line}", markup=False, highlight=False)
     for line in token_lines(run_dir):
         console.print(f"  [bold]tokenize[/bold] {line}")
     for line in model_lines(run_dir):

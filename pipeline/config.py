@@ -25,6 +25,7 @@ from pipeline.exec.parallel import ParallelConfig
 from pipeline.finetune.config import FinetuneConfig
 from pipeline.ingest.config import IngestConfig
 from pipeline.pretrain.config import PretrainConfig
+from pipeline.quality.config import QualityConfig
 from pipeline.refresh.snapshot import RefreshConfig
 from pipeline.register.config import RegistryConfig
 from pipeline.scaling.config import ScalingConfig
@@ -65,6 +66,8 @@ class PipelineConfig(StrictModel):
     """Deduplication: exact and MinHash LSH near-duplicate removal (the curated corpus)."""
     decontaminate: DecontaminateConfig = Field(default_factory=DecontaminateConfig)
     """Benchmark decontamination (off unless enabled): no evaluation item in the training data."""
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    """Learned quality selection (off unless enabled): documents scored by a reference's model."""
     tokenize: TokenizeConfig = Field(default_factory=TokenizeConfig)
     """Tokenization: a byte-level BPE tokenizer and memory-mappable token shards."""
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)

@@ -95,6 +95,13 @@ STAGES: tuple[Stage, ...] = (
         optional=True,
     ),
     Stage(
+        "quality",
+        "data",
+        "score documents with a model of a reference set (learned or registered), keep the best",
+        corpus=True,
+        optional=True,
+    ),
+    Stage(
         "tokenize",
         "data",
         "train the BPE tokenizer on the curated corpus and write token shards",

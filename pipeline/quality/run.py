@@ -25,22 +25,20 @@ from pipeline.core.shard_io import open_arrow, read_arrow
 from pipeline.core.stage import (
     REJECTED_SCHEMA,
     Plan,
-    Progress,
     RejectedLedger,
     ShardWriter,
     StageResult,
     StageRun,
     UnitLedger,
+    Upstream,
     atomic_path,
-    check_input_schema,
     file_sha256,
     fingerprint,
-    list_shards,
+    shard_stage,
     sum_counts,
     temp_path,
     upstream_fingerprint,
 )
-from pipeline.exec.parallel import ParallelConfig
 from pipeline.quality import reference as ref
 from pipeline.quality.config import QualityConfig
 from pipeline.quality.scorer import QualityModel, train_and_measure
@@ -183,23 +181,10 @@ def plan_quality(cfg: QualityConfig, input_dir: str | Path, output_dir: str | Pa
     return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=source)
 
 
-def run_quality(
-    cfg: QualityConfig,
-    input_dir: str | Path,
-    output_dir: str | Path,
-    progress: Progress | None = None,
-    *,
-    parallel: ParallelConfig | None = None,
-) -> StageResult:
+@shard_stage(plan_quality, ("id", "text"), strings=("text",))
+def run_quality(cfg: QualityConfig, up: Upstream, progress, parallel) -> StageResult:
     """Score the documents of `input_dir` (the stage before it), keep the best in `output_dir`."""
-    in_dir, out_dir = Path(input_dir), Path(output_dir)
-    plan = plan_quality(cfg, in_dir, out_dir)
-    source, run = plan.detail, plan.start()
-    if run.finished_before():
-        return run.skip()
-    shards = list_shards(in_dir)
-    check_input_schema(shards, STAGE, ("id", "text"), strings=("text",))
-    run.prepare()
+    run, shards, out_dir, source = up.run, up.shards, up.run.out_dir, up.plan.detail
     model = prepare_model(cfg, shards, out_dir, source)
     scores = _score_all(run, cfg, shards, out_dir, parallel)
     cutoff = cutoff_for(cfg, np.concatenate([np.load(p) for p in scores] or [np.zeros(0)]))

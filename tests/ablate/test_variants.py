@@ -96,15 +96,18 @@ def test_a_variant_defined_twice_names_it_and_both_lines(tmp_path):
     )
 
 
+def refused(tmp_path, variants: str, message: str) -> None:
+    """A variants file with the text `variants` is refused before any work, saying `message`."""
+    path = write(tmp_path, variants)
+    with pytest.raises(ConfigError, match=message):
+        plan_ablation(DEMO, path, tmp_path / "abl", None)
+
+
 def test_a_key_repeated_inside_a_variant_or_section_is_refused(tmp_path):
-    path = write(tmp_path, "variants:\n  x:\n    dedup.seed: 2\n    dedup.seed: 3\n")
-    with pytest.raises(
-        ConfigError, match=r"key `variants\.x\.dedup\.seed` is repeated, at lines 3"
-    ):
-        plan_ablation(DEMO, path, tmp_path / "abl", None)
-    path = write(tmp_path, "ablate: {seeds: 2}\nvariants: {x: {}}\nablate: {seeds: 3}\n")
-    with pytest.raises(ConfigError, match=r"key `ablate` is repeated, at lines 1 and 3"):
-        plan_ablation(DEMO, path, tmp_path / "abl", None)
+    repeated = "variants:\n  x:\n    dedup.seed: 2\n    dedup.seed: 3\n"
+    refused(tmp_path, repeated, r"key `variants\.x\.dedup\.seed` is repeated, at lines 3")
+    twice = "ablate: {seeds: 2}\nvariants: {x: {}}\nablate: {seeds: 3}\n"
+    refused(tmp_path, twice, r"key `ablate` is repeated, at lines 1 and 3")
 
 
 def test_every_name_the_ablation_writes_in_its_output_directory_is_reserved():
@@ -142,14 +145,10 @@ def test_a_variant_named_report_md_is_refused_before_any_stage_runs(tmp_path, ca
 
 
 def test_a_proxy_value_of_the_wrong_kind_names_its_key(tmp_path):
-    path = write(tmp_path, "proxy: {pretrain.max_steps: true}\nvariants: {x: {}}\n")
-    with pytest.raises(
-        ConfigError, match=r"`pretrain\.max_steps`: expected an integer, not a bool"
-    ):
-        plan_ablation(DEMO, path, tmp_path / "abl", None)
-    path = write(tmp_path, "variants:\n  x: {dedup.seed: '2'}\n")
-    with pytest.raises(ConfigError, match=r"variant `x`: .*`dedup\.seed`: expected an integer"):
-        plan_ablation(DEMO, path, tmp_path / "abl", None)
+    proxy = "proxy: {pretrain.max_steps: true}\nvariants: {x: {}}\n"
+    refused(tmp_path, proxy, r"`pretrain\.max_steps`: expected an integer, not a bool")
+    variant = "variants:\n  x: {dedup.seed: '2'}\n"
+    refused(tmp_path, variant, r"variant `x`: .*`dedup\.seed`: expected an integer")
 
 
 def test_windows_score_every_token_once_after_an_eod():

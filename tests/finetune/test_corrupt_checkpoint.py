@@ -3,14 +3,11 @@ run resumes from the earlier checkpoint (pipeline/pretrain/resume.py)."""
 
 from __future__ import annotations
 
-import pytest
-
-import pipeline.pretrain.run as training_run  # TrainingJob.attach_trainer builds the trainer
 from pipeline.finetune.run import run_finetune
 from pipeline.pretrain.metrics import read_metrics
 from pipeline.pretrain.resume import resume_candidates
 from tests.finetune.runs import fresh_run, tiny_config
-from tests.finetune.test_resume import Crash
+from tests.finetune.test_resume import finetune_crashing_at
 
 # last.ckpt at step 8; the one validation before the crash at 6, so best-step=6.ckpt.
 SHORT = [
@@ -27,15 +24,7 @@ def test_a_zero_byte_last_checkpoint_resumes_from_the_earlier_one(
 ):
     cfg = tiny_config(*SHORT).finetune
     run = fresh_run(pretrained_run, tmp_path / "run")
-    build = training_run.build_trainer
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            training_run,
-            "build_trainer",
-            lambda c, out, callbacks, loggers: build(c, out, [*callbacks, Crash(9)], loggers),
-        )
-        with pytest.raises(RuntimeError, match="simulated crash"):
-            run_finetune(cfg, run)
+    finetune_crashing_at(9, cfg, run, monkeypatch)
     ckpt = run / "finetune" / "checkpoints"
     assert [p.name for p in resume_candidates(ckpt)] == ["last.ckpt", "best-step=6.ckpt"]
     (ckpt / "last.ckpt").write_bytes(b"")

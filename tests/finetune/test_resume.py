@@ -32,21 +32,26 @@ class Crash(L.Callback):
             raise RuntimeError("simulated crash")
 
 
+def finetune_crashing_at(step: int, cfg, run, monkeypatch) -> None:
+    """Fine-tune `run` until the crash after optimizer step `step` (its checkpoints stay)."""
+    build = training_run.build_trainer
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            training_run,
+            "build_trainer",
+            lambda c, out, callbacks, loggers: build(c, out, [*callbacks, Crash(step)], loggers),
+        )
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run_finetune(cfg, run)
+
+
 def test_an_interrupted_run_resumes_to_the_same_weights(pretrained_run, tmp_path, monkeypatch):
     cfg = tiny_config(*SHORT).finetune
     straight = fresh_run(pretrained_run, tmp_path / "straight")
     run_finetune(cfg, straight)
 
     crashed = fresh_run(pretrained_run, tmp_path / "crashed")
-    build = training_run.build_trainer
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            training_run,
-            "build_trainer",
-            lambda c, out, callbacks, loggers: build(c, out, [*callbacks, Crash(11)], loggers),
-        )
-        with pytest.raises(RuntimeError, match="simulated crash"):
-            run_finetune(cfg, crashed)
+    finetune_crashing_at(11, cfg, crashed, monkeypatch)
     assert (crashed / "finetune" / "checkpoints" / "last.ckpt").is_file()
     assert not (crashed / "finetune" / "manifest.json").exists()
 

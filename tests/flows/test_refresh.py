@@ -56,16 +56,20 @@ def texts(stage_dir: Path) -> dict[str, str]:
     return dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
 
 
+def sample_refresh(tmp_path):
+    """(an input directory holding the sample WARC, the refresh root, the demo config on both)."""
+    inputs, root = tmp_path / "inputs", tmp_path / "refresh"
+    inputs.mkdir()
+    shutil.copy(SAMPLE_WARC, inputs)
+    overrides = [f"inputs=[{inputs}/*]", f"refresh.root={root}"]
+    return inputs, root, load_config(REPO / "configs" / "demo.yaml", overrides)
+
+
 @pytest.mark.slow
 def test_each_refresh_adds_a_snapshot_of_only_the_new_inputs(
     tmp_path, prefect_harness, monkeypatch
 ):
-    inputs, root = tmp_path / "inputs", tmp_path / "refresh"
-    inputs.mkdir()
-    shutil.copy(SAMPLE_WARC, inputs)
-    cfg = load_config(
-        REPO / "configs" / "demo.yaml", [f"inputs=[{inputs}/*]", f"refresh.root={root}"]
-    )
+    inputs, root, cfg = sample_refresh(tmp_path)
 
     first = refresh_flow(cfg)
     s1 = Path(first["snapshot"])
@@ -300,12 +304,7 @@ def test_a_refresh_whose_new_input_is_all_duplicates_is_not_a_snapshot(
 ):
     """Issue 33 row 15: new inputs that leave 0 documents do not move `latest`, announce
     nothing, leave no snapshot directory, and count as seen."""
-    inputs, root = tmp_path / "inputs", tmp_path / "refresh"
-    inputs.mkdir()
-    shutil.copy(SAMPLE_WARC, inputs)
-    cfg = load_config(
-        REPO / "configs" / "demo.yaml", [f"inputs=[{inputs}/*]", f"refresh.root={root}"]
-    )
+    inputs, root, cfg = sample_refresh(tmp_path)
     announced = _announced(monkeypatch)
     s1 = Path(refresh_flow(cfg)["snapshot"])
     first_docs = texts(RunLayout(s1).dedup)

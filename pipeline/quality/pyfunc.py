@@ -6,7 +6,10 @@ arrays are its one artifact (`quality_model.npz`, loaded with `allow_pickle=Fals
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow
+import pandas as pd
 
 ARTIFACT = "quality_model"
 TEXT_COLUMN = "text"
@@ -20,7 +23,11 @@ class QualityScorer(mlflow.pyfunc.PythonModel):
 
         self.model = QualityModel.load(context.artifacts[ARTIFACT])
 
-    def predict(self, context, model_input, params=None):  # no hints: MLflow reads them as a schema
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> list[float]:
+        # Hinted as a DataFrame (MLflow hands lists and strings over as one): no "Add type
+        # hints" warning at every log, and no schema that would refuse a column's name.
         if hasattr(model_input, "columns"):
             column = TEXT_COLUMN if TEXT_COLUMN in model_input.columns else model_input.columns[0]
             texts = model_input[column].tolist()

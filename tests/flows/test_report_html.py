@@ -19,6 +19,7 @@ from pipeline.config import load_config
 from pipeline.core.card import CARD, corpus_digest
 from pipeline.core.examples import EXAMPLES, PER_REASON, _rank, read_examples
 from pipeline.core.stage import read_manifest
+from pipeline.stages import CORPUS_STAGES, last_present
 from tests.conftest import REPO, SAMPLE_WARC
 from tests.flows.prefect_api import artifacts
 from tests.helpers import read_shards
@@ -147,17 +148,23 @@ def test_prefect_artifact_lists_the_same_documents(data_run):
         assert shown == [r["url"] for r in want], reason
 
 
+def corpus_manifest(run) -> dict:
+    """The manifest of the run's curated corpus: its last corpus stage that ran (the demo's
+    quality stage, or dedup)."""
+    return read_manifest(run / last_present(CORPUS_STAGES, lambda s: (run / s).is_dir()))
+
+
 def test_card_describes_the_corpus(data_run):
     run = data_run["run"]
     card = (run / CARD).read_text()
-    dedup, tokens = read_manifest(run / "dedup"), read_manifest(run / "tokenize")
-    assert f"fingerprint `{dedup['output_fingerprint']}`" in card
-    assert corpus_digest(run) == dedup["output_fingerprint"]
+    corpus, tokens = corpus_manifest(run), read_manifest(run / "tokenize")
+    assert f"fingerprint `{corpus['output_fingerprint']}`" in card
+    assert corpus_digest(run) == corpus["output_fingerprint"]
     assert str(SAMPLE_WARC) in card  # the source, with its fingerprint
     assert "| clean | 350 | 310 | 40 | gopher_word_count 18," in card
     assert f"train: {tokens['train']['tokens']:,} tokens" in card
     assert tokens["tokenizer"]["fingerprint"] in card
-    assert "- en: 310 documents" in card
+    assert f"- en: {corpus['counts']['documents']} documents" in card
     assert "min_words=50" in card  # the quality settings
     made = artifacts(key="corpus-card", flow_run_id=data_run["flow_run_id"])
     assert made and made[0]["data"] == card
@@ -183,8 +190,10 @@ def test_pretraining_logs_the_corpus_as_its_dataset_input(data_run, tmp_path, mo
     inputs = mlflow.MlflowClient(uri).get_run(m["mlflow"]["run_id"]).inputs.dataset_inputs
     assert len(inputs) == 1
     dataset = inputs[0].dataset
-    assert dataset.digest == read_manifest(run / "dedup")["output_fingerprint"]
+    corpus = corpus_manifest(run)
+    assert dataset.digest == corpus["output_fingerprint"]
     assert dataset.name == "corpus-run" and dataset.source_type == "local"
     profile = json.loads(dataset.profile)  # what the UI's dataset panel shows
-    assert profile["card"] == (run / CARD).read_text() and profile["documents"] == 310
+    assert profile["card"] == (run / CARD).read_text()
+    assert profile["documents"] == corpus["counts"]["documents"]
     assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"

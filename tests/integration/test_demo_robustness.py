@@ -15,7 +15,7 @@ import pytest
 
 from flows.train import TRAINING_STAGES
 from pipeline.config import load_config
-from pipeline.stages import active
+from pipeline.stages import active, corpus_stage
 from tests.conftest import REPO
 from tests.helpers import FAST_DEMO, spawn_lmpipe
 from tests.integration.test_serve import training_pids, wait_for
@@ -24,11 +24,13 @@ from tests.integration.test_serve import training_pids, wait_for
 # The timeout leaves room for parallel test workers.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
+# The lineage tags both runs must share; the corpus's config hash is its last corpus stage's
+# (the demo's quality stage, else dedup).
 LINEAGE = (
     "lmpipe.data.fingerprint",
     "lmpipe.tokenizer.fingerprint",
     "lmpipe.tokens.fingerprint",
-    "lmpipe.config_hash.dedup",
+    f"lmpipe.config_hash.{corpus_stage(load_config(REPO / 'configs' / 'demo.yaml'))}",
     "lmpipe.config_hash.tokenize",
     "lmpipe.config_hash.pretrain",
 )

@@ -23,7 +23,7 @@ from pipeline import __version__
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import damaged_output, fingerprint, read_manifest, write_json_atomic
 from pipeline.io import mirror
-from pipeline.stages import is_active, plan
+from pipeline.stages import is_active, plan, stage
 
 MARKER = ".prefect_cache.json"
 
@@ -31,8 +31,14 @@ MARKER = ".prefect_cache.json"
 def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
     """The Prefect cache key of `stage` run with `config` in `run_dir`: from the stage's plan
     (`pipeline.stages.plan`), the same answer the stage itself gives to "am I done?"."""
+    return planned_key(stage, config, run_dir)[0]
+
+
+def planned_key(stage: str, config: Any, run_dir: str | Path) -> tuple[str, Any]:
+    """`stage_key` and the plan it was computed from (`pipeline.core.stage.Plan`), planned with
+    the arguments the stage's task gives its stage (`pipeline.stages.call_args`)."""
+    p = plan(stage, config, run_dir)
     run = RunLayout(run_dir).run_dir.resolve()  # a bucket's run: its mirror path
-    p = plan(stage, config, run)
     parts = {
         "stage": stage,
         "run_dir": mirror.location(run),
@@ -40,7 +46,7 @@ def stage_key(stage: str, config: Any, run_dir: str | Path) -> str:
         "config": p.config_hash,
         "code": __version__,
     }
-    return f"lmpipe-{stage}-{fingerprint(parts)}"
+    return f"lmpipe-{stage}-{fingerprint(parts)}", p
 
 
 def cache_key_fn(context: Any, parameters: dict[str, Any]) -> str | None:
@@ -81,19 +87,24 @@ def mark_stage(run_dir: str | Path, stage: str, key: str) -> None:
 
 
 def run_stage(stage_task: Any, config: Any, run_dir: str) -> Any:
-    """Call a stage task: from Prefect's cache when the stage directory still holds its output."""
+    """Call a stage task: from Prefect's cache when the stage directory still holds its output.
+
+    A data stage's task gets the plan its cache key was computed from (`planned`), so the stage
+    does not plan again: planning lists and stats every input file (ingest, remote ones too) or
+    checks every upstream file against its manifest. A training stage plans from one manifest
+    and plans again in its own process."""
     from flows.common import raise_if_cancelled
 
     try:
-        key = stage_key(stage_task.name, config, run_dir)
+        key, planned = planned_key(stage_task.name, config, run_dir)
     except Exception:
         # e.g. missing inputs: the task fails with the reason
         return raise_if_cancelled(stage_task(config, run_dir, return_state=True))
     fresh = not stage_on_disk_matches(run_dir, stage_task.name, key)
-    # The key just computed, not `cache_key_fn` again: for ingest that lists and stats every
-    # input file (remote ones too).
+    handed = {"planned": planned} if stage(stage_task.name).kind == "data" else {}
+    # The key just computed, not `cache_key_fn` again (it would plan again).
     state = stage_task.with_options(cache_key_fn=lambda *_: key, refresh_cache=fresh)(
-        config, run_dir, return_state=True
+        config, run_dir, **handed, return_state=True
     )
     result = raise_if_cancelled(state)  # a cancelled flow run stops here, Cancelled
     mark_stage(run_dir, stage_task.name, key)

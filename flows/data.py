@@ -22,6 +22,7 @@ from flows.report import example_rows, reason_rows, render_markdown
 from pipeline.config import PipelineConfig
 from pipeline.core.card import write_card
 from pipeline.core.layout import RunLayout
+from pipeline.core.stage import Plan
 from pipeline.stages import STAGES, TOKENS, Stage, call_args
 
 # Every data stage: retried with backoff on transient I/O errors, cached on its inputs and config.
@@ -60,23 +61,29 @@ def announce_corpus(config: PipelineConfig, snapshot: dict[str, Any] | None = No
     )
 
 
-def _run(stage: str, run_stage_fn: Any, config: PipelineConfig, *args: Any) -> dict[str, Any]:
+def _run(
+    stage: str, run_stage_fn: Any, config: PipelineConfig, *args: Any, planned: Plan | None
+) -> dict[str, Any]:
     """Call a `pipeline.*` stage with a progress artifact on the config's parallel backend (local
-    processes or Ray); log and return its summary."""
-    result = run_stage_fn(*args, progress_reporter(stage), parallel=config.parallel)
+    processes or Ray), from `planned` if given; log and return its summary."""
+    progress = progress_reporter(stage)
+    result = run_stage_fn(*args, progress, parallel=config.parallel, planned=planned)
     get_run_logger().info("%s: %s%s", stage, result.counts, " (cached)" if result.skipped else "")
     return summary(result)
 
 
 def _stage_task(stage: Stage) -> Any:
     """The Prefect task of a data stage: `run_<stage>` on its section of the config, reading the
-    run's inputs (the first stage) or its upstream stage's directory."""
+    run's inputs (the first stage) or its upstream stage's directory; `planned`: the stage's plan
+    if the caller has it (`flows.caching.run_stage`)."""
 
     @task(name=stage.name, description=stage.help, **DATA_TASK)
     @ends_cancelled
-    def stage_task(config: PipelineConfig, run_dir: str) -> dict[str, Any]:
+    def stage_task(
+        config: PipelineConfig, run_dir: str, planned: Plan | None = None
+    ) -> dict[str, Any]:
         args = call_args(stage.name, config, run_dir)
-        return _run(stage.name, stage.runner(), config, *args)
+        return _run(stage.name, stage.runner(), config, *args, planned=planned)
 
     return stage_task
 

@@ -316,13 +316,21 @@ class StageRun:
     # Storage: the run directory may be local or on a bucket (`pipeline/io/mirror.py`); a stage
     # goes through these and `place`/`local_file`, and never asks which it is.
 
-    def map_units(self, fn: Callable[..., Any], items: list[tuple], *args: Any, **kw: Any):
-        """`pipeline.exec.parallel.map_units(fn, items, workers, parallel, threads=...)` for this
-        stage's units. A Ray task on another node gets this run directory's paths in its own
-        scratch copy of the bucket, so `fn` takes the paths it would take locally."""
-        parallel = args[1] if len(args) > 1 else kw.get("parallel")
-        executor = (parallel or ParallelConfig()).executor
-        return map_units(mirror.on_workers(fn, self.out_dir, executor), items, *args, **kw)
+    def map_units(
+        self,
+        fn: Callable[..., Any],
+        items: list[tuple],
+        workers: int,
+        parallel: ParallelConfig | None = None,
+        *,
+        threads: bool = False,
+    ) -> Iterator[tuple[int, Any]]:
+        """`pipeline.exec.parallel.map_units` for this stage's units. A Ray task on another node
+        gets this run directory's paths in its own scratch copy of the bucket, so `fn` takes the
+        paths it would take locally."""
+        parallel = parallel or ParallelConfig()
+        on_workers = mirror.on_workers(fn, self.out_dir, parallel.executor)
+        return map_units(on_workers, items, workers, parallel, threads=threads)
 
     def has_file(self, name: str) -> bool:
         """A file of this stage's directory exists (in the bucket, for a run on one)."""
@@ -402,14 +410,15 @@ def shard_stage(
 ) -> Callable[..., Callable[..., StageResult]]:
     """The opening every stage over an upstream's document shards shares, as a decorator:
     `work(cfg, up: Upstream, progress, parallel)` becomes `run_<stage>(cfg, input_dir,
-    output_dir, progress=None, *, parallel=None)`, which plans, returns at once when the stage
+    output_dir, progress=None, *, parallel=None, planned=None)`, which plans (unless given the
+    plan of these arguments, `planned`), returns at once when the stage
     is done, runs `check(cfg)`, lists the upstream shards and checks their `columns`, prepares
     the stage directory and calls `work`."""
 
     def wrap(work: Callable[..., StageResult]) -> Callable[..., StageResult]:
         @functools.wraps(work)
-        def run_stage(cfg, input_dir, output_dir, progress=None, *, parallel=None):
-            planned = plan(cfg, input_dir, output_dir)
+        def run_stage(cfg, input_dir, output_dir, progress=None, *, parallel=None, planned=None):
+            planned = planned or plan(cfg, input_dir, output_dir)
             run = planned.start()
             run.upstream = Path(input_dir)  # where examples.json finds a dropped document's text
             if run.finished_before():

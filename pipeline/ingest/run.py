@@ -171,11 +171,13 @@ def run_ingest(
     progress: Progress | None = None,
     *,
     parallel: ParallelConfig | None = None,
+    planned: Plan | None = None,
 ) -> StageResult:
     """Read WARC/WET/JSONL/Parquet inputs into document shards in `output_dir` (resumable).
 
-    `parallel`: where the files are read (local worker processes by default, or Ray)."""
-    plan = plan_ingest(cfg, inputs, output_dir)
+    `parallel`: where the files are read (local worker processes by default, or Ray).
+    `planned`: `plan_ingest` of these arguments, if the caller has it (it lists the inputs)."""
+    plan = planned or plan_ingest(cfg, inputs, output_dir)
     out_dir, fps = plan.out_dir, plan.detail
     files = [fp["url"] for fp in fps]
     run = plan.start()

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pipeline.ingest
+import pipeline.ingest.run
 from flows.data import data_flow
 from pipeline.config import load_config
+from pipeline.ingest import plan_ingest
 from tests.conftest import SAMPLE_WARC
 from tests.flows.prefect_api import artifacts, task_states_since
 
 
-def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness):
+def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness, monkeypatch):
     cfg = load_config(None, [f"inputs=[{SAMPLE_WARC}]", f"run_dir={tmp_path}"])
+    plans = []  # every planning of ingest (it lists and stats every input file)
+
+    def counted(*args, **kw):
+        plans.append(args)
+        return plan_ingest(*args, **kw)
+
+    monkeypatch.setattr(pipeline.ingest, "plan_ingest", counted)  # what the table's planner finds
+    monkeypatch.setattr(pipeline.ingest.run, "plan_ingest", counted)  # what run_ingest calls
     state = data_flow(cfg, stages=["ingest"], return_state=True)
     assert state.is_completed()
+    assert len(plans) == 1  # the cache key's plan is the one the stage ran from
     results = state.result()
     assert results["ingest"]["counts"]["documents"] == 350
     made = artifacts(flow_run_id=state.state_details.flow_run_id)
@@ -27,3 +39,4 @@ def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness):
     again = data_flow(cfg, stages=["ingest"], return_state=True)
     assert again.result()["ingest"] == results["ingest"]
     assert task_states_since(t0) == {"ingest": ["Cached"]}  # from Prefect's cache: not run
+    assert len(plans) == 2

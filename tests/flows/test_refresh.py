@@ -428,3 +428,20 @@ def test_the_next_refresh_stops_on_a_changed_snapshot_naming_the_file(tmp_path, 
     why = {"edited": "other bytes", "cut": "10 bytes", "deleted": "missing"}[damage]
     assert str(err.value).startswith(f"{tokenizer} ({why}")
     assert "\n" not in str(err.value)
+
+
+def test_a_changed_reference_of_dedup_stops_the_refresh_other_stages_are_not_read(tmp_path):
+    snap = _snapshot_with_tokenizer(tmp_path, "20260101T000000Z", "/in/a.jsonl")
+    for stage in ("clean", "dedup"):
+        run = StageRun(stage, RunLayout(snap).stage(stage), "inputs", "config")
+        run.prepare()
+        (run.out_dir / "part-0.arrow").write_bytes(b"documents " * 100)
+        run.finish({}, {"documents": 1}, {})
+        (run.out_dir / "part-0.arrow").chmod(0o444)
+    fps = [{"url": "/in/b.jsonl", "size": 1, "stamp": 1.0}]
+    _edit_in_place(RunLayout(snap).stage("clean") / "part-0.arrow")  # not read by a refresh
+    snapshot_config(load_config(None, []), plan_snapshot(tmp_path, fps))
+    shard = RunLayout(snap).dedup / "part-0.arrow"  # a reference of the next dedup
+    _edit_in_place(shard)
+    with pytest.raises(DamagedSnapshotError, match="^" + re.escape(f"{shard} (other bytes")):
+        snapshot_config(load_config(None, []), plan_snapshot(tmp_path, fps))

@@ -317,20 +317,14 @@ class StageRun:
     # goes through these and `place`/`local_file`, and never asks which it is.
 
     def map_units(
-        self,
-        fn: Callable[..., Any],
-        items: list[tuple],
-        workers: int,
-        parallel: ParallelConfig | None = None,
-        *,
-        threads: bool = False,
+        self, fn: Callable[..., Any], items: list[tuple], workers: int, parallel=None, **options
     ) -> Iterator[tuple[int, Any]]:
-        """`pipeline.exec.parallel.map_units` for this stage's units. A Ray task on another node
-        gets this run directory's paths in its own scratch copy of the bucket, so `fn` takes the
-        paths it would take locally."""
+        """`pipeline.exec.parallel.map_units(fn, items, workers, parallel, **options)` for this
+        stage's units. A Ray task on another node gets this run directory's paths in its own
+        scratch copy of the bucket, so `fn` takes the paths it would take locally."""
         parallel = parallel or ParallelConfig()
         on_workers = mirror.on_workers(fn, self.out_dir, parallel.executor)
-        return map_units(on_workers, items, workers, parallel, threads=threads)
+        return map_units(on_workers, items, workers, parallel, **options)
 
     def has_file(self, name: str) -> bool:
         """A file of this stage's directory exists (in the bucket, for a run on one)."""

@@ -32,7 +32,6 @@ from pipeline.core.stage import (
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.decontaminate.evalsets import build_index, eval_files
 from pipeline.decontaminate.ngrams import EvalIndex
-from pipeline.exec.parallel import map_units
 
 STAGE = "decontaminate"
 INDEX = "_work/eval_index.npz"
@@ -96,7 +95,7 @@ def run_decontaminate(cfg: DecontaminateConfig, up: Upstream, progress, parallel
     todo = [s for s in shards if ledger.finished(s.stem) is None]
     work = [(cfg, str(s), str(out_dir), str(out_dir / INDEX)) for s in todo]
     done: Counter[str] = Counter()
-    for _, info in map_units(decontaminate_shard, work, cfg.workers, parallel):
+    for _, info in run.map_units(decontaminate_shard, work, cfg.workers, parallel):
         done.update(documents=info["documents"], rejected=info["rejected"], units=1)
         if progress:
             progress(done["units"], len(todo), dict(done))

@@ -7,15 +7,16 @@ import hashlib
 import json
 from pathlib import Path
 
-from pipeline.clean import run_clean
 from pipeline.config import load_config
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import StageResult
-from pipeline.dedup import run_dedup
 from pipeline.exec.parallel import ParallelConfig
 from pipeline.ingest import run_ingest
+from pipeline.stages import DATA_STAGES, active, call_args, stage
 from pipeline.tokenize import run_tokenize
-from tests.conftest import SAMPLE_WARC
+from tests.conftest import REPO, SAMPLE_WARC
+
+INSTRUCTIONS = REPO / "data" / "sample" / "python-docs-instructions.jsonl"
 
 # Small units, so a kill during clean finds some finished and some not.
 SETS = ["clean.unit_documents=60", "ingest.shard_max_records=100", "tokenize.vocab_size=512"]
@@ -31,16 +32,33 @@ def upload_inputs(s3, copies: int = 2) -> str:
 
 
 def data_stages(
-    inputs: str, run_dir: str, parallel: ParallelConfig | None = None
+    inputs: str, run_dir: str, parallel: ParallelConfig | None = None, sets: list[str] = ()
 ) -> list[StageResult]:
-    """ingest -> clean -> dedup -> tokenize into `run_dir` (a path or a URL), without Prefect."""
-    cfg = load_config(None, [f"inputs=[{json.dumps(inputs)}]", *SETS])
-    run = RunLayout(run_dir)
+    """Every data stage `sets` switch on (ingest -> clean -> dedup -> tokenize by default) into
+    `run_dir` (a path or a URL), without Prefect, as the data flow calls them."""
+    cfg = load_config(None, [f"inputs=[{json.dumps(inputs)}]", *SETS, *sets])
     return [
-        run_ingest(cfg.ingest, cfg.inputs, run.ingest, parallel=parallel),
-        run_clean(cfg.clean, run.ingest, run.clean, parallel=parallel),
-        run_dedup(cfg.dedup, run.clean, run.dedup, parallel=parallel),
-        run_tokenize(cfg.tokenize, run.dedup, run.tokenize, parallel=parallel),
+        stage(name).runner()(*call_args(name, cfg, run_dir), parallel=parallel)
+        for name in active(cfg)
+        if name in DATA_STAGES
+    ]
+
+
+def optional_stage_sets(tmp_path: Path) -> list[str]:
+    """`--set`s that switch on the optional corpus stages too: decontaminate against five of the
+    bundled instruction set's records (answers taken from the sample's pages: some pages are
+    contaminated), the learned quality stage (that instruction set its reference, keeping 90%)."""
+    eval_set = tmp_path / "eval-set.jsonl"
+    with INSTRUCTIONS.open() as fh:
+        records = [r for r in map(json.loads, fh) if "instruction" in r][:5]
+    items = [{"question": r["instruction"], "answer": r["output"]} for r in records]
+    eval_set.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return [
+        "decontaminate.enabled=true",
+        f"decontaminate.eval_sets=[{json.dumps(str(eval_set))}]",
+        "quality.enabled=true",
+        f"quality.reference=[{json.dumps(str(INSTRUCTIONS))}]",
+        "quality.keep_fraction=0.9",  # the sample's pages are good: drop the lowest tenth
     ]
 
 

@@ -20,7 +20,13 @@ import pytest
 from pipeline.exec.parallel import ParallelConfig
 from pipeline.io import mirror
 from tests.integration.servers import free_port
-from tests.storage.helpers import bucket_digest, data_stages, local_digest, upload_inputs
+from tests.storage.helpers import (
+    bucket_digest,
+    data_stages,
+    local_digest,
+    optional_stage_sets,
+    upload_inputs,
+)
 
 RAY = Path(sys.executable).with_name("ray")
 NODE_ARGS = [
@@ -133,10 +139,12 @@ def _files(directory: Path) -> list[Path]:
 def test_data_stages_on_two_ray_nodes_sharing_only_the_bucket(s3, ray_nodes, tmp_path, monkeypatch):
     inputs = upload_inputs(s3)
     run_url = f"s3://{s3.bucket()}/runs/r1"
-    data_stages(inputs, str(tmp_path / "local"))  # the local process pool
+    every = optional_stage_sets(tmp_path)  # decontaminate and quality too
+    data_stages(inputs, str(tmp_path / "local"), sets=every)  # the local process pool
     monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "driver"))
     parallel = ParallelConfig(executor="ray", ray_address=ray_nodes.address)
-    results = data_stages(inputs, run_url, parallel)
+    results = data_stages(inputs, run_url, parallel, sets=every)
+    assert len(results) == 6  # ingest, clean, dedup, decontaminate, quality, tokenize
 
     assert bucket_digest(s3, run_url) == local_digest(tmp_path / "local")
     assert results[-1].counts["tokens"] > 0

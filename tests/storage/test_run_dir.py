@@ -25,10 +25,11 @@ from tests.storage.helpers import (
     data_stages,
     keys,
     local_digest,
+    optional_stage_sets,
     upload_inputs,
 )
 
-STAGES = ("ingest", "clean", "dedup", "tokenize")
+STAGES = ("ingest", "clean", "dedup", "decontaminate", "quality", "tokenize")
 
 
 @pytest.mark.slow
@@ -36,10 +37,17 @@ def test_data_stages_on_a_bucket_write_what_a_local_run_writes(s3, tmp_path, mon
     monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "scratch"))
     inputs = upload_inputs(s3)
     run_url = f"s3://{s3.bucket()}/runs/r1"
-    data_stages(inputs, str(tmp_path / "local"))
-    results = data_stages(inputs, run_url)
+    every = optional_stage_sets(tmp_path)  # decontaminate and quality too
+    data_stages(inputs, str(tmp_path / "local"), sets=every)
+    results = data_stages(inputs, run_url, sets=every)
 
     assert bucket_digest(s3, run_url) == local_digest(tmp_path / "local")
+    assert [r.stage for r in results] == list(STAGES)
+    reasons = {
+        r.stage: read_manifest(RunLayout(run_url).stage(r.stage))["reasons"] for r in results
+    }
+    assert reasons["decontaminate"].get("contaminated", 0) > 0  # the stages did their work
+    assert reasons["quality"].get("low_quality", 0) > 0
     names = keys(s3, run_url)
     for stage in STAGES:
         assert f"{stage}/manifest.json" in names
@@ -51,7 +59,7 @@ def test_data_stages_on_a_bucket_write_what_a_local_run_writes(s3, tmp_path, mon
 
     # Another machine (an empty mirror) finds every stage finished, from the bucket alone.
     monkeypatch.setenv(mirror.SCRATCH_ENV, str(tmp_path / "elsewhere"))
-    again = data_stages(inputs, run_url)
+    again = data_stages(inputs, run_url, sets=every)
     assert all(r.skipped for r in again)
     assert [r.counts for r in again] == [r.counts for r in results]
     assert read_manifest(RunLayout(run_url).dedup)["shards"]

@@ -78,7 +78,8 @@ class EvalIndex:
                 return self.names[int(self.items[n][pos[at]])], " ".join(ws[at : at + n])
         return None
 
-    def save(self, path: str) -> None:
+    def save(self, path) -> None:
+        """To a path or an open binary file."""
         arrays = {f"h{n}": h for n, h in self.hashes.items()}
         arrays |= {f"i{n}": i for n, i in self.items.items()}
         np.savez(path, names=np.array(self.names, dtype=str), **arrays)  # no pickled objects

@@ -3,11 +3,13 @@
 One unit per input shard: its documents without evaluation n-grams go to `<stem>-NNNNN.arrow`
 (every column unchanged), the others to `rejected/` as `contaminated`, naming the evaluation set,
 the item and the words that matched. The n-gram index of the evaluation sets is built once per
-run (`_work/eval_index.npz`) and read by each worker.
+run (`_work/eval_index.npz`, removed when the stage finishes) and read by each worker (on a bucket:
+uploaded, and fetched by a worker on another node).
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -23,8 +25,10 @@ from pipeline.core.stage import (
     UnitLedger,
     Upstream,
     aborting,
+    atomic_path,
     file_sha256,
     fingerprint,
+    local_file,
     shard_stage,
     sum_counts,
     upstream_fingerprint,
@@ -37,15 +41,22 @@ STAGE = "decontaminate"
 INDEX = "_work/eval_index.npz"
 
 
-@lru_cache(maxsize=2)
 def _index(path: str) -> EvalIndex:
+    """The index at `path`, loaded once per worker process and file version (a Ray worker
+    outlives a run: a later run's index at the same path is another file)."""
+    st = os.stat(path)
+    return _load_index(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=2)
+def _load_index(path: str, mtime_ns: int, size: int) -> EvalIndex:
     return EvalIndex.load(path)
 
 
 def decontaminate_shard(cfg: DecontaminateConfig, shard: str, out_dir: str, index: str) -> dict:
     """Write the kept rows and the rejected ledger of one input shard; returns its counts."""
-    eval_index, unit = _index(index), Path(shard).stem
-    table = read_arrow(shard)
+    eval_index, unit = _index(str(local_file(index))), Path(shard).stem  # from a bucket: fetched
+    table = read_arrow(local_file(shard))  # on a bucket: fetched to this node
     docs = ShardWriter(Path(out_dir), unit, table.schema, compression=cfg.compression)
     rejected = RejectedLedger(Path(out_dir), unit, STAGE)
     with aborting(docs, rejected):
@@ -90,7 +101,8 @@ def run_decontaminate(cfg: DecontaminateConfig, up: Upstream, progress, parallel
     files, sets = up.plan.detail
     index, n_items = build_index(cfg, files)
     (out_dir / INDEX).parent.mkdir(exist_ok=True)
-    index.save(str(out_dir / INDEX))
+    with atomic_path(out_dir / INDEX) as tmp, open(tmp, "wb") as fh:  # on a bucket: uploaded
+        index.save(fh)
     ledger = UnitLedger(out_dir)
     todo = [s for s in shards if ledger.finished(s.stem) is None]
     work = [(cfg, str(s), str(out_dir), str(out_dir / INDEX)) for s in todo]
@@ -100,6 +112,7 @@ def run_decontaminate(cfg: DecontaminateConfig, up: Upstream, progress, parallel
         if progress:
             progress(done["units"], len(todo), dict(done))
     infos = [ledger.finished(s.stem) for s in shards]
+    run.remove(Path(INDEX).parent.name)  # the bucket's copy too
     return _finish(run, cfg, infos, sets, n_items, index)
 
 

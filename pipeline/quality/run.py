@@ -2,7 +2,9 @@
 
 The model is trained once per run from `quality.reference` against a seeded sample of the run's
 own documents (DCLM) and registered in MLflow, or it is the one `quality.model` names. Then two
-passes over the input shards: each shard's scores (`_work/scores/<stem>.npy`), then, with the
+passes over the input shards: each shard's scores (`_work/scores/<stem>.npy`, kept until the stage
+finishes so a resumed run scores only what is missing; on a bucket uploaded, so a unit may run on
+any node), then, with the
 cutoff known (`threshold`, or the score that keeps `keep_fraction` of all documents), each
 shard's kept rows (`<stem>-NNNNN.arrow`, every column plus `quality_score`) and its rejected
 rows (`low_quality`, with the score). The manifest holds the score histogram.
@@ -34,9 +36,9 @@ from pipeline.core.stage import (
     atomic_path,
     file_sha256,
     fingerprint,
+    local_file,
     shard_stage,
     sum_counts,
-    temp_path,
     upstream_fingerprint,
 )
 from pipeline.quality import reference as ref
@@ -45,31 +47,38 @@ from pipeline.quality.scorer import QualityModel, train_and_measure
 
 STAGE = "quality"
 MODEL_FILE = "quality_model.npz"
-SCORES = "_work/scores"
+WORK = "_work"
+SCORES = f"{WORK}/scores"
 SCORE = "quality_score"
 REJECTED = REJECTED_SCHEMA.append(pa.field(SCORE, pa.float64()))
 
 
-@lru_cache(maxsize=2)
 def _model(path: str) -> QualityModel:
+    """The model at `path`, loaded once per worker process and file version (a Ray worker
+    outlives a run: a later run's model at the same path is another file)."""
+    st = os.stat(path)
+    return _load_model(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=2)
+def _load_model(path: str, mtime_ns: int, size: int) -> QualityModel:
     return QualityModel.load(path)
 
 
 def score_shard(shard: str, model: str, out: str) -> int:
-    """Save the scores of one input shard's documents (`_work/scores/<stem>.npy`)."""
-    texts = read_arrow(shard, columns=["text"]).column("text").to_pylist()
-    scores = _model(model).score([t or "" for t in texts])
-    tmp = temp_path(Path(out))  # a local cache, never uploaded to a run's bucket (`_work/`)
-    with open(tmp, "wb") as fh:
+    """Save the scores of one input shard's documents (`_work/scores/<stem>.npy`). On a bucket
+    the model comes from it and the scores go to it: the unit may run on another node."""
+    texts = read_arrow(local_file(shard), columns=["text"]).column("text").to_pylist()
+    scores = _model(str(local_file(model))).score([t or "" for t in texts])
+    with atomic_path(Path(out)) as tmp, open(tmp, "wb") as fh:
         np.save(fh, scores)
-    os.replace(tmp, out)
     return len(texts)
 
 
 def select_shard(cfg: QualityConfig, shard: str, out_dir: str, scores: str, cutoff: float) -> dict:
     """Write one input shard's kept rows (with their score) and its rejected rows."""
-    unit, table = Path(shard).stem, read_arrow(shard)
-    values = np.load(scores, allow_pickle=False)
+    unit, table = Path(shard).stem, read_arrow(local_file(shard))
+    values = np.load(local_file(scores), allow_pickle=False)
     schema = table.schema.append(pa.field(SCORE, pa.float64()))
     docs = ShardWriter(Path(out_dir), unit, schema, compression=cfg.compression)
     rejected = RejectedLedger(Path(out_dir), unit, STAGE, schema=REJECTED)
@@ -131,7 +140,7 @@ def prepare_model(cfg: QualityConfig, shards: list[Path], out_dir: Path, source:
         if cfg.model.startswith("models:/"):
             from pipeline.quality.tracking import download
 
-            found = download(source["model"], out_dir / "_work" / "download", cfg.tracking_uri)
+            found = download(source["model"], out_dir / WORK / "download", cfg.tracking_uri)
         else:
             found = Path(cfg.model)
         model = QualityModel.load(found)
@@ -187,7 +196,9 @@ def run_quality(cfg: QualityConfig, up: Upstream, progress, parallel) -> StageRe
     run, shards, out_dir, source = up.run, up.shards, up.run.out_dir, up.plan.detail
     model = prepare_model(cfg, shards, out_dir, source)
     scores = _score_all(run, cfg, shards, out_dir, parallel)
-    cutoff = cutoff_for(cfg, np.concatenate([np.load(p) for p in scores] or [np.zeros(0)]))
+    cutoff = cutoff_for(
+        cfg, np.concatenate([np.load(local_file(p)) for p in scores] or [np.zeros(0)])
+    )
     ledger = UnitLedger(out_dir)
     todo = [(s, p) for s, p in zip(shards, scores, strict=True) if ledger.finished(s.stem) is None]
     work = [(cfg, str(s), str(out_dir), str(p), cutoff) for s, p in todo]
@@ -197,7 +208,8 @@ def run_quality(cfg: QualityConfig, up: Upstream, progress, parallel) -> StageRe
         if progress:
             progress(done["units"], len(todo), dict(done))
     infos = [ledger.finished(s.stem) for s in shards]
-    all_scores = np.concatenate([np.load(p) for p in scores] or [np.zeros(0)])
+    all_scores = np.concatenate([np.load(local_file(p)) for p in scores] or [np.zeros(0)])
+    run.remove(WORK)  # the scores (the bucket's copies too)
     return _finish(run, cfg, infos, model, histogram(cfg, all_scores, cutoff))
 
 
@@ -206,7 +218,12 @@ def _score_all(run: StageRun, cfg, shards: list[Path], out_dir: Path, parallel) 
     paths = [out_dir / SCORES / f"{s.stem}.npy" for s in shards]
     (out_dir / SCORES).mkdir(parents=True, exist_ok=True)
     model = str(out_dir / MODEL_FILE)
-    work = [(str(s), model, str(p)) for s, p in zip(shards, paths, strict=True) if not p.is_file()]
+    scored = [run.has_file(f"{SCORES}/{p.name}") for p in paths]  # on a bucket: in it
+    work = [
+        (str(s), model, str(p))
+        for s, p, done in zip(shards, paths, scored, strict=True)
+        if not done
+    ]
     for _ in run.map_units(score_shard, work, cfg.workers, parallel):
         pass
     return paths

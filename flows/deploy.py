@@ -152,11 +152,16 @@ class NoCancellationHooks(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.WARNING and str(record.msg).startswith(self.PREFIX):
             error = record.exc_info[1] if record.exc_info else None
+            # The run's id is the message's argument (prefect's HookRunner), or already in the
+            # message (Runner's own older method formats it in).
+            args = record.args if isinstance(record.args, tuple) else ()
+            run = repr(args[0]) if args else "of this log"
             record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = "flow run %r: no on_cancellation hooks to run (lmpipe's flows have none)"
-            record.msg += f"; the runner could not load the flow to check: {error!r}"
-            record.args = record.args[:1] if isinstance(record.args, tuple) else record.args
-            record.exc_info, record.exc_text = None, None
+            record.msg = (
+                f"flow run {run}: no on_cancellation hooks to run (lmpipe's flows have none);"
+                f" the runner could not load the flow to check: {error!r}"
+            )
+            record.args, record.exc_info, record.exc_text = (), None, None
         return True
 
 

@@ -14,7 +14,7 @@ from prefect.runner._hook_runner import HookRunner
 from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 from prefect.states import Cancelling
 
-from flows.deploy import quiet_hook_lookup
+from flows.deploy import NoCancellationHooks, quiet_hook_lookup
 from flows.end_to_end import pipeline_flow
 from flows.refresh import refresh_flow
 from flows.train import training_flow
@@ -70,8 +70,20 @@ def test_a_failed_hook_lookup_is_one_info_line_with_its_reason(flow_run_lines):
         f"flow run {run.id!r}: no on_cancellation hooks to run (lmpipe's flows have none); the"
         " runner could not load the flow to check: FileNotFoundError('flows/train.py')"
     )
-    logging.getLogger("prefect.flow_runs").warning("another warning")
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.warning("another warning")
     assert flow_run_lines[-1].levelno == logging.WARNING  # only that line changes
+    # The Runner's own method logs the line with the id formatted in, and no arguments.
+    try:
+        raise ValueError("Flow run does not have an associated deployment")
+    except ValueError:
+        logger.warning(f"{NoCancellationHooks.PREFIX} for flow run {run.id!r}.", exc_info=True)
+    assert flow_run_lines[-1].levelno == logging.INFO
+    assert flow_run_lines[-1].getMessage() == (
+        "flow run of this log: no on_cancellation hooks to run (lmpipe's flows have none); the"
+        " runner could not load the flow to check:"
+        " ValueError('Flow run does not have an associated deployment')"
+    )
 
 
 def test_the_served_flows_have_no_cancellation_hooks():

@@ -19,6 +19,7 @@ from flows.common import (
 )
 from flows.params import DATA_STAGES, DataStage, documented
 from flows.report import example_rows, reason_rows, render_markdown
+from flows.report_html import publish_html
 from pipeline.config import PipelineConfig
 from pipeline.core.card import write_card
 from pipeline.core.layout import RunLayout
@@ -106,6 +107,7 @@ def data_flow(
     Unchanged stages complete from cache.
     """
     results = build_corpus(config, stages)
+    publish_html(config.run_dir)  # the whole report as one page, linked from this run
     if TOKENS in results:
         announce_corpus(config)
     return results

@@ -17,7 +17,9 @@ work pools in infra/ (`prefect deploy`).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from prefect import serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
@@ -132,6 +134,45 @@ def deploy_prefect_yaml(path: str | Path) -> list[str]:
     return ids
 
 
+class NoCancellationHooks(logging.Filter):
+    """Turns the runner's "Runner failed to retrieve flow to execute on_cancellation hooks"
+    WARNING (with its traceback) into one INFO line that keeps the reason.
+
+    After a cancel, prefect 3.8.8's runner looks for the flow's `on_cancellation` hooks: a served
+    deployment's flow is not kept in the runner (only `Runner.add_flow` keeps it), so it loads
+    the flow again from the deployment's entrypoint, and logs that WARNING in the run's log if
+    the load fails. lmpipe's flows have no such hooks (tests/flows/test_deploy_logging.py checks
+    it): the cancel itself (process group killed, tasks Cancelled) does not depend on the load,
+    and nothing is lost if it fails. It did not fail when tried here (a UI cancel during training,
+    `tests/integration/test_serve.py`), so the line stays, as INFO, with the error that made it.
+    """
+
+    PREFIX = "Runner failed to retrieve flow to execute on_cancellation hooks"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith(self.PREFIX):
+            error = record.exc_info[1] if record.exc_info else None
+            # The run's id is the message's argument (prefect's HookRunner), or already in the
+            # message (Runner's own older method formats it in).
+            args = record.args if isinstance(record.args, tuple) else ()
+            run = repr(args[0]) if args else "of this log"
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = (
+                f"flow run {run}: no on_cancellation hooks to run (lmpipe's flows have none);"
+                f" the runner could not load the flow to check: {error!r}"
+            )
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+def quiet_hook_lookup(logger: Any = None) -> None:
+    """Install `NoCancellationHooks` on the logger the runner logs a flow run's lines with."""
+    logger = logger or logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, NoCancellationHooks) for f in logger.filters):
+        logger.addFilter(NoCancellationHooks())
+
+
 def serve_deployments(config: PipelineConfig, limit: int | None = None) -> None:
     """Register the deployments and execute their runs until interrupted."""
+    quiet_hook_lookup()
     serve(*build_deployments(config), limit=limit)

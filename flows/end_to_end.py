@@ -15,6 +15,7 @@ from flows.params import (
     documented,
     wanted_stages,
 )
+from flows.report_html import publish_html
 from flows.train import training_flow
 from pipeline.config import PipelineConfig
 from pipeline.stages import is_active
@@ -44,4 +45,5 @@ def pipeline_flow(
     train_stages = [s for s in TRAINING_STAGES if s in wanted]
     if train_stages:
         results.update(training_flow(config, stages=train_stages))
+    publish_html(config.run_dir, write=False)  # the page the last subflow wrote, linked here too
     return results

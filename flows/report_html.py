@@ -239,6 +239,38 @@ def render_html(run_dir: Path) -> str:
     )
 
 
+REPORT_HTML = "report.html"
+"""The page the flows write into the run directory and link from their Prefect run."""
+REPORT_ARTIFACT = "run-report"
+
+
+def publish_html(run_dir: Path, write: bool = True) -> str:
+    """Write the page as `<run_dir>/report.html` (atomically; in a run on a bucket, uploaded) and
+    link it from the current Prefect flow run as the `run-report` link artifact (Prefect 3's
+    artifacts are markdown, tables, links, progress and images, none a whole page: the parts are
+    artifacts of their own). Returns the link: a `file://` URI, or the object's URL on a bucket.
+    `write=False` only links the page a subflow wrote (the end-to-end flow).
+    """
+    from prefect.artifacts import create_link_artifact
+
+    from pipeline.core.stage import atomic_path
+
+    run = RunLayout(run_dir)
+    path = Path(run.run_dir) / REPORT_HTML
+    if write:
+        with atomic_path(path) as tmp:
+            tmp.write_text(render_html(run.run_dir), encoding="utf-8")
+    where = f"{run.location().rstrip('/')}/{REPORT_HTML}"
+    link = where if "://" in where else path.resolve().as_uri()
+    create_link_artifact(
+        link,
+        link_text=f"lmpipe report of {run.location()}",
+        key=REPORT_ARTIFACT,
+        description="the whole report as one page: funnel, examples, histograms, loss, scores",
+    )
+    return link
+
+
 def write_html(run_dir: Path, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

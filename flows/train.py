@@ -16,6 +16,7 @@ from flows.caching import cache_key_fn, run_stages
 from flows.common import ends_cancelled, holds_run_dir, progress_reporter, summary
 from flows.params import TRAINING_STAGES, TrainingStage, documented, wanted_stages
 from flows.register import mlflow_run_link, register_task
+from flows.report_html import publish_html
 from pipeline.config import PipelineConfig
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest
@@ -132,4 +133,6 @@ def training_flow(
     Unchanged stages complete from cache.
     """
     tasks = (pretrain_task, finetune_task, evaluate_task, register_task)
-    return run_stages(tasks, config, stages, TRAINING_STAGES)
+    results = run_stages(tasks, config, stages, TRAINING_STAGES)
+    publish_html(config.run_dir)  # the report page again, now with the loss and the scores
+    return results

@@ -56,11 +56,11 @@ class _Explainer(DocumentCleaner):
             raise Dropped(drop.reason, getattr(rule, "measured", "") or drop.detail) from None
 
 
-def _records(ingest_dir: Path, ids: set[str]) -> dict[str, tuple[bytes, str | None]]:
+def _records(shards: list[Path], ids: set[str]) -> dict[str, tuple[bytes, str | None]]:
     """id -> (raw bytes, content type) of the ingested rows with these ids."""
     found: dict[str, tuple[bytes, str | None]] = {}
     wanted = pa.array(sorted(ids), pa.string())
-    for path in sorted(Path(ingest_dir).glob("*.arrow")):
+    for path in shards:
         try:
             table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
         except (OSError, pa.ArrowException):
@@ -74,11 +74,12 @@ def _records(ingest_dir: Path, ids: set[str]) -> dict[str, tuple[bytes, str | No
     return found
 
 
-def explain_examples(cfg: CleanConfig, ingest_dir: Path, examples: dict[str, Any]) -> None:
-    """Add `measured` to the dropped examples of `examples` (clean's `examples.json`)."""
+def explain_examples(cfg: CleanConfig, shards: list[Path], examples: dict[str, Any]) -> None:
+    """Add `measured` to the dropped examples of `examples` (clean's `examples.json`); `shards`
+    are the ingest shards the stage read (on local disk, also for a run on a bucket)."""
     rules = {r: items for r, items in examples.get("rejected", {}).items() if r not in NOT_RULES}
     shown = [ex for items in rules.values() for ex in items]
-    records = _records(ingest_dir, {ex["id"] for ex in shown if ex.get("id")})
+    records = _records(shards, {ex["id"] for ex in shown if ex.get("id")})
     if not records:
         return
     cleaner = _Explainer(cfg)

@@ -313,7 +313,7 @@ def _check_languages(cfg: CleanConfig) -> None:
 def run_clean(cfg: CleanConfig, up: Upstream, progress: Progress | None, parallel) -> StageResult:
     """Clean the document shards of `input_dir` (an ingest stage) into `output_dir`."""
     run, shards, out_dir = up.run, up.shards, up.run.out_dir
-    run.explain = functools.partial(explain_examples, cfg, up.in_dir)  # what the rules measured
+    run.explain = functools.partial(explain_examples, cfg, up.shards)  # what the rules measured
     total = (read_manifest(up.in_dir) or {}).get("counts", {}).get("documents", 0)
     parallel, tally = parallel or ParallelConfig(), _Tally(total, progress)
     try:

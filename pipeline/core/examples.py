@@ -87,14 +87,28 @@ def _example(row: dict[str, Any], text: str | None) -> dict[str, Any]:
     return ex
 
 
+Files = Callable[[Path], list[Path]]
+"""The `*.arrow` files directly in a directory, readable on local disk, in name order."""
+
+
+def local_arrow_files(directory: Path) -> list[Path]:
+    return sorted(Path(directory).glob("*.arrow"))
+
+
 def build_examples(
-    stage_dir: Path, upstream: Path | None = None, per_reason: int = PER_REASON
+    stage_dir: Path,
+    upstream: Path | None = None,
+    per_reason: int = PER_REASON,
+    files: Files = local_arrow_files,
 ) -> dict[str, Any]:
-    """`{"per_reason": n, "rejected": {reason: [example, ...]}, "kept": [example, ...]}`."""
+    """`{"per_reason": n, "rejected": {reason: [example, ...]}, "kept": [example, ...]}`.
+
+    `files` lists a directory's shards: the stage skeleton passes one that fetches them from a
+    bucket for a run directory on one (`pipeline.core.stage.arrow_files`)."""
     stage_dir = Path(stage_dir)
     chosen: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
     order = 0
-    rejected = sorted((stage_dir / "rejected").glob("*.arrow"))
+    rejected = files(stage_dir / "rejected")
     for _, table in _tables(rejected, ["id", "url", "reason", "detail", "duplicate_of"]):
         for row in table.to_pylist():
             pick = chosen.setdefault(row.get("reason") or "", [])
@@ -105,7 +119,7 @@ def build_examples(
                 del pick[per_reason:]
     picked = {r: [row for *_, row in sorted(rows, key=lambda x: x[:2])[:per_reason]]
               for r, rows in sorted(chosen.items())}  # fmt: skip
-    upstream_shards = sorted(Path(upstream).glob("*.arrow")) if upstream else []
+    upstream_shards = files(Path(upstream)) if upstream else []
     want = {row["id"] for rows in picked.values() for row in rows if row.get("id")}
     texts = _texts(upstream_shards, want)
     out_rejected = {
@@ -115,13 +129,12 @@ def build_examples(
     return {
         "per_reason": per_reason,
         "rejected": out_rejected,
-        "kept": _kept(stage_dir, per_reason),
+        "kept": _kept(files(stage_dir), per_reason),
     }
 
 
-def _kept(stage_dir: Path, per_reason: int) -> list[dict[str, Any]]:
-    """The kept sample: the output documents whose ids hash smallest."""
-    shards = sorted(stage_dir.glob("*.arrow"))
+def _kept(shards: list[Path], per_reason: int) -> list[dict[str, Any]]:
+    """The kept sample: the output documents (of `shards`) whose ids hash smallest."""
     ranked: list[tuple[str, str, str]] = []
     for _, table in _tables(shards, ["id", "url"]):
         if "id" not in table.column_names:
@@ -140,16 +153,17 @@ def write_examples(
     stage_dir: Path,
     upstream: Path | None = None,
     explain: Callable[[dict[str, Any]], None] | None = None,
+    files: Files = local_arrow_files,
 ) -> None:
-    """`examples.json` of a stage directory (atomically), with what `explain` adds (the rules'
-    measurements); a sample that cannot be built is reported on stderr and left out: it never
-    fails the stage."""
+    """`examples.json` of a stage directory (atomically: on a bucket, one PUT), with what
+    `explain` adds (the rules' measurements); a sample that cannot be built is reported on stderr
+    and left out: it never fails the stage."""
     import sys
 
     from pipeline.core.stage import write_json_atomic
 
     try:
-        examples = build_examples(stage_dir, upstream)
+        examples = build_examples(stage_dir, upstream, files=files)
         if explain is not None:
             explain(examples)
     except (OSError, pa.ArrowException, ValueError) as exc:

@@ -172,6 +172,22 @@ def local_file(path: str | os.PathLike) -> Path:
     return mirror.fetch(path)
 
 
+def arrow_files(directory: Path) -> list[Path]:
+    """The `*.arrow` files directly in a directory of a run, in name order, readable on local
+    disk: on a bucket, the objects listed there, each fetched unless the mirror holds its current
+    version (workers and other nodes write shards this process never saw)."""
+    if mirror.remote_url(directory):
+        return [
+            local_file(Path(directory) / name) for name in mirror.list_names(directory, ".arrow")
+        ]
+    return sorted(Path(directory).glob("*.arrow"))
+
+
+def _local_copy(path: Path) -> bool:
+    """A training process's pulled copy of a bucket's run (partial: nothing to sample from)."""
+    return mirror.is_mirrored(path) and mirror.remote_url(path) is None
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -340,8 +356,10 @@ class StageRun:
     ) -> StageResult:
         """Write the manifest (the last file a stage writes: it marks the stage done), with the
         size and sha256 of every file the stage wrote (`pipeline/core/integrity.py`)."""
-        if self.stage in DATA_STAGES and not mirror.is_mirrored(self.out_dir):
-            write_examples(self.out_dir, self.upstream, self.explain)  # before `files` records it
+        if self.stage in DATA_STAGES and not _local_copy(self.out_dir):
+            # Before `files` records it; on a bucket the shards are fetched (the mirror may lack
+            # those worker processes or other nodes wrote) and the file is uploaded.
+            write_examples(self.out_dir, self.upstream, self.explain, files=arrow_files)
         files, mtimes = file_records(self.out_dir)  # on a bucket: its objects' sizes and ETags
         write_manifest(
             self.out_dir,

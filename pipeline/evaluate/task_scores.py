@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline.evaluate.quiet import library_bars_off
 from pipeline.evaluate.tasks import LOCAL_TASKS
 
 
@@ -74,16 +75,17 @@ def task_scores(
     go_offline()
     from lm_eval import simple_evaluate
 
-    out = simple_evaluate(
-        model=lm,
-        tasks=list(tasks),
-        task_manager=task_manager(task_dir, tasks),
-        limit=limit,
-        bootstrap_iters=bootstrap_iters,
-        log_samples=False,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
-    )
+    with library_bars_off():  # lm-eval's and datasets' bars, also on a terminal (issue 32)
+        out = simple_evaluate(
+            model=lm,
+            tasks=list(tasks),
+            task_manager=task_manager(task_dir, tasks),
+            limit=limit,
+            bootstrap_iters=bootstrap_iters,
+            log_samples=False,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
     return flat_metrics(out["results"])

@@ -30,8 +30,13 @@ def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness, monkeypatc
     assert results["ingest"]["counts"]["documents"] == 350
     made = artifacts(flow_run_id=state.state_details.flow_run_id)
     assert {"markdown", "progress"} <= {a["type"] for a in made}
-    report = next(a for a in made if a["type"] == "markdown")
+    report = next(a for a in made if a["key"] == "data-report")
     assert "| ingest | 721 | 350 | 10 |" in report["data"]
+    # The whole report as one page in the run directory, linked from the flow run.
+    (link,) = [a for a in made if a["key"] == "run-report"]
+    page = tmp_path / "report.html"
+    assert link["data"] == f"[lmpipe report of {tmp_path}]({page.as_uri()})"
+    assert "<tr><td>ingest</td><td class='n'>721</td><td class='n'>350</td>" in page.read_text()
     progress = next(a for a in made if a["type"] == "progress")
     assert progress["data"] == 100.0
 

@@ -14,7 +14,12 @@ from pipeline.core.stage import read_manifest
 from pipeline.pretrain.config import training_config_hash
 from pipeline.stages import DATA_STAGES, active
 from tests.conftest import REPO
-from tests.flows.prefect_api import latest_artifact, log_messages_since, task_states_since
+from tests.flows.prefect_api import (
+    artifacts,
+    latest_artifact,
+    log_messages_since,
+    task_states_since,
+)
 from tests.helpers import FAST_DEMO
 
 # Slow: the whole demo pipeline, several times (minutes).
@@ -84,6 +89,12 @@ def test_artifacts_carry_the_numbers(e2e):
     progress = latest_artifact("pretrain-progress")  # keyed, finished, rounded
     assert progress["type"] == "progress" and progress["data"] == 100.0
     assert "loss" in progress["description"] and "e+" not in progress["description"]
+    # The whole page, rewritten by the training subflow, linked from the end-to-end run itself.
+    page = e2e["work"] / "run" / "report.html"
+    (link,) = artifacts(key="run-report", flow_run_id=e2e["first"].state_details.flow_run_id)
+    assert link["data"] == f"[lmpipe report of {page.parent}]({page.as_uri()})"
+    html = page.read_text()
+    assert "id='loss'" in html and "id='scores'" in html and "id='examples'" in html
 
 
 def test_demo_corpus_has_a_card_and_is_the_training_runs_dataset_input(e2e):

@@ -101,8 +101,12 @@ def test_html_report_in_chromium_shows_the_ledgers_documents(data_run, tmp_path)
     if chromium is None:
         pytest.skip("no chromium on PATH: `apt-get install -y chromium` (.ci/run installs it)")
     run = data_run["run"]
-    page_file = write_html(run, tmp_path / "report.html")
-    assert "<script" not in page_file.read_text()
+    assert "<script" not in write_html(run, tmp_path / "report.html").read_text()  # the CLI's
+    # The page the flow wrote, opened through the link its Prefect run shows (`run-report`).
+    (made,) = artifacts(key="run-report", flow_run_id=data_run["flow_run_id"])
+    page_file = run / "report.html"
+    assert made["data"] == f"[lmpipe report of {run}]({page_file.as_uri()})"
+    link = made["data"].rsplit("(", 1)[1].rstrip(")")
     rejected = ledger(run / "clean")
     reason = max(rejected, key=lambda r: len(rejected[r]))  # gopher_word_count on the sample
     with sync_playwright() as p:
@@ -113,7 +117,7 @@ def test_html_report_in_chromium_shows_the_ledgers_documents(data_run, tmp_path)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             fetched: list[str] = []  # self-contained: nothing loaded from elsewhere
             page.on("request", lambda r: fetched.append(r.url))
-            page.goto(page_file.as_uri())
+            page.goto(link)
             assert page.title().startswith("lmpipe report")
             assert page.locator("#funnel + svg").is_visible()  # the funnel chart rendered
             assert page.locator("svg").count() >= 3  # funnel, length and score histograms

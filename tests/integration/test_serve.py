@@ -258,6 +258,10 @@ def test_serve_runs_ui_started_runs_triggers_with_their_parameters_and_cancels(s
         )
         errors = api(f"{url}/logs/filter", {"logs": {**of_run, "level": {"ge_": 40}}})
         assert not errors, [entry["message"] for entry in errors]
+        # The runner finds the flow for its on_cancellation hooks (no "Runner failed to retrieve
+        # flow to execute on_cancellation hooks" WARNING).
+        warnings = api(f"{url}/logs/filter", {"logs": {**of_run, "level": {"ge_": 30}}})
+        assert not [e for e in warnings if "hooks" in e["message"]], warnings
         # The serve console (every run's output, the end-to-end's training and evaluation too)
         # has no progress-bar redraws, no Lightning tips or device summary (issue 32).
         console = server.log.read_text(errors="replace")

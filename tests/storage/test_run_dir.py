@@ -11,9 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from html import escape
 
 import pytest
 
+from flows.cli import main as cli_main
+from pipeline.core.examples import read_examples
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest
 from pipeline.io import mirror
@@ -63,6 +66,29 @@ def test_data_stages_on_a_bucket_write_what_a_local_run_writes(s3, tmp_path, mon
     assert all(r.skipped for r in again)
     assert [r.counts for r in again] == [r.counts for r in results]
     assert read_manifest(RunLayout(run_url).dedup)["shards"]
+    _examples_like_a_local_run(run_url, tmp_path / "local")
+
+    # `lmpipe report RUN --html` from that empty mirror: the examples come from the bucket.
+    page = tmp_path / "report.html"
+    assert cli_main(["report", run_url, "--html", str(page)]) == 0
+    html = page.read_text()
+    for reason, items in read_examples(RunLayout(run_url).clean)["rejected"].items():
+        assert f"data-reason='{escape(reason, quote=True)}'" in html
+        for item in items:
+            assert escape(item["url"], quote=True) in html, (reason, item["url"])
+
+
+def _examples_like_a_local_run(run_url: str, local) -> None:
+    """Every data stage on the bucket wrote `examples.json`, recorded in its manifest's `files`,
+    with the sample the local run chose (issue 32); clean's drops carry what the rule measured."""
+    for stage in STAGES:
+        on_bucket, here = RunLayout(run_url).stage(stage), RunLayout(local).stage(stage)
+        assert "examples.json" in read_manifest(on_bucket)["files"], stage
+        assert read_examples(on_bucket) == read_examples(here), stage
+    clean = read_examples(RunLayout(run_url).clean)
+    assert clean["kept"] and all(e["preview"] for e in clean["kept"])
+    assert len(clean["rejected"]) >= 2
+    assert any(e.get("measured") for items in clean["rejected"].values() for e in items)
 
 
 def _lmpipe_data(inputs: str, run_url: str, scratch, log):

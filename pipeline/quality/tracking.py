@@ -84,10 +84,20 @@ def _register(client, model_file: Path, name: str, alias: str, tags: dict[str, s
                     code_paths=[str(code)],
                     artifacts={ARTIFACT: str(model_file)},
                     pip_requirements=_requirements(),
+                    signature=_signature(),  # texts in (any column name, or a list), scores out
+                    input_example=["A page of text to score."],
                 )
         mv = mlflow.register_model(info.model_uri, name, tags=tags)
     client.set_registered_model_alias(name, alias, mv.version)
     return {"name": name, "version": int(mv.version), "uri": f"models:/{name}@{alias}"}
+
+
+def _signature():
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    # One unnamed string column: a list of texts, or a DataFrame whose first column is the text.
+    return ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("double")]))
 
 
 def _sizes(info: dict[str, Any]) -> dict[str, Any]:

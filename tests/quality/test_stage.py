@@ -112,12 +112,29 @@ def test_the_registered_model_scores_the_same_in_a_fresh_process(mixed, register
         "m = mlflow.pyfunc.load_model('models:/test-quality@current')\n"
         "texts = json.load(open(sys.argv[1]))\n"
         "print(json.dumps(list(m.predict(pd.DataFrame({'text': texts})))))\n"
+        "print(json.dumps(list(m.predict(texts))))\n"  # a plain list, as REST `inputs` is
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "texts.json")], env=env,
                          capture_output=True, text=True, check=True)  # fmt: skip
-    scores = json.loads(out.stdout.strip().splitlines()[-1])
-    assert scores == pytest.approx(kept["quality_score"].to_pylist(), abs=1e-9)
+    by_frame, by_list = map(json.loads, out.stdout.strip().splitlines()[-2:])
+    assert by_frame == pytest.approx(kept["quality_score"].to_pylist(), abs=1e-9)
+    assert by_list == by_frame
+    assert "warning" not in out.stderr.lower()
+
+
+def test_registering_the_model_prints_no_warning(registered, tmp_path, capfd):
+    from pipeline.quality.tracking import TAG, register
+
+    result, _ = registered
+    model = result.output_dir / "quality_model.npz"
+    tags = {TAG + "model_sha256": "0" * 64}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    found = register(model, "quiet-quality", "current", tags, uri)
+    assert found["version"] == 1
+    out, err = capfd.readouterr()
+    # e.g. MLflow's "Failed to infer model signature" without an explicit signature
+    assert "warning" not in (out + err).lower(), out + err
 
 
 def test_a_later_run_applies_the_registered_model_by_its_uri(mixed, registered, tmp_path):

@@ -74,6 +74,10 @@ def eval_files(patterns: list[str]) -> list[Path]:
         found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not found or not all(Path(f).is_file() for f in found):
             missing = next((f for f in found if not Path(f).is_file()), pattern)
+            if Path(missing).is_dir():
+                raise EvalSetError(
+                    f"ablate.eval_set: {missing} is a directory: name its files (or a glob)"
+                )
             raise EvalSetError(f"ablate.eval_set: file not found: {missing}")
         files += [Path(f) for f in found]
     return files

@@ -135,7 +135,7 @@ def ablation_results(
         "parameters": first.get("counts", {}).get("parameters", 0),
         "eval_documents": len(runs[BASE][0]["ids"]),
         "eval_bytes": int(sum(runs[BASE][0]["bytes"])),
-        "eval_set": runs[BASE][0]["eval_set"],
+        "eval_set": eval_set(configs[BASE])[1],
         "mlflow_parent_run_id": parent,
         "variants": {
             n: {
@@ -169,6 +169,6 @@ def log_to_mlflow(parent: str, results: dict[str, Any], artifacts: list[Path]) -
             if key in row["score"]:
                 metrics[f"{name}.{key}"] = row["score"][key]
     about = results["eval_set"]
-    client.set_tag(parent, "lmpipe.ablate.eval_set", ", ".join(about["files"]))
+    client.set_tag(parent, "lmpipe.ablate.eval_set", ", ".join(about["files"])[:5000])
     client.set_tag(parent, "lmpipe.ablate.eval_fingerprint", about["fingerprint"])
     log_fit(parent, metrics, artifacts)

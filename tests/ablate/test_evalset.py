@@ -53,6 +53,8 @@ def test_a_missing_eval_file_is_refused_naming_it(tmp_path):
         str(tmp_path / "*.parquet"),
         f"ablate.eval_set: file not found: {tmp_path}/*.parquet",
     )
+    directory = f"ablate.eval_set: {tmp_path} is a directory: name its files (or a glob)"
+    refused(tmp_path, str(tmp_path), directory)
 
 
 def test_an_eval_record_without_text_is_refused_naming_file_and_line(tmp_path):

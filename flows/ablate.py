@@ -23,6 +23,7 @@ from pipeline.ablate.report import render_markdown, write_results
 from pipeline.ablate.run import (
     ablation_results,
     log_to_mlflow,
+    not_decontaminated,
     pretrain_dir,
     score_proxy,
     seed_config,
@@ -71,9 +72,11 @@ def pretrain_task(cfg: PipelineConfig, name: str, seed: int, parent: str) -> dic
 
 
 @task(name="ablate-score", task_run_name="score-{name}-seed{seed}")
-def score_task(cfg: PipelineConfig, base_dir: str, name: str, seed: int, tokenizer: str) -> str:
+def score_task(
+    cfg: PipelineConfig, base: PipelineConfig, name: str, seed: int, tokenizer: str
+) -> str:
     """Score one proxy model on the eval set (reused while model and eval set are unchanged)."""
-    path = score_proxy(cfg, base_dir, seed, tokenizer)
+    path = score_proxy(cfg, base, seed, tokenizer)
     get_run_logger().info("%s seed %d scores: %s", name, seed, path)
     return str(path)
 
@@ -102,6 +105,14 @@ def report_task(
 ) -> dict[str, Any]:
     """Compare, write `report.md`/`ablation.png`/`ablation.json`, publish and log them."""
     results = ablation_results(base, configs, scores, parent)
+    for name, row in results["variants"].items():
+        if row["data"].get("eval_in_corpus"):
+            get_run_logger().warning(
+                "%s: %d eval document(s) of ablate.eval_set are in its corpus (same id or text):"
+                " it is scored on text it trained on",
+                name,
+                row["data"]["eval_in_corpus"],
+            )
     paths = write_results(Path(output), results)
     create_markdown_artifact(
         render_markdown(results), key="ablation-report", description="data-recipe ablation"
@@ -133,6 +144,13 @@ def ablate_flow(
     base, plan, configs = plan_ablation(config_path, variants_path, output, overrides)
     Path(output).mkdir(parents=True, exist_ok=True)
     with run_lock(output, "flow ablate_flow"):
+        for name, files in not_decontaminated(configs).items():
+            get_run_logger().warning(
+                "%s runs decontaminate without the eval set %s in decontaminate.eval_sets:"
+                " near-copies of eval documents may stay in its training data",
+                name,
+                files,
+            )
         parent = parent_run_task(base, output, list(configs))
         data = {n: variant_data(cfg, base, Path(output)) for n, cfg in configs.items()}
         tokenizer = str(RunLayout(configs[BASE].run_dir).tokenize / "tokenizer.json")
@@ -140,7 +158,7 @@ def ablate_flow(
         for name, cfg in configs.items():
             for seed in range(base.ablate.seeds):
                 pretrain_task(cfg, name, seed, parent)
-                path = score_task(cfg, configs[BASE].run_dir, name, seed, tokenizer)
+                path = score_task(cfg, configs[BASE], name, seed, tokenizer)
                 scores.setdefault(name, []).append(path)
         report = report_task(base, output, configs, scores, parent)
     return {"data": data, "report": report}

@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest, write_json_atomic
 from pipeline.pretrain.metrics import read_metrics
+from pipeline.stages import CORPUS_STAGES, TOKENS, StageName, corpus_stage, is_active
 
 RESULTS_FILE = "ablation.json"
 REPORT_FILE = "report.md"
@@ -22,38 +23,60 @@ def is_ablation(directory: Path) -> bool:
     return (Path(directory) / RESULTS_FILE).is_file()
 
 
-def data_counts(run_dir: Path, trained_tokens: int) -> dict[str, Any]:
-    """Documents and tokens a variant kept, and how often its train split is repeated."""
-    run = RunLayout(run_dir)
-    ingest, clean, dedup, tok = (
-        read_manifest(d) or {} for d in (run.ingest, run.clean, run.dedup, run.tokenize)
-    )
-    train_tokens = tok.get("counts", {}).get("train_tokens", 0)
+def data_counts(cfg: Any, trained_tokens: int) -> dict[str, Any]:
+    """Documents and tokens a variant (its config `cfg`) kept, and how often its train split is
+    repeated. `documents` is its curated corpus (the last corpus stage it runs); `stages` the
+    documents after each corpus stage it runs."""
+    run = RunLayout(cfg.run_dir)
+
+    def counts(stage: str) -> dict[str, Any]:
+        return (read_manifest(run.stage(stage)) or {}).get("counts", {})
+
+    stages = {s: counts(s).get("documents", 0) for s in CORPUS_STAGES if is_active(s, cfg)}
+    train_tokens = counts(TOKENS).get("train_tokens", 0)
     return {
-        "ingested": ingest.get("counts", {}).get("documents", 0),
-        "clean_documents": clean.get("counts", {}).get("documents", 0),
-        "clean_reasons": clean.get("reasons", {}),
-        "documents": dedup.get("counts", {}).get("documents", 0),
+        "ingested": stages[StageName.INGEST],
+        "clean_documents": stages[StageName.CLEAN],
+        "clean_reasons": (read_manifest(run.clean) or {}).get("reasons", {}),
+        "stages": stages,
+        "documents": stages[corpus_stage(cfg)],
         "train_tokens": train_tokens,
         "trained_tokens": trained_tokens,
         "epochs": trained_tokens / train_tokens if train_tokens else float("inf"),
     }
 
 
+def eval_set_line(results: dict[str, Any]) -> str:
+    """What the eval set is: the user's files, or the base corpus's held-out slice."""
+    about = results.get("eval_set", {"source": "base", "fingerprint": "?"})
+    size = f"{results['eval_documents']} documents, {results['eval_bytes']:,} bytes"
+    if about["source"] == "files":
+        files = ", ".join(f"`{f}`" for f in about["files"])
+        return (
+            f"Eval set: {files} ({size}; fingerprint {about['fingerprint']}), the same documents"
+            " for every variant; `eval docs in corpus` counts those whose id or text is in the"
+            " variant's corpus (0 expected)."
+        )
+    return (
+        f"Eval set: {size} held out of the base corpus (fingerprint {about['fingerprint']}),"
+        " in no variant's training data."
+    )
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The comparison table, then how to read it."""
     conf = round(100 * results["confidence"])
+    leaks = all("eval_in_corpus" in r["data"] for r in results["variants"].values())
     lines = [
         f"# Data-recipe ablation: `{results['output']}`",
         "",
         f"Proxy model: {results['parameters']:,} parameters, {results['trained_tokens']:,} "
-        f"training tokens per run, {results['seeds']} seed(s) per variant. Eval set: "
-        f"{results['eval_documents']} held-out base documents ({results['eval_bytes']:,} bytes),"
-        " in no variant's training data; one tokenizer (the base's) for all.",
+        f"training tokens per run, {results['seeds']} seed(s) per variant; one tokenizer (the"
+        " base's) for all. " + eval_set_line(results),
         "",
         f"| variant | docs kept | train tokens | epochs | bpb | diff vs base [{conf}% CI] | "
-        "verdict |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "verdict |" + (" eval docs in corpus |" if leaks else ""),
+        "|---|---:|---:|---:|---:|---|---|" + ("---:|" if leaks else ""),
     ]
     for name, row in results["variants"].items():
         data, score = row["data"], row["score"]
@@ -65,6 +88,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {data['documents']:,} | {data['train_tokens']:,} | "
             f"{data['epochs']:.2f} | {score['bpb']:.4f} | {diff} | {score.get('verdict', 'base')} |"
+            + (f" {data['eval_in_corpus']} |" if leaks else "")
         )
     repeated = [n for n, r in results["variants"].items() if r["data"]["epochs"] > 1.0]
     lines += [
@@ -88,22 +112,32 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _stage_counts(data: dict[str, Any]) -> dict[str, int]:
+    """Documents after each corpus stage a variant ran (an `ablation.json` written before the
+    per-stage counts has ingest, clean and dedup only)."""
+    if "stages" in data:
+        return data["stages"]
+    old = (data["ingested"], data["clean_documents"], data["documents"])
+    return dict(zip((StageName.INGEST, StageName.CLEAN, StageName.DEDUP), old, strict=True))
+
+
 def funnel_lines(results: dict[str, Any]) -> list[str]:
-    """Per variant: documents after ingest, clean and dedup, and clean's main drop reasons."""
+    """Per variant: documents after each corpus stage that any variant runs (`—` where it does
+    not run), and clean's main drop reasons."""
+    rows = [_stage_counts(r["data"]) for r in results["variants"].values()]
+    stages = [s for s in CORPUS_STAGES if any(s in counts for counts in rows)]
+    heads = ["ingested", *(f"after {s}" for s in stages[1:])]
     lines = [
         "## Funnel",
         "",
-        "| variant | ingested | after clean | after dedup | main clean drops |",
-        "|---|---:|---:|---:|---|",
+        f"| variant | {' | '.join(heads)} | main clean drops |",
+        "|---|" + "---:|" * len(stages) + "---|",
     ]
-    for name, row in results["variants"].items():
-        d = row["data"]
-        top = sorted(d.get("clean_reasons", {}).items(), key=lambda kv: -kv[1])[:3]
+    for (name, row), counts in zip(results["variants"].items(), rows, strict=True):
+        top = sorted(row["data"].get("clean_reasons", {}).items(), key=lambda kv: -kv[1])[:3]
         drops = ", ".join(f"{reason} {n}" for reason, n in top) or "—"
-        lines.append(
-            f"| {name} | {d['ingested']:,} | {d['clean_documents']:,} | {d['documents']:,} | "
-            f"{drops} |"
-        )
+        cells = [f"{counts[s]:,}" if s in counts else "—" for s in stages]
+        lines.append(f"| {name} | {' | '.join(cells)} | {drops} |")
     return lines
 
 

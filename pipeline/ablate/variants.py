@@ -1,18 +1,20 @@
 """The variants file of an ablation and each variant's pipeline config.
 
 A variants file names variants, each a mapping of dotted data-stage keys to values (the same
-keys as `--set`), plus optional `ablate:` settings and `proxy:` overrides of `pretrain.*` that
-apply to every variant:
+keys as `--set`), plus optional `ablate:` settings, `proxy:` overrides of `pretrain.*` and
+`base:` overrides of data-stage keys, all three applied to every variant:
 
     ablate: {seeds: 2}
     proxy: {pretrain.max_steps: 200}
+    base: {quality.enabled: false}
     variants:
       no_dedup: {dedup.enabled: false}
       with_spam: {extra_inputs: [spam/*.jsonl]}
 
-The base (the config itself) is the variant `base`; no variant may take a name the ablation
-writes beside the variants (`RESERVED`), nor be defined twice (a repeated key). Only data-stage
-keys may differ between variants (`inputs`, `extra_inputs`, `ingest.*`, `clean.*`, `dedup.*`):
+The base (the config with `base:` applied) is the variant `base`; no variant may take a name the
+ablation writes beside the variants (`RESERVED`), nor be defined twice (a repeated key). Only
+data-stage keys may differ between variants (`inputs`, `extra_inputs`, and the sections of the
+stages that make the corpus: `ingest.*`, `clean.*`, `dedup.*`, `decontaminate.*`, `quality.*`):
 the tokenizer, the eval split and the proxy model are fixed so that scores compare.
 """
 
@@ -44,11 +46,15 @@ RESERVED = {
     PARENT_FILE: "the record of the MLflow parent run",  # flows/ablate.py: parent_run_task
     LOCK_FILE: "the ablation's run lock",  # flows/ablate.py: run_lock(output)
 }
-DATA_PREFIXES = ("ingest.", "clean.", "dedup.")
 INPUT_KEYS = ("inputs", "extra_inputs")
 # Config sections that decide each data stage a variant may share with the base, in stage order:
 # those that make the corpus (the tokenizer is the base's in every variant).
 STAGE_SECTIONS = {s.name: s.config_sections for s in STAGES if s.corpus}
+# The dotted keys a variant may change: those of the corpus stages' sections.
+DATA_PREFIXES = tuple(
+    f"{section}." for sections in STAGE_SECTIONS.values() for section in sections
+    if section not in INPUT_KEYS
+)  # fmt: skip
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOKENIZER = "tokenizer.json"
 
@@ -66,6 +72,8 @@ class AblationPlan:
     """The base first, then the file's variants in file order."""
     ablate: dict[str, Any]
     proxy: dict[str, Any]
+    base: dict[str, Any] = field(default_factory=dict)
+    """Data-stage overrides of the config that make the base (and so every variant)."""
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -79,9 +87,10 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 def _check_key(path: str, name: str, key: str) -> None:
     if key in INPUT_KEYS or key.startswith(DATA_PREFIXES):
         return
+    allowed = ", ".join([*INPUT_KEYS, *(f"{p}*" for p in DATA_PREFIXES)])
     raise ConfigError(
         f"{path}: variant `{name}`: key `{key}` is not a data-stage key (a variant may change"
-        " only inputs, extra_inputs, ingest.*, clean.*, dedup.*; training is fixed for all)"
+        f" only {allowed}; training is fixed for all)"
     )
 
 
@@ -104,7 +113,8 @@ def load_variants(path: str | Path) -> AblationPlan:
     if not path.is_file():
         raise ConfigError(f"variants file not found: {path}")
     data = load_yaml(path.read_text(), f"variants file {path}") or {}
-    unknown = set(data) - {"variants", "ablate", "proxy"} if isinstance(data, dict) else {"<root>"}
+    keys = {"variants", "ablate", "proxy", BASE}
+    unknown = set(data) - keys if isinstance(data, dict) else {"<root>"}
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}")
     variants = [Variant(BASE)]
@@ -121,13 +131,22 @@ def load_variants(path: str | Path) -> AblationPlan:
     for key in proxy:
         if not key.startswith("pretrain."):
             raise ConfigError(f"{path}: `proxy` key `{key}` is not a `pretrain.*` key")
-    return AblationPlan(variants, _mapping(data.get("ablate"), f"{path}: `ablate`"), proxy)
+    base = _mapping(data.get(BASE), f"{path}: `{BASE}`")
+    for key in base:
+        if key == "extra_inputs" or not (key == "inputs" or key.startswith(DATA_PREFIXES)):
+            raise ConfigError(
+                f"{path}: `{BASE}` key `{key}` is not a data-stage key of the config (`base:`"
+                f" may set inputs, {', '.join(f'{p}*' for p in DATA_PREFIXES)})"
+            )
+    ablate = _mapping(data.get("ablate"), f"{path}: `ablate`")
+    return AblationPlan(variants, ablate, proxy, base)
 
 
 def settings_overrides(plan: AblationPlan) -> list[str]:
-    """The file's `ablate:` and `proxy:` sections as `--set` assignments on the base config."""
+    """The file's `ablate:`, `proxy:` and `base:` sections as `--set` assignments on the
+    config (the base of every variant)."""
     ablate = {f"ablate.{k}": v for k, v in plan.ablate.items()}
-    return [f"{k}={json.dumps(v)}" for k, v in (ablate | plan.proxy).items()]
+    return [f"{k}={json.dumps(v)}" for k, v in (ablate | plan.proxy | plan.base).items()]
 
 
 def variant_config(
@@ -202,11 +221,19 @@ def link_shared(run_dir: Path, base_dir: Path, stages: list[str]) -> None:
 def plan_ablation(
     config_path: str | None, variants_path: str, output: str | Path, overrides: list[str] | None
 ) -> tuple[PipelineConfig, AblationPlan, dict[str, PipelineConfig]]:
-    """The base config (with the file's `ablate:`/`proxy:` settings, then `overrides`) and every
-    variant's config by name; every error (a bad key, a bad value) comes before any work."""
+    """The base config (with the file's `ablate:`/`proxy:`/`base:` settings, then `overrides`)
+    and every variant's config by name; every error (a bad key, a bad value, an eval file that
+    cannot be read) comes before any work."""
+    from pipeline.ablate.evalset import EvalSetError, file_documents
     from pipeline.config import load_config
 
     plan = load_variants(variants_path)
     base = load_config(config_path, settings_overrides(plan) + list(overrides or []))
+    a = base.ablate
+    if a.eval_set:  # the user's eval files are read now: a bad one fails before any work
+        try:
+            file_documents(a.eval_set, a.eval_text_field, a.eval_max_documents)
+        except EvalSetError as err:
+            raise ConfigError(str(err)) from None
     configs = {v.name: variant_config(base, v, output, str(variants_path)) for v in plan.variants}
     return base, plan, configs

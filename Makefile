@@ -14,14 +14,24 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
 setup: $(VENV)/.installed
 
+SHELL := /bin/bash
+# A pip config that lists local index directories (`extra-index-url = file:///opt/pypi/simple`,
+# as on the machines this project is built on) makes pip warn once per package the directory
+# lacks ("WARNING: Location 'file:///...' is ignored: it is neither a file nor a directory"):
+# hundreds of lines that say nothing about the install. Only those lines are dropped; every
+# other line and pip's exit status (pipefail) pass through.
+PIP_LOCATIONS_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
 # Installs exactly the versions in requirements.lock (with their sha256), then lmpipe itself without
 # resolving anything: a fresh machine gets the environment CI tested. torch is the CPU build
 # (2.13.0+cpu, from this machine's wheel directory): an unpinned torch would pull a multi-GB CUDA build.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q pip==26.3
-	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	set -o pipefail; $(PY) -m pip install -q pip==26.3 $(PIP_LOCATIONS_QUIET)
+	set -o pipefail; $(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock \
+		$(PIP_LOCATIONS_QUIET)
+	set -o pipefail; $(PY) -m pip install -q --no-deps --no-build-isolation -e . \
+		$(PIP_LOCATIONS_QUIET)
 	$(PY) -m pip check
 	touch $@
 

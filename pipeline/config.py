@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pipeline.ablate.config import AblateConfig
 from pipeline.clean.config import CleanConfig
@@ -82,6 +82,12 @@ class PipelineConfig(StrictModel):
     """Scaling-law sweeps (`lmpipe scaling`): a ladder of model sizes and the power-law fits."""
     ablate: AblateConfig = Field(default_factory=AblateConfig)
     """Data-recipe ablations (`lmpipe ablate`): seeds, the held-out eval split, the bootstrap."""
+
+    @model_validator(mode="after")
+    def _project_evals(self) -> PipelineConfig:
+        # decontaminate keeps the fine-tuning set's held-out items out of the corpus.
+        self.decontaminate.with_held_out(self.finetune.data, self.finetune.val_fraction)
+        return self
 
 
 class ConfigError(ValueError):

@@ -163,7 +163,7 @@ def index_peak(cfg, eval_file: Path, out: Path) -> int:
 
     (out / "_work").mkdir(exist_ok=True)  # the stage removed it
     tracemalloc.start()
-    path, _, _ = _build_index(cfg, [eval_file], None, out)
+    path, _, _ = _build_index(cfg, [eval_file], None, ([], "text"), out)
     _load_index.__wrapped__(path, 0, 0, path.endswith("bloom.npz"))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

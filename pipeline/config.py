@@ -85,8 +85,10 @@ class PipelineConfig(StrictModel):
 
     @model_validator(mode="after")
     def _project_evals(self) -> PipelineConfig:
-        # decontaminate keeps the fine-tuning set's held-out items out of the corpus.
+        # decontaminate keeps the project's evaluation items out of the corpus: the fine-tuning
+        # set's held-out split and the ablation's eval documents.
         self.decontaminate.with_held_out(self.finetune.data, self.finetune.val_fraction)
+        self.decontaminate.with_ablate_sets(self.ablate.eval_set, self.ablate.eval_text_field)
         return self
 
 

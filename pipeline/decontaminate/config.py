@@ -36,7 +36,8 @@ class DecontaminateConfig(StrictModel):
     lm-eval task directory with local data files). Every item must stay out of the corpus."""
     include_project_evals: bool = True
     """Also keep the project's own evaluation data out: the held-out questions and answers of
-    the fine-tuning set (`finetune.data`'s `val` split, what evaluate's `mc` task asks)."""
+    the fine-tuning set (`finetune.data`'s `val` split, what evaluate's `mc` task asks) and the
+    ablation's eval documents (`ablate.eval_set`, its `eval_text_field`)."""
     text_fields: list[str] = Field(default_factory=lambda: list(DEFAULT_TEXT_FIELDS))
     """Fields of an item whose text counts (strings, or lists of strings such as `choices`)."""
     ngram: int = Field(13, ge=3, le=64)
@@ -57,11 +58,22 @@ class DecontaminateConfig(StrictModel):
     # (`PipelineConfig` sets it): not a setting of this section, so not in its config hash; the
     # stage's plan fingerprints the file's bytes and the fraction instead.
     _held_out: tuple[str, float] | None = PrivateAttr(None)
+    _ablate_sets: tuple[list[str], str] = PrivateAttr(([], "text"))
 
     def with_held_out(self, data: str, val_fraction: float) -> DecontaminateConfig:
         """This section reading the held-out split of `data` (the `finetune` section's)."""
         self._held_out = (data, val_fraction)
         return self
+
+    def with_ablate_sets(self, paths: list[str], text_field: str) -> DecontaminateConfig:
+        """This section reading the ablation's eval documents (the `ablate` section's)."""
+        self._ablate_sets = (list(paths), text_field)
+        return self
+
+    @property
+    def ablate_sets(self) -> tuple[list[str], str]:
+        """(`ablate.eval_set` paths or globs, their text field), if included."""
+        return self._ablate_sets if self.include_project_evals else ([], "text")
 
     @property
     def held_out(self) -> tuple[str, float] | None:

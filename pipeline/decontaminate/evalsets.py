@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ from pipeline.finetune.launch import resolve_data_path
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
 HELD_OUT = "finetune held-out"  # how a rejected row names an item of the fine-tuning val split
+ABLATE = "ablate eval_set"  # ... and a document of the ablation's eval set
 
 
 def eval_files(cfg: DecontaminateConfig) -> list[Path]:
@@ -80,6 +82,27 @@ def held_out_file(cfg: DecontaminateConfig) -> tuple[Path, float] | None:
         ) from None
 
 
+def ablate_files(cfg: DecontaminateConfig) -> list[Path]:
+    """The files of `ablate.eval_set` (paths or globs), when they count; one that matches
+    nothing is an error naming the key."""
+    files: list[Path] = []
+    for name in cfg.ablate_sets[0]:
+        found = sorted(Path(p) for p in glob.glob(name) if Path(p).is_file())
+        if not found:
+            raise FileNotFoundError(
+                f"`ablate.eval_set`: no file at {name} (decontaminate reads it; "
+                "`decontaminate.include_project_evals: false` leaves it out)"
+            )
+        files.extend(found)
+    return sorted(dict.fromkeys(files))
+
+
+def _ablate_items(files: list[Path], field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in files:
+        for name, record in _records(path):
+            yield f"{ABLATE} {name}", {"text": record.get(field)}
+
+
 def _held_out_items(held: tuple[Path, float] | None) -> Iterator[tuple[str, dict[str, Any]]]:
     if held is not None:
         for record in held_out_records(*held):
@@ -87,19 +110,27 @@ def _held_out_items(held: tuple[Path, float] | None) -> Iterator[tuple[str, dict
 
 
 def eval_records(
-    files: list[Path], held: tuple[Path, float] | None = None
+    files: list[Path],
+    held: tuple[Path, float] | None = None,
+    ablate: tuple[list[Path], str] = ([], "text"),
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(name, record) of every item of `files`, then of the fine-tuning set's held-out split
-    (`held`: its file and `val_fraction`), in the order rejections name them."""
-    return chain((r for path in files for r in _records(path)), _held_out_items(held))
+    (`held`: its file and `val_fraction`), then of the ablation's eval documents (`ablate`:
+    files and text field), in the order rejections name them."""
+    named = (r for path in files for r in _records(path))
+    return chain(named, _held_out_items(held), _ablate_items(*ablate))
 
 
 def build_index(
-    cfg: DecontaminateConfig, files: list[Path], held: tuple[Path, float] | None = None
+    cfg: DecontaminateConfig,
+    files: list[Path],
+    held: tuple[Path, float] | None = None,
+    ablate: tuple[list[Path], str] = ([], "text"),
 ) -> tuple[EvalIndex, int]:
-    """The n-gram index of every item of `files` and of the fine-tuning set's held-out split,
-    and the number of items."""
-    index = index_items(eval_records(files, held), cfg.text_fields, cfg.ngram, cfg.min_item_words)
+    """The n-gram index of every item of `files`, of the fine-tuning set's held-out split and
+    of the ablation's eval documents, and the number of items."""
+    records = eval_records(files, held, ablate)
+    index = index_items(records, cfg.text_fields, cfg.ngram, cfg.min_item_words)
     assert index is not None  # no bound given
     return index, len(index.names)
 

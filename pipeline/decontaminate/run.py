@@ -37,6 +37,7 @@ from pipeline.decontaminate.bloom import BloomIndex
 from pipeline.decontaminate.config import DecontaminateConfig
 from pipeline.decontaminate.evalsets import (
     HELD_OUT,
+    ablate_files,
     count_items,
     eval_files,
     eval_records,
@@ -102,8 +103,8 @@ def plan_decontaminate(
 ) -> Plan:
     """The upstream output and what the evaluation sets hold (the named files, the fine-tuning
     set's held-out split); their files are `detail`."""
-    files, held = eval_files(cfg), held_out_file(cfg)
-    if not files and held is None:
+    files, held, ablate = eval_files(cfg), held_out_file(cfg), ablate_files(cfg)
+    if not files and held is None and not ablate:
         raise ValueError(
             "`decontaminate`: nothing to decontaminate against: `eval_sets` is empty and no "
             "project evaluation data is included (`include_project_evals`, `finetune.data`)"
@@ -118,7 +119,10 @@ def plan_decontaminate(
     )
     if held:
         sets.append((str(held[0].resolve()), project[1]))
-    detail = (files, sets, held)
+    ablation = [(str(f.resolve()), file_sha256(f)) for f in ablate]
+    if ablation:  # the documents' text field decides what counts, with the bytes
+        inputs_fp = fingerprint([inputs_fp, sorted(h for _, h in ablation), cfg.ablate_sets[1]])
+    detail = (files, sets + ablation, held, (ablate, cfg.ablate_sets[1]))
     return Plan(STAGE, Path(output_dir), inputs_fp, config_hash(cfg), detail=detail)
 
 
@@ -126,13 +130,13 @@ def plan_decontaminate(
 def run_decontaminate(cfg: DecontaminateConfig, up: Upstream, progress, parallel) -> StageResult:
     """Decontaminate the documents of `input_dir` (the stage before it) into `output_dir`."""
     run, shards, out_dir = up.run, up.shards, up.run.out_dir
-    files, sets, held = up.plan.detail
+    files, sets, held, ablate = up.plan.detail
     (out_dir / INDEX).parent.mkdir(exist_ok=True)
-    index_path, n_items, n_ngrams = _build_index(cfg, files, held, out_dir)
+    index_path, n_items, n_ngrams = _build_index(cfg, files, held, ablate, out_dir)
     index_bytes = Path(index_path).stat().st_size
     ledger = UnitLedger(out_dir)
     todo = [s for s in shards if ledger.finished(s.stem) is None]
-    work = [(cfg, str(s), str(out_dir), index_path, (files, held)) for s in todo]
+    work = [(cfg, str(s), str(out_dir), index_path, (files, held, ablate)) for s in todo]
     done: Counter[str] = Counter()
     for _, info in run.map_units(decontaminate_shard, work, cfg.workers, parallel):
         done.update(documents=info["documents"], rejected=info["rejected"], units=1)
@@ -144,20 +148,24 @@ def run_decontaminate(cfg: DecontaminateConfig, up: Upstream, progress, parallel
     return _finish(run, cfg, infos, sets, counts, index_path)
 
 
-def _item_grams(cfg: DecontaminateConfig, files: list[Path], held):
-    return item_grams(eval_records(files, held), cfg.text_fields, cfg.ngram, cfg.min_item_words)
+def _item_grams(cfg: DecontaminateConfig, files: list[Path], held, ablate):
+    records = eval_records(files, held, ablate)
+    return item_grams(records, cfg.text_fields, cfg.ngram, cfg.min_item_words)
 
 
-def _build_index(cfg: DecontaminateConfig, files, held, out_dir: Path) -> tuple[str, int, int]:
+def _build_index(
+    cfg: DecontaminateConfig, files, held, ablate, out_dir: Path
+) -> tuple[str, int, int]:
     """The sorted index of the evaluation n-grams (16 bytes each) if it fits `max_index_mb`,
     else a Bloom filter of that size; (its path, items, n-grams). On a bucket: uploaded."""
     max_bytes = int(cfg.max_index_mb * 2**20)
-    records = eval_records(files, held)
+    records = eval_records(files, held, ablate)
     index = index_items(records, cfg.text_fields, cfg.ngram, cfg.min_item_words, max_bytes // 16)
     if index is None:
         fields = (cfg.text_fields, cfg.ngram, cfg.min_item_words)
-        n_items, total = count_items(eval_records(files, held), *fields)
-        index, path = BloomIndex.build(_item_grams(cfg, files, held), total, max_bytes), BLOOM
+        n_items, total = count_items(eval_records(files, held, ablate), *fields)
+        grams = _item_grams(cfg, files, held, ablate)
+        index, path = BloomIndex.build(grams, total, max_bytes), BLOOM
     else:
         n_items, total, path = len(index.names), sum(map(len, index.hashes.values())), INDEX
     with atomic_path(out_dir / path) as tmp, open(tmp, "wb") as fh:

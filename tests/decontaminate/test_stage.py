@@ -234,3 +234,30 @@ def test_a_bloom_filter_past_max_index_mb_rejects_exactly_what_the_sorted_index_
     sizes = [r.counts.pop("eval_index_bytes") for r in (sorted_result, bloom_result)]
     assert bloom_result.counts == sorted_result.counts
     assert sorted_result.counts["eval_ngrams"] * 16 < sizes[0] and sizes[1] < 2048 + 600
+
+
+def test_the_ablations_eval_documents_are_decontaminated_by_default(sample_docs, tmp_path):
+    """`ablate.eval_set` (its `eval_text_field`) is project evaluation data too: a page holding
+    one of its documents is rejected naming it; a glob that matches nothing names the key."""
+    docs = [dict(d) for d in sample_docs[:20]]
+    write_dedup_dir(tmp_path / "dedup", docs, n_shards=1)
+    ws = docs[3]["text"].split()
+    page = " ".join(ws[len(ws) // 2 : len(ws) // 2 + 40])  # the middle of a page: its own words
+    (tmp_path / "abl.jsonl").write_text(json.dumps({"id": "e1", "body": page}) + "\n")
+    (tmp_path / "ft.jsonl").write_text("")  # no fine-tuning items
+    sets = ["decontaminate.enabled=true", f"finetune.data={tmp_path}/ft.jsonl"]
+    sets += [f"ablate.eval_set={tmp_path}/abl*.jsonl", "ablate.eval_text_field=body"]
+    result = run_decontaminate(
+        load_config(None, sets).decontaminate, tmp_path / "dedup", tmp_path / "out"
+    )
+    rows = read_shards(tmp_path / "out" / "rejected").to_pylist()
+    assert [r["id"] for r in rows] == [docs[3]["id"]]
+    assert rows[0]["detail"].startswith("ablate eval_set abl.jsonl#1: ")
+    assert result.counts["eval_items"] == 1
+    off = load_config(
+        None, [*sets, "decontaminate.include_project_evals=false", "decontaminate.eval_sets=[x]"]
+    )
+    assert off.decontaminate.ablate_sets == ([], "text")
+    wrong = load_config(None, [*sets[:2], f"ablate.eval_set={tmp_path}/none*.jsonl"]).decontaminate
+    with pytest.raises(FileNotFoundError, match=r"`ablate.eval_set`: no file at .*none\*\.jsonl"):
+        run_decontaminate(wrong, tmp_path / "dedup", tmp_path / "out2")

@@ -12,6 +12,15 @@ worker: its documents per second per core); then, on that clean output, rows:
   the items' 13-grams of normalized words as a set of tuples, each document's 13-grams looked up.
 
 Both find the same contaminated documents (checked). Each round runs the rows in turn.
+
+    .venv/bin/python benchmarks/decontaminate.py --large-items 200000 --max-index-mb 8
+
+adds the memory bound's comparison: `--large-items` synthetic items (25 shuffled words each, plus
+50 windows of the pages themselves, so some documents are rejected) against the same documents,
+once with the sorted index and once with `max_index_mb` forcing the Bloom filter, each in a fresh
+process (one worker, in process): wall seconds of the whole stage, the process's peak RSS, the
+index file, and the peak memory of building the index again and loading it (tracemalloc).
+Both must reject the same documents naming the same items (checked).
 """
 
 from __future__ import annotations
@@ -62,7 +71,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--large-items", type=int, default=0)
+    parser.add_argument("--max-index-mb", type=float, default=8.0)
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # clean_dir eval out max_mb
     args = parser.parse_args()
+    if args.one:
+        return one_path(*args.one)
 
     import pyarrow.dataset as ds
 
@@ -102,7 +116,92 @@ def main() -> None:
         print(f"| {name} | {min(times):.2f} | {n / min(times):,.0f} |")
     ratio = [p / d for d, p in zip(rows["decontaminate"], rows["plain python"])]
     print("plain python / decontaminate, per round: " + ", ".join(f"{r:.2f}x" for r in ratio))
+    if args.large_items:
+        sorted_vs_bloom(work, texts, args.large_items, args.max_index_mb)
     shutil.rmtree(work)
+
+
+def sorted_vs_bloom(work: Path, texts: list[str], n: int, max_mb: float) -> None:
+    """The stage on `n` synthetic items: sorted index vs Bloom filter, each in a fresh process."""
+    import subprocess
+
+    rng = random.Random(1)
+    items = eval_items(n)
+    for text in rng.sample([t for t in texts if len(t.split()) > 200], 50):
+        start = rng.randrange(len(text.split()) - 30)
+        items.append(" ".join(text.split()[start : start + 25]))
+    (work / "large.jsonl").write_text("".join(json.dumps({"question": q}) + "\n" for q in items))
+    print(f"\n{len(items)} evaluation items against {len(texts)} documents")
+    print("| index | seconds | peak RSS (MiB) | index file (MiB) | build peak (MiB) | rejected |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rejected = {}
+    small = "".join(json.dumps({"question": q}) + "\n" for q in items[-50:])
+    (work / "small.jsonl").write_text(small)
+    runs = (("baseline", "small", 1e6), ("sorted", "large", 1e6), ("bloom", "large", max_mb))
+    for name, data, mb in runs:  # baseline: the 50 page windows only (the stage's own memory)
+        out = work / f"large-{name}"
+        cmd = [sys.executable, __file__, "--one", str(work / "clean"), str(work / f"{data}.jsonl")]
+        got = json.loads(
+            subprocess.run(
+                [*cmd, str(out), str(mb)], capture_output=True, text=True, check=True
+            ).stdout.splitlines()[-1]
+        )
+        rejected[name] = got.pop("rejected_rows")
+        cells = [f"{got['seconds']:.1f}", f"{got['rss_mib']:.0f}", f"{got['index_mib']:.1f}"]
+        cells.append(f"{got['traced_mib']:.1f}")
+        print(f"| {name} ({got['index']}) | " + " | ".join(cells) + f" | {len(rejected[name])} |")
+    assert rejected["sorted"] == rejected["bloom"], "the Bloom filter changed the rejections"
+    assert {i for i, _ in rejected["sorted"]} == {i for i, _ in rejected["baseline"]}
+
+
+def index_peak(cfg, eval_file: Path, out: Path) -> int:
+    """Peak bytes allocated (tracemalloc: Python and numpy) to build the index again and load
+    it as a worker does: the index's own memory, apart from the shards'."""
+    import tracemalloc
+
+    from pipeline.decontaminate.run import _build_index, _load_index
+
+    (out / "_work").mkdir(exist_ok=True)  # the stage removed it
+    tracemalloc.start()
+    path, _, _ = _build_index(cfg, [eval_file], None, ([], "text"), out)
+    _load_index.__wrapped__(path, 0, 0, path.endswith("bloom.npz"))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def one_path(clean_dir: str, eval_file: str, out: str, max_mb: str) -> None:
+    """One stage run in this process; prints seconds, peak RSS and the rejections as JSON."""
+    import resource
+
+    import pyarrow.dataset as ds
+
+    from pipeline.decontaminate import DecontaminateConfig, run_decontaminate
+
+    cfg = DecontaminateConfig(
+        enabled=True, eval_sets=[eval_file], workers=1, max_index_mb=float(max_mb)
+    )
+    start = time.perf_counter()
+    result = run_decontaminate(cfg, Path(clean_dir), Path(out))
+    seconds = time.perf_counter() - start
+    traced = index_peak(cfg, Path(eval_file), Path(out))
+    rows = ds.dataset(
+        sorted(str(p) for p in (Path(out) / "rejected").glob("*.arrow")), format="arrow"
+    )
+    print(
+        json.dumps(
+            {
+                "index": result.manifest["eval_index"],
+                "seconds": seconds,
+                "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "index_mib": result.counts["eval_index_bytes"] / 2**20,
+                "traced_mib": traced / 2**20,
+                "rejected_rows": sorted(
+                    zip(*(rows.to_table()[c].to_pylist() for c in ("id", "detail")))
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import read_manifest
+from pipeline.evaluate.report import contamination_sentence
 from pipeline.io import mirror
 from pipeline.stages import DATA_STAGES, STAGE_ORDER, last_present
 
@@ -164,6 +165,8 @@ def model_lines(run_dir: Path) -> list[str]:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in list(m.items())[:4])
         lines.append(f"finetune: {shown}")
     ev = read_manifest(run.evaluate) or {}
+    if found := contamination_sentence(ev.get("metrics", {})):
+        lines.append(f"contamination: {found}")
     if gate := ev.get("gate"):
         verdict = "PASSED" if gate.get("passed") else "FAILED"
         lines.append(f"gate {verdict}: {gate.get('rule')}")

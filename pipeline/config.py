@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pipeline.ablate.config import AblateConfig
 from pipeline.clean.config import CleanConfig
@@ -82,6 +82,14 @@ class PipelineConfig(StrictModel):
     """Scaling-law sweeps (`lmpipe scaling`): a ladder of model sizes and the power-law fits."""
     ablate: AblateConfig = Field(default_factory=AblateConfig)
     """Data-recipe ablations (`lmpipe ablate`): seeds, the held-out eval split, the bootstrap."""
+
+    @model_validator(mode="after")
+    def _project_evals(self) -> PipelineConfig:
+        # decontaminate keeps the project's evaluation items out of the corpus: the fine-tuning
+        # set's held-out split and the ablation's eval documents.
+        self.decontaminate.with_held_out(self.finetune.data, self.finetune.val_fraction)
+        self.decontaminate.with_ablate_sets(self.ablate.eval_set, self.ablate.eval_text_field)
+        return self
 
 
 class ConfigError(ValueError):

@@ -20,9 +20,10 @@ class AblateConfig(StrictModel):
     eval_set: list[str] = Field(default_factory=list)
     """Score every variant on these files instead of the base corpus's held-out slice: JSONL
     (one object a line, text in `eval_text_field`, optional `id`) or Parquet, paths or globs;
-    at least 2 documents. The user makes sure they are not in any variant's training data (if
-    the decontaminate stage runs, name them in `decontaminate.eval_sets`): the report counts
-    the eval documents whose id or text occurs in each variant's corpus."""
+    at least 2 documents. The user makes sure they are not in any variant's training data (a
+    variant that runs the decontaminate stage removes pages sharing their 13-grams, unless
+    `decontaminate.include_project_evals: false`): the report counts the eval documents whose
+    id or text occurs in each variant's corpus."""
     eval_text_field: str = "text"
     """The field (JSONL) or column (Parquet) of an `eval_set` file that holds the text."""
     eval_max_documents: int = Field(0, ge=0)

@@ -91,6 +91,8 @@ def not_decontaminated(configs: dict[str, PipelineConfig]) -> dict[str, list[str
     for name, cfg in configs.items():
         if not cfg.ablate.eval_set or not is_active(StageName.DECONTAMINATE, cfg):
             continue
+        if cfg.decontaminate.ablate_sets[0]:  # the stage reads the eval set itself (by default)
+            continue
         named = [Path(f).resolve() for p in cfg.decontaminate.eval_sets for f in glob.glob(p)]
         missing = [
             str(f)

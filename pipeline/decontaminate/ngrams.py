@@ -78,6 +78,23 @@ class EvalIndex:
                 return self.names[int(self.items[n][pos[at]])], " ".join(ws[at : at + n])
         return None
 
+    def first_hits(self, texts: list[str], grams: object = None) -> list[tuple[str, str] | None]:
+        """`first_hit` of each text (the Bloom index's signature; `grams` is not needed)."""
+        return [self.first_hit(t) for t in texts]
+
+    def hit_items(self, text: str) -> set[int]:
+        """Every item (index into `names`) one of whose n-grams occurs in `text`."""
+        ws, found = words(text), set()
+        for n, table in self.hashes.items():
+            grams = ngram_hashes(ws, n)
+            if not len(grams) or not len(table):
+                continue
+            lo = np.searchsorted(table, grams, side="left")
+            hi = np.searchsorted(table, grams, side="right")  # an n-gram several items share
+            for a, b in zip(lo[hi > lo].tolist(), hi[hi > lo].tolist()):
+                found.update(self.items[n][a:b].tolist())
+        return found
+
     def save(self, path) -> None:
         """To a path or an open binary file."""
         arrays = {f"h{n}": h for n, h in self.hashes.items()}

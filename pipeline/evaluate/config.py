@@ -62,6 +62,14 @@ class EvaluateConfig(StrictModel):
     """Answers per multiple-choice question: the right one and answers of other questions."""
     mc_answer_words: int = Field(24, ge=1)
     """Each choice is the first sentence of an answer, cut to this many words."""
+    contamination: bool = True
+    """Report per task the share of items whose n-grams occur in the pretraining documents
+    (`<task>_contaminated_share`) and the scores on the clean items (`<task>_acc_clean`)."""
+    contamination_ngram: int = Field(13, ge=3, le=64)
+    """Words per n-gram of that check (as `decontaminate.ngram`)."""
+    contamination_min_item_words: int = Field(8, ge=1)
+    """A text shorter than the n-gram counts whole from this many words (as
+    `decontaminate.min_item_words`)."""
     bootstrap_iters: int = Field(1000, ge=0)
     """Bootstrap resamples of lm-eval for standard errors without a closed form (perplexity)."""
     hf_datasets_cache: str | None = None

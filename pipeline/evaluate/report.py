@@ -38,7 +38,8 @@ def fmt(score: tuple[float, float | None] | None) -> str:
 
 
 def tasks_markdown(metrics: dict[str, Any]) -> str:
-    """| metric | model | base | champion | table (empty string without task scores)."""
+    """| metric | model | base | champion | table (empty string without task scores), then the
+    contamination table when the metrics have one."""
     rows = task_rows(metrics)
     if not rows:
         return ""
@@ -46,7 +47,42 @@ def tasks_markdown(metrics: dict[str, Any]) -> str:
     lines = ["| task metric | " + " | ".join(columns) + " |", "|---" + "|---:" * len(columns) + "|"]
     for row in rows:
         lines.append(f"| {row['metric']} | " + " | ".join(fmt(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines)
+    clean = contamination_markdown(metrics)
+    return "\n".join(lines) + (f"\n\n{clean}" if clean else "")
+
+
+def contamination_markdown(metrics: dict[str, Any]) -> str:
+    """| task metric | contaminated | clean items | all | clean | base all | base clean |: each
+    score on every item and on the items whose n-grams the pretraining text does not hold."""
+    lines = []
+    for row in task_rows(metrics):
+        key = row["metric"]
+        task = next((t for t in _contaminated_tasks(metrics) if key.startswith(f"{t}_")), None)
+        if task is None or f"{key}_clean" not in metrics:
+            continue
+        share, n = metrics[f"{task}_contaminated_share"], metrics.get(f"{task}_items", 0)
+        cells = [f"{share:.1%} of {n:.0f}", f"{metrics[f'{task}_clean_items']:.0f}"]
+        for prefix in ("", "base_"):
+            cells += [
+                fmt(_score(metrics, prefix + key)),
+                fmt(_score(metrics, f"{prefix}{key}_clean")),
+            ]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = "| task metric | contaminated | clean items | all | clean | base all | base clean |"
+    return "\n".join([head, "|---|---:|---:|---:|---:|---:|---:|", *lines])
+
+
+def _contaminated_tasks(metrics: dict[str, Any]) -> list[str]:
+    """Tasks with a contamination share, longest name first (`mc_x` before `mc`)."""
+    end = "_contaminated_share"
+    found = [k[: -len(end)] for k in metrics if k.endswith(end) and not k.startswith(PREFIXES[1:])]
+    return sorted(found, key=len, reverse=True)
+
+
+def _score(metrics: dict[str, Any], key: str) -> tuple[float, float | None] | None:
+    return (metrics[key], metrics.get(f"{key}_stderr")) if key in metrics else None
 
 
 def tasks_sentence(metrics: dict[str, Any]) -> str:
@@ -57,4 +93,18 @@ def tasks_sentence(metrics: dict[str, Any]) -> str:
         parts.append(
             f"{row['metric']} {fmt(row['model'])}" + (f" ({', '.join(others)})" if others else "")
         )
+    return "; ".join(parts)
+
+
+def contamination_sentence(metrics: dict[str, Any]) -> str:
+    """`cloze 1.3% of 155 items in the training text (acc 0.052, clean 0.050); mc ...`."""
+    parts = []
+    for task in sorted(_contaminated_tasks(metrics)):
+        share, n = metrics[f"{task}_contaminated_share"], metrics.get(f"{task}_items", 0)
+        text = f"{task} {share:.1%} of {n:.0f} items in the training text"
+        if f"{task}_acc" in metrics:
+            clean = metrics.get(f"{task}_acc_clean")
+            clean_text = f"{clean:.3f}" if clean is not None else "- (no clean item)"
+            text += f" (acc {metrics[f'{task}_acc']:.3f}, clean {clean_text})"
+        parts.append(text)
     return "; ".join(parts)

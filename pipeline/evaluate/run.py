@@ -24,10 +24,11 @@ from pipeline.core.stage import (
     write_json_atomic,
 )
 from pipeline.evaluate.config import EvaluateConfig, GateConfig
+from pipeline.evaluate.contamination import clean_metrics, contaminated_items, share_metrics
 from pipeline.evaluate.losses import mean_and_ppl, pretrain_batches, sft_batches, summed_loss
 from pipeline.evaluate.plan import evaluate_inputs, plan_evaluate
-from pipeline.evaluate.task_scores import go_offline, task_scores
-from pipeline.evaluate.tasks import build_tasks
+from pipeline.evaluate.task_scores import flat_metrics, go_offline, task_results, task_scores
+from pipeline.evaluate.tasks import build_tasks, split_documents
 from pipeline.model import load_model
 from pipeline.model.chat import (
     chat_prompt_ids,
@@ -111,22 +112,48 @@ def answer_prompts(model, tokenizer, cfg: EvaluateConfig) -> dict[str, str]:
     return answers
 
 
-def harness_scores(model, tokenizer_path: str, task_dir: Path, cfg: EvaluateConfig) -> dict:
-    """`<task>_<metric>[_stderr]` of one model on `cfg.tasks` (lm-evaluation-harness)."""
+def harness_scores(
+    model, tokenizer_path: str, task_dir: Path, cfg: EvaluateConfig
+) -> tuple[dict, dict]:
+    """`<task>_<metric>[_stderr]` of one model on `cfg.tasks` (lm-evaluation-harness), and
+    lm-eval's output (with the scored items when `cfg.contamination`)."""
     if not cfg.tasks:
-        return {}
+        return {}, {}
     go_offline(cfg.hf_datasets_cache)
     from pipeline.evaluate.harness import LmpipeLM
 
     lm = LmpipeLM(model=model, tokenizer=tokenizer_path, batch_size=cfg.batch_size)
-    return task_scores(
+    out = task_results(
         lm,
         cfg.tasks,
         task_dir,
         limit=cfg.task_examples,
         bootstrap_iters=cfg.bootstrap_iters,
         seed=cfg.seed,
+        log_samples=cfg.contamination,
     )
+    return flat_metrics(out["results"]), out
+
+
+def find_contamination(cfg: EvaluateConfig, run: RunLayout, samples: dict) -> dict[str, Any]:
+    """The items of each task found in the pretraining documents (one pass over them), and
+    what was searched: the manifest's `contamination` block."""
+    scanned = [0]
+
+    def corpus():
+        for text in split_documents(run.run_dir, "train"):
+            scanned[0] += 1
+            yield text
+
+    ngram, min_words = cfg.contamination_ngram, cfg.contamination_min_item_words
+    dirty = contaminated_items(samples, corpus(), ngram, min_words)
+    return {
+        "corpus": f"{StageName.TOKENIZE}/train",
+        "documents": scanned[0],
+        "ngram": ngram,
+        "min_item_words": min_words,
+        "contaminated": {task: sorted(ids) for task, ids in dirty.items()},
+    }
 
 
 def champion_scores(cfg: EvaluateConfig, task_dir: Path) -> dict[str, float]:
@@ -180,13 +207,19 @@ def run_evaluate(
     torch.manual_seed(cfg.seed)
     task_dir = stage.out_dir / TASK_DIR
     built = build_tasks(run.run_dir, task_dir, cfg.tasks, cfg) if cfg.tasks else {}
-    metrics, samples = {}, {}
+    metrics, samples, found = {}, {}, {}
     base, final = StageName.PRETRAIN, StageName.FINETUNE
     models = (("base_", base), ("", final))
     for done, (prefix, name) in enumerate(models):
         model = load_model(run.stage(name)).eval()
         scores = score(model, run, cfg, eod, tok_info["pad_id"])
-        scores |= harness_scores(model, tokenizer_path, task_dir, cfg)
+        harness, out = harness_scores(model, tokenizer_path, task_dir, cfg)
+        scores |= harness
+        if out.get("samples"):  # both models are scored on the same items
+            found = found or find_contamination(cfg, run, out["samples"])
+            dirty = {t: set(ids) for t, ids in found["contaminated"].items()}
+            metrics |= share_metrics(out["samples"], dirty)
+            scores |= clean_metrics(out["samples"], out["results"], dirty)
         metrics |= {prefix + k: v for k, v in scores.items()}
         samples[name] = answer_prompts(model, tokenizer, cfg)
         if progress:
@@ -207,6 +240,7 @@ def run_evaluate(
         metrics=metrics,
         gate=gate,
         tasks=task_info(cfg, built, task_dir),
+        contamination=found,
         samples={final: samples[final], "base": samples[base]},
         mlflow=_log_to_mlflow(ft.get("mlflow") or {}, metrics, gate),
         output_fingerprint=fingerprint({"metrics": metrics, "gate": gate}),

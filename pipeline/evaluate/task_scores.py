@@ -72,20 +72,35 @@ def task_scores(
     """Flat metrics of `lm` (an lm_eval LM) on `tasks`, `limit` examples per task at most."""
     if not tasks:
         return {}
+    out = task_results(lm, tasks, task_dir, limit=limit, bootstrap_iters=bootstrap_iters, seed=seed)
+    return flat_metrics(out["results"])
+
+
+def task_results(
+    lm: Any,
+    tasks: list[str],
+    task_dir: Path,
+    *,
+    limit: int | None = None,
+    bootstrap_iters: int = 1000,
+    seed: int = 0,
+    log_samples: bool = False,
+) -> dict[str, Any]:
+    """`lm_eval.simple_evaluate`'s output for `tasks`: `results`, and with `log_samples` the
+    scored items with their per-item values (`samples`, what the clean-subset scores need)."""
     go_offline()
     from lm_eval import simple_evaluate
 
     with library_bars_off():  # lm-eval's and datasets' bars, also on a terminal (issue 32)
-        out = simple_evaluate(
+        return simple_evaluate(
             model=lm,
             tasks=list(tasks),
             task_manager=task_manager(task_dir, tasks),
             limit=limit,
             bootstrap_iters=bootstrap_iters,
-            log_samples=False,
+            log_samples=log_samples,
             random_seed=seed,
             numpy_random_seed=seed,
             torch_random_seed=seed,
             fewshot_random_seed=seed,
         )
-    return flat_metrics(out["results"])

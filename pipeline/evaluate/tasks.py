@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 
 from pipeline.core.layout import RunLayout
 from pipeline.core.stage import MissingUpstreamError, read_manifest, write_json_atomic
-from pipeline.finetune.data import BadRecord, is_val, to_messages
+from pipeline.finetune.data import held_out_records
 from pipeline.finetune.launch import resolve_data_path
 from pipeline.tokenize.shards import load_token_shard, read_token_index, token_shard_paths
 
@@ -75,15 +75,24 @@ def cloze_passages(text: str, min_words: int, max_words: int) -> Iterator[dict[s
 def val_documents(run_dir: Path) -> Iterator[str]:
     """Texts of the tokenize stage's validation documents, decoded from `<run>/tokenize/val`."""
     tokenize = RunLayout(run_dir).tokenize
-    paths = token_shard_paths(tokenize / "val")
-    if not paths or not (tokenize / TOKENIZER_FILE).is_file():
+    if not token_shard_paths(tokenize / "val") or not (tokenize / TOKENIZER_FILE).is_file():
         raise MissingUpstreamError(f"{tokenize}/val is empty: the cloze task needs held-out text")
+    yield from split_documents(run_dir, "val")
+
+
+def split_documents(run_dir: Path, split: str) -> Iterator[str]:
+    """Texts of the documents of one split of the tokenize stage (`train`: what pretraining
+    read), decoded from `<run>/tokenize/<split>`, shard by shard."""
+    tokenize = RunLayout(run_dir).tokenize
     tokenizer = Tokenizer.from_file(str(tokenize / TOKENIZER_FILE))
-    for path in paths:
+    for path in token_shard_paths(tokenize / split):
         tokens, index = load_token_shard(path), read_token_index(path)
-        for start, length in zip(index["start"].to_pylist(), index["length"].to_pylist()):
-            # Byte-level BPE decodes losslessly; the document's closing EOD is skipped.
-            yield tokenizer.decode(tokens[start : start + length].tolist())
+        # Byte-level BPE decodes losslessly; the document's closing EOD is skipped.
+        docs = [
+            tokens[start : start + length].tolist()
+            for start, length in zip(index["start"].to_pylist(), index["length"].to_pylist())
+        ]
+        yield from tokenizer.decode_batch(docs)
 
 
 def build_cloze(run_dir: Path, limit: int, min_words: int, max_words: int) -> list[dict]:
@@ -103,20 +112,10 @@ def held_out_questions(run_dir: Path) -> list[dict[str, str]]:
         raise MissingUpstreamError(f"{where} has no manifest: the mc task needs a fine-tuned run")
     # As fine-tuning found it: the path as given, else relative to the checkout (the demo's).
     data, fraction = resolve_data_path(ft["config"]["data"]), float(ft["config"]["val_fraction"])
-    out = []
-    with open(data, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, start=1):  # ids as pipeline.finetune.data names them
-            try:
-                record = json.loads(line)
-                messages = to_messages(record)
-            except (json.JSONDecodeError, BadRecord):
-                continue
-            sample_id = str(record.get("id", f"line-{n}"))
-            users = [m["content"] for m in messages if m["role"] == "user"]
-            answer = [m["content"] for m in messages if m["role"] == "assistant"][-1]
-            if users and is_val(sample_id, fraction):
-                out.append({"id": sample_id, "question": users[-1], "answer": answer})
-    return out
+    return [
+        {"id": r["id"], "question": r["question"], "answer": r["answer"]}
+        for r in held_out_records(data, fraction)
+    ]
 
 
 def first_words(text: str, n: int) -> str:

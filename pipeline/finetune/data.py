@@ -100,6 +100,27 @@ def is_val(sample_id: str, val_fraction: float) -> bool:
     return h / 2**64 < val_fraction
 
 
+def held_out_records(data: Path, val_fraction: float) -> list[dict[str, Any]]:
+    """(line, id, question, answer) of the records of `data` in the `val` split, in file order:
+    the questions fine-tuning holds out (evaluate's `mc` task asks them; decontaminate keeps
+    them out of the corpus). Lines that are not valid records are skipped here (fine-tuning
+    counts them as rejected)."""
+    out = []
+    with open(data, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, start=1):  # ids as `_sample` names them
+            try:
+                record = json.loads(line)
+                messages = to_messages(record)
+            except (json.JSONDecodeError, BadRecord):
+                continue
+            sample_id = str(record.get("id", f"line-{n}"))
+            users = [m["content"] for m in messages if m["role"] == "user"]
+            answer = [m["content"] for m in messages if m["role"] == "assistant"][-1]
+            if users and is_val(sample_id, val_fraction):
+                out.append({"line": n, "id": sample_id, "question": users[-1], "answer": answer})
+    return out
+
+
 @dataclass
 class Prepared:
     """What `prepare_sft_data` counted."""

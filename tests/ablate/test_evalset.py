@@ -177,6 +177,13 @@ def test_a_variant_running_decontaminate_without_the_eval_set_is_named(tmp_path)
     )
     (tmp_path / "v.yaml").write_text(text)
     _, _, configs = plan_ablation(DEMO, str(tmp_path / "v.yaml"), tmp_path / "abl", None)
+    # By default decontaminate reads `ablate.eval_set` itself (`include_project_evals`).
+    assert not_decontaminated(configs) == {}
+    off = "decontaminate.include_project_evals: false"
+    (tmp_path / "v.yaml").write_text(
+        text.replace("decontaminate.enabled: true", off + ", decontaminate.enabled: true")
+    )
+    _, _, configs = plan_ablation(DEMO, str(tmp_path / "v.yaml"), tmp_path / "abl", None)
     assert not_decontaminated(configs) == {"other": [held]}
 
 

@@ -13,6 +13,7 @@ from pipeline.core.integrity import file_records
 from pipeline.core.stage import read_manifest, write_manifest
 from pipeline.evaluate.config import GateConfig
 from pipeline.evaluate.run import apply_gate, run_evaluate
+from pipeline.evaluate.tasks import split_documents
 from pipeline.finetune.run import run_finetune
 from pipeline.model import DecoderLM, export_state_dict, load_model
 from tests.finetune.runs import fresh_run, tiny_config
@@ -44,6 +45,24 @@ def test_fine_tuning_on_the_bundled_set_lowers_the_response_loss(finetuned_run):
             assert metrics[prefix + key + "_stderr"] >= 0.0, prefix + key
     assert m["counts"]["cloze_examples"] > 20 and m["counts"]["mc_examples"] > 20
     assert metrics["mc_acc_stderr"] > 0.0 and metrics["mc_acc_norm_stderr"] > 0.0, metrics
+    # Contamination: the items found in the pretraining documents, per task, and the scores of
+    # both models on the others (tests/evaluate/test_harness.py plants items).
+    found = m["contamination"]
+    train = sum(1 for _ in split_documents(finetuned_run, "train"))
+    assert found["corpus"] == "tokenize/train" and found["documents"] == train > 0
+    for task in ("cloze", "mc"):
+        n, dirty = m["counts"][f"{task}_examples"], found["contaminated"][task]
+        assert metrics[f"{task}_items"] == n and metrics[f"{task}_clean_items"] == n - len(dirty)
+        assert metrics[f"{task}_contaminated_share"] == len(dirty) / n
+        for prefix in ("", "base_"):
+            assert (prefix + f"{task}_acc_clean" in metrics) == (len(dirty) < n)
+    # Passages of held-out documents: few share a 13-gram with a training page (boilerplate).
+    assert metrics["cloze_contaminated_share"] < 0.1
+    n, clean = metrics["cloze_items"], metrics["cloze_clean_items"]
+    for prefix in ("", "base_"):  # the contaminated items' hits are what the clean set lacks
+        dirty_hits = metrics[f"{prefix}cloze_acc"] * n - metrics[f"{prefix}cloze_acc_clean"] * clean
+        assert -1e-6 <= dirty_hits <= n - clean + 1e-6
+        assert metrics[f"{prefix}cloze_acc_clean_stderr"] >= 0.0
     samples = json.loads((finetuned_run / "evaluate" / "samples.json").read_text())
     assert set(samples) == set(cfg.prompts) and all(isinstance(v, str) for v in samples.values())
     assert run_evaluate(cfg, finetuned_run).skipped

@@ -13,9 +13,17 @@ import torch.nn.functional as F
 from lm_eval.api.instance import Instance
 from tokenizers import Tokenizer
 
+from pipeline.evaluate.contamination import clean_metrics, contaminated_items, share_metrics
 from pipeline.evaluate.harness import LmpipeLM
-from pipeline.evaluate.task_scores import task_scores
-from pipeline.evaluate.tasks import CLOZE_YAML, MC_YAML, build_cloze, first_words, write_task
+from pipeline.evaluate.task_scores import task_results, task_scores
+from pipeline.evaluate.tasks import (
+    CLOZE_YAML,
+    MC_YAML,
+    build_cloze,
+    first_words,
+    split_documents,
+    write_task,
+)
 from pipeline.finetune.data import to_messages
 from pipeline.model import load_model
 from tests.finetune.runs import BUNDLED
@@ -92,6 +100,56 @@ def test_lm_eval_on_the_adapter_matches_a_direct_computation(model_and_tokenizer
     assert got["mc_acc_stderr"] == pytest.approx(stderr(acc), abs=1e-9)
     assert got["mc_acc_norm_stderr"] == pytest.approx(stderr(acc_norm), abs=1e-9)
     assert 0 < statistics.mean(acc) < 1 and 0 < statistics.mean(acc_norm) < 1  # not degenerate
+
+
+def test_planted_items_are_contaminated_and_clean_scores_cover_exactly_the_others(
+    model_and_tokenizer, task_dir, pretrained_run
+):
+    """Items planted in training pages (verbatim, and re-cased/re-punctuated) are found by one
+    pass over the corpus; the clean accuracy is the direct accuracy of every other item."""
+    model, tok = model_and_tokenizer
+    lm = LmpipeLM(model=model, tokenizer=tok, batch_size=4)
+    out = task_results(lm, ["cloze", "mc"], task_dir, log_samples=True)
+    corpus = list(split_documents(pretrained_run, "train"))
+    docs = {t: read_docs(task_dir, t) for t in ("cloze", "mc")}
+    plant = {"cloze": [3, 10, 17], "mc": [2, 5]}
+    pages = []
+    for n, i in enumerate(plant["cloze"]):
+        text = docs["cloze"][i]["text"]
+        text = text.upper().replace(",", "").replace(".", " ;") if n % 2 else text
+        pages.append(f"A forum post, copied from a quiz site:\n{text} ... thanks in advance!")
+    pages += [f"Q: {docs['mc'][i]['question']} See the docs." for i in plant["mc"]]
+
+    # The run's own training text: the cloze passages are held-out documents (clean), while
+    # every mc item has a choice that is a sentence of a page pretraining read (the bundled
+    # answers quote the pages), as decontaminate would find it.
+    before = contaminated_items(out["samples"], corpus, 13, 8)
+    assert before == {"cloze": set(), "mc": set(range(12))}
+    assert contaminated_items(out["samples"], [*corpus, *pages], 13, 8)["cloze"] == {3, 10, 17}
+
+    found = contaminated_items(out["samples"], pages, 13, 8)
+    assert found == {"cloze": {3, 10, 17}, "mc": {2, 5}}
+    shares = share_metrics(out["samples"], found)
+    assert shares["cloze_contaminated_share"] == 3 / 40 and shares["mc_clean_items"] == 10
+    clean = clean_metrics(out["samples"], out["results"], found)
+    hits = [
+        float(direct_loglikelihood(model, tok, d["text"], " " + d["target"])[1])
+        for i, d in enumerate(docs["cloze"])
+        if i not in found["cloze"]
+    ]
+    assert clean["cloze_acc_clean"] == pytest.approx(statistics.mean(hits), abs=1e-9)
+    assert clean["cloze_acc_clean_stderr"] == pytest.approx(stderr(hits), abs=1e-9)
+    acc = []
+    for i, d in enumerate(docs["mc"]):
+        if i not in found["mc"]:
+            ctx = f"Question: {d['question']}\nAnswer:"
+            lls = [direct_loglikelihood(model, tok, ctx, " " + c)[0] for c in d["choices"]]
+            acc.append(float(lls.index(max(lls)) == d["gold"]))
+    assert len(acc) == 10
+    assert clean["mc_acc_clean"] == pytest.approx(statistics.mean(acc), abs=1e-9)
+    assert "mc_acc_norm_clean" in clean and "cloze_perplexity_clean" not in clean  # not a mean
+    nothing = clean_metrics(out["samples"], out["results"], {"cloze": set(), "mc": set()})
+    assert nothing["mc_acc_norm_clean"] == pytest.approx(out["results"]["mc"]["acc_norm,none"])
 
 
 @torch.no_grad()

@@ -46,6 +46,7 @@ def test_rules_off_the_reference_alone_keeps_good_pages_and_drops_junk(
             f"run_dir={tmp_path}/run",
             *RULES_OFF,
             "quality.enabled=true",
+            "decontaminate.enabled=false",  # the demo's: quality reads dedup here (stages below)
             f"quality.reference=[{reference_a}]",
             "quality.register_as=flow-quality",
         ],  # fmt: skip

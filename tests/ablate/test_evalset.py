@@ -195,6 +195,7 @@ def test_the_quality_ablation_changes_only_the_quality_stage_and_names_an_unseen
     assert not base.quality.enabled and base.quality.reference  # the demo's, switched off
     assert [configs[n].quality.threshold for n in configs] == [None, 0.9, 0.95]
     assert all(c.quality.register_as == "" for c in configs.values())
+    assert not any(c.decontaminate.enabled for c in configs.values())  # quality alone
     fixed = {"run_dir", "quality", "tokenize"}
 
     def rest(cfg):

@@ -43,11 +43,14 @@ def token_lines(run_dir: Path) -> list[str]:
         f"{s}: {m[s]['tokens']:,} tokens, {m[s]['documents']:,} documents, {m[s]['shards']} "
         f"shards ({m[s]['tokens'] // max(m[s]['shards'], 1):,} tokens/shard)"
         for s in ("train", "val")
+        if s in m
     ]
+    vocab, padded = (f"{v:,}" if isinstance(v, int) else "?" for v in
+                     (tok.get("vocab_size"), tok.get("padded_vocab_size")))  # fmt: skip
     return lines + [
-        f"vocab {tok['vocab_size']:,} (padded {tok['padded_vocab_size']:,}, {m['dtype']}), "
-        f"{m['bytes_per_token']} bytes/token",
-        f"tokenizer.json sha256 {tok['fingerprint'][:16]}",
+        f"vocab {vocab} (padded {padded}, {m.get('dtype', '?')}), "
+        f"{m.get('bytes_per_token', '?')} bytes/token",
+        f"tokenizer.json sha256 {str(tok.get('fingerprint', '?'))[:16]}",
     ]
 
 

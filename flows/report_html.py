@@ -244,13 +244,15 @@ REPORT_HTML = "report.html"
 REPORT_ARTIFACT = "run-report"
 
 
-def publish_html(run_dir: Path, write: bool = True) -> str:
+def publish_html(run_dir: Path, write: bool = True) -> str | None:
     """Write the page as `<run_dir>/report.html` (atomically; in a run on a bucket, uploaded) and
     link it from the current Prefect flow run as the `run-report` link artifact (Prefect 3's
     artifacts are markdown, tables, links, progress and images, none a whole page: the parts are
     artifacts of their own). Returns the link: a `file://` URI, or the object's URL on a bucket.
-    `write=False` only links the page a subflow wrote (the end-to-end flow).
+    `write=False` only links the page a subflow wrote (the end-to-end flow). A page that cannot
+    be rendered is one ERROR line in the run's log, and None: the run's stages are done.
     """
+    from prefect import get_run_logger
     from prefect.artifacts import create_link_artifact
 
     from pipeline.core.stage import atomic_path
@@ -258,8 +260,17 @@ def publish_html(run_dir: Path, write: bool = True) -> str:
     run = RunLayout(run_dir)
     path = Path(run.run_dir) / REPORT_HTML
     if write:
+        try:
+            page = render_html(run.run_dir)
+        except Exception as exc:  # the stages' work is done: the page must not fail the run
+            get_run_logger().error(
+                "report page not written (%s: %s); the run's stages are unaffected: "
+                "`lmpipe report %s --html FILE` retries it",
+                type(exc).__name__, exc, run.location(),
+            )  # fmt: skip
+            return None
         with atomic_path(path) as tmp:
-            tmp.write_text(render_html(run.run_dir), encoding="utf-8")
+            tmp.write_text(page, encoding="utf-8")
     where = f"{run.location().rstrip('/')}/{REPORT_HTML}"
     link = where if "://" in where else path.resolve().as_uri()
     create_link_artifact(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import flows.report_html
 import pipeline.ingest
 import pipeline.ingest.run
 from flows.data import data_flow
@@ -13,7 +14,7 @@ from tests.conftest import SAMPLE_WARC
 from tests.flows.prefect_api import artifacts, task_states_since
 
 
-def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness, monkeypatch):
+def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness, monkeypatch, caplog):
     cfg = load_config(None, [f"inputs=[{SAMPLE_WARC}]", f"run_dir={tmp_path}"])
     plans = []  # every planning of ingest (it lists and stats every input file)
 
@@ -41,7 +42,14 @@ def test_data_flow_runs_ingest_and_reports(tmp_path, prefect_harness, monkeypatc
     assert progress["data"] == 100.0
 
     t0 = datetime.now(UTC)
+
+    def broken(run_dir):
+        raise ValueError("no page today")
+
+    monkeypatch.setattr(flows.report_html, "render_html", broken)  # a page that cannot be made
     again = data_flow(cfg, stages=["ingest"], return_state=True)
+    assert again.is_completed()  # the stages' work is not lost to the report
+    assert "report page not written (ValueError: no page today)" in caplog.text
     assert again.result()["ingest"] == results["ingest"]
     assert task_states_since(t0) == {"ingest": ["Cached"]}  # from Prefect's cache: not run
     assert len(plans) == 2

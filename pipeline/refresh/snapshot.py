@@ -236,15 +236,15 @@ class DamagedSnapshotError(ValueError):
 
 def verify_snapshots(snap: Snapshot) -> None:
     """Check what `snap` builds on against the sha256 and size its stages' manifests record:
-    the `dedup/` of each earlier snapshot and each deleted snapshot's retained one (its documents
-    are dedup references), and the tokenize stage whose tokenizer is the shared one (until it is
-    retained: `retained/tokenizer.json` is checked by `shared_tokenizer_path`). Other stages of
-    earlier snapshots are not read, so not checked: a refresh costs one `stat` per file it reads.
-    A file changed since (made writable and edited, cut, deleted) stops the refresh, in one line
-    that names it: a snapshot is immutable, and a new one must not build on a changed one."""
+    the `dedup/` of each earlier snapshot and each deleted snapshot's retained one (their
+    documents are dedup references), and each earlier snapshot's `tokenize/` (the snapshots share
+    one tokenizer: a changed one, even after it was retained, means they no longer do). The
+    other stages of earlier snapshots are not read by a refresh, so not checked (one `stat` per
+    file it checks). A file changed since (made writable and edited, cut, deleted) stops the
+    refresh, in one line that names it: a snapshot is immutable, and a new one must not build on
+    a changed one."""
     stages = [RunLayout(p).dedup for p in [*snap.previous, *snap.retained]]
-    if snap.previous and read_ledger(snap.dir.parent)["tokenizer"] is None:
-        stages.append(RunLayout(snap.previous[0]).stage(TOKENS))
+    stages += [RunLayout(p).stage(TOKENS) for p in snap.previous]
     for stage_dir in stages:
         manifest = read_manifest(stage_dir)
         changed = changed_files(stage_dir, manifest) if manifest else []

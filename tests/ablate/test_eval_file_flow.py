@@ -1,9 +1,11 @@
 """`ablate_flow` scored on a user's eval file (issue 31 item 3): real data stages (the quality
 stage among them), real proxy training, real MLflow.
 
-Three variants on the bundled sample: the base (quality off, as configs/ablations/quality.yaml
-has it), the learned quality stage keeping the best half, and a variant that adds the eval file
-itself to its inputs: the report must count its eval documents in its corpus, and only its.
+Three variants on the bundled sample: the base (quality and decontaminate off, as
+configs/ablations/quality.yaml has it: decontaminate would remove the leaky variant's copies of the
+eval pages, `ablate.eval_set` being one of its evaluation sets), the learned quality stage
+keeping the best half, and a variant that adds the eval file itself to its inputs: the report
+must count its eval documents in its corpus, and only its.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 HELDOUT = REPO / "data" / "sample" / "python-docs-heldout.jsonl"
 PROXY = SETTINGS[SETTINGS.index("proxy:") : SETTINGS.index("variants:")]
 VARIANTS = f"""ablate: {{bootstrap_samples: 500, eval_set: [{HELDOUT}]}}
-base: {{quality.enabled: false, quality.register_as: ''}}
+base: {{quality.enabled: false, quality.register_as: '', decontaminate.enabled: false}}
 {PROXY}variants:
   quality_half: {{quality.enabled: true, quality.keep_fraction: 0.5}}
   leaky: {{extra_inputs: [{HELDOUT}]}}

@@ -60,20 +60,12 @@ def flat_metrics(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def task_scores(
-    lm: Any,
-    tasks: list[str],
-    task_dir: Path,
-    *,
-    limit: int | None = None,
-    bootstrap_iters: int = 1000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Flat metrics of `lm` (an lm_eval LM) on `tasks`, `limit` examples per task at most."""
+def task_scores(lm: Any, tasks: list[str], task_dir: Path, **options: Any) -> dict[str, float]:
+    """Flat metrics of `lm` (an lm_eval LM) on `tasks`; `options` are `task_results`' (`limit`
+    examples per task at most, `bootstrap_iters`, `seed`)."""
     if not tasks:
         return {}
-    out = task_results(lm, tasks, task_dir, limit=limit, bootstrap_iters=bootstrap_iters, seed=seed)
-    return flat_metrics(out["results"])
+    return flat_metrics(task_results(lm, tasks, task_dir, **options)["results"])
 
 
 def task_results(
